@@ -1,0 +1,31 @@
+# The README's two commands are `make demo` and `make test`. Each installs
+# what it needs (scripts/bootstrap.sh): Debian packages, the Python venv, and
+# the Go-built binaries (cached outside the repo by version).
+SHELL := /bin/bash
+PY := .venv/bin/python
+
+.PHONY: bootstrap test demo demo-down stack-up stack-down bench lint
+
+bootstrap:
+	bash scripts/bootstrap.sh
+
+test: bootstrap
+	bash scripts/test.sh
+
+stack-up: bootstrap
+	$(PY) -m devstack up
+
+stack-down:
+	@if [ -x $(PY) ]; then $(PY) -m devstack down; fi
+
+demo: bootstrap
+	bash scripts/demo.sh
+
+demo-down:
+	bash scripts/demo.sh down
+
+bench: bootstrap
+	bash bench/run.sh
+
+lint:
+	.venv/bin/ruff check .
