@@ -1,0 +1,265 @@
+"""The controller's set of sealing keys, shared by the reconcilers and the HTTP server.
+
+Key Secrets use Bitnami's format and place (type `kubernetes.io/tls`, PKCS#1 `tls.key`, a
+self-signed `tls.crt`, label `sealedsecrets.bitnami.com/sealed-secrets-key=active`, plus the
+legacy Secret named exactly `<key-prefix>`), so a cluster that ran Bitnami's controller keeps
+working unchanged. Keys are never deleted by us; a key Secret that disappears or loses its
+`active` label is only unloaded from memory.
+
+Beyond upstream, the ring remembers which key opened each SealedSecret. That gives the reconciler
+a hint (try that key first: one RSA operation instead of N) and gives the metrics a per-key usage
+count, so that an operator can see when an old key no longer opens anything.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
+
+__all__ = [
+    "KEY_LABEL",
+    "KEY_LABEL_ACTIVE",
+    "KeyEntry",
+    "KeyRing",
+    "ORDER_CERT_NOT_BEFORE",
+    "ORDER_SECRET_CREATION",
+    "entry_from_secret",
+    "fingerprint_of",
+    "is_key_secret",
+]
+
+KEY_LABEL = "sealedsecrets.bitnami.com/sealed-secrets-key"
+KEY_LABEL_ACTIVE = "active"
+ORDER_CERT_NOT_BEFORE = "CertNotBefore"
+ORDER_SECRET_CREATION = "SecretCreationTimestamp"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def fingerprint_of(public_key: RSAPublicKey) -> str:
+    """OpenSSH-style `SHA256:<unpadded base64>` of the public key (what `ssh-keygen -l` prints)."""
+    line = public_key.public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
+    blob = base64.b64decode(line.split()[1])
+    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+
+
+@dataclass(frozen=True)
+class KeyEntry:
+    """One loaded key: its private half, its certificate and where it came from."""
+
+    secret_name: str
+    private_key: RSAPrivateKey
+    certificate_pem: bytes
+    not_before: datetime
+    not_after: datetime
+    fingerprint: str
+    created: datetime = _EPOCH
+    namespace: str = ""
+
+    @property
+    def public_key(self) -> RSAPublicKey:
+        return self.private_key.public_key()
+
+    def order_time(self, priority: str) -> datetime:
+        return self.created if priority == ORDER_SECRET_CREATION else self.not_before
+
+    def __repr__(self) -> str:  # never show key material
+        return f"KeyEntry({self.secret_name!r}, {self.fingerprint}, not_before={self.not_before})"
+
+
+def is_key_secret(secret: Mapping[str, Any], *, key_prefix: str = "sealed-secrets-key") -> bool:
+    """A loadable key Secret: labelled `...sealed-secrets-key=active`, or the legacy name."""
+    meta = secret.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    return labels.get(KEY_LABEL) == KEY_LABEL_ACTIVE or meta.get("name") == key_prefix
+
+
+def _parse_time(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, str) and value:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return _EPOCH
+
+
+def _first_pem_certificate(data: bytes) -> x509.Certificate:
+    marker = b"-----END CERTIFICATE-----"
+    end = data.find(marker)
+    if end < 0:
+        raise ValueError("tls.crt holds no PEM certificate")
+    return x509.load_pem_x509_certificate(data[: end + len(marker)] + b"\n")
+
+
+def entry_from_secret(secret: Mapping[str, Any]) -> KeyEntry:
+    """Load one Bitnami-format key Secret (dict form, `data` base64-encoded).
+
+    Raises `ValueError` with a one-line reason (never key material) when it is unusable.
+    """
+    meta = secret.get("metadata") or {}
+    name = meta.get("name") or ""
+    data = secret.get("data") or {}
+    try:
+        key_pem = base64.b64decode(data["tls.key"])
+        crt_pem = base64.b64decode(data["tls.crt"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"key Secret {name!r}: missing or undecodable tls.key/tls.crt") from exc
+    try:
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"key Secret {name!r}: tls.key is not a PEM private key") from exc
+    if not isinstance(key, RSAPrivateKey):
+        raise ValueError(f"key Secret {name!r}: tls.key is not an RSA key")
+    try:
+        cert = _first_pem_certificate(crt_pem)
+    except ValueError as exc:
+        raise ValueError(f"key Secret {name!r}: tls.crt is not a PEM certificate") from exc
+    cert_pub = cert.public_key()
+    if not isinstance(cert_pub, RSAPublicKey) or cert_pub.public_numbers() != (
+        key.public_key().public_numbers()
+    ):
+        raise ValueError(f"key Secret {name!r}: tls.crt does not match tls.key")
+    return KeyEntry(
+        secret_name=name,
+        namespace=meta.get("namespace") or "",
+        private_key=key,
+        certificate_pem=cert.public_bytes(serialization.Encoding.PEM),
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        fingerprint=fingerprint_of(key.public_key()),
+        created=_parse_time(meta.get("creationTimestamp")),
+    )
+
+
+@dataclass
+class _Usage:
+    by_object: dict[str, str] = field(default_factory=dict)  # "ns/name" -> fingerprint
+    counts: dict[str, int] = field(default_factory=dict)  # fingerprint -> objects
+
+
+class KeyRing:
+    """Thread-safe, ordered set of keys keyed by fingerprint.
+
+    Readers get immutable snapshots (`entries()`, `latest()`), so the HTTP server and the
+    reconcile workers never hold the lock during RSA operations.
+    """
+
+    def __init__(self, *, order_priority: str = ORDER_CERT_NOT_BEFORE) -> None:
+        if order_priority not in (ORDER_CERT_NOT_BEFORE, ORDER_SECRET_CREATION):
+            raise ValueError(
+                f"--key-order-priority must be {ORDER_CERT_NOT_BEFORE} or {ORDER_SECRET_CREATION}"
+            )
+        self._priority = order_priority
+        self._lock = threading.RLock()
+        self._by_secret: dict[str, KeyEntry] = {}  # secret name -> entry
+        self._ordered: tuple[KeyEntry, ...] = ()
+        self._usage = _Usage()
+        self._listeners: list[Callable[[], None]] = []
+        self.version = 0
+
+    # -- membership -------------------------------------------------------------------------
+    def add(self, entry: KeyEntry) -> bool:
+        """Add or replace the key of `entry.secret_name`; True if the set of keys changed."""
+        with self._lock:
+            old = self._by_secret.get(entry.secret_name)
+            if old is not None and old.fingerprint == entry.fingerprint:
+                return False
+            self._by_secret[entry.secret_name] = entry
+            self._reorder()
+        self._notify()
+        return True
+
+    def remove(self, secret_name: str) -> bool:
+        """Unload the key of a deleted or deactivated Secret (the Secret itself is untouched)."""
+        with self._lock:
+            if self._by_secret.pop(secret_name, None) is None:
+                return False
+            self._reorder()
+        self._notify()
+        return True
+
+    def replace_all(self, entries: Iterable[KeyEntry]) -> None:
+        with self._lock:
+            self._by_secret = {e.secret_name: e for e in entries}
+            self._reorder()
+        self._notify()
+
+    def _reorder(self) -> None:
+        unique: dict[str, KeyEntry] = {}
+        def order(e: KeyEntry) -> tuple[datetime, datetime, str]:
+            return (e.order_time(self._priority), e.created, e.secret_name)
+
+        for e in sorted(self._by_secret.values(), key=order):
+            unique.setdefault(e.fingerprint, e)  # the same key under two Secrets counts once
+        self._ordered = tuple(sorted(unique.values(), key=order))
+        self.version += 1
+
+    def on_change(self, callback: Callable[[], None]) -> None:
+        """Call `callback()` (outside the lock) after every change of the key set."""
+        with self._lock:
+            self._listeners.append(callback)
+
+    def _notify(self) -> None:
+        for cb in list(self._listeners):
+            cb()
+
+    # -- reading ----------------------------------------------------------------------------
+    @property
+    def order_priority(self) -> str:
+        return self._priority
+
+    def entries(self) -> tuple[KeyEntry, ...]:
+        """All keys, oldest first by the configured ordering time."""
+        return self._ordered
+
+    def latest(self) -> KeyEntry | None:
+        ordered = self._ordered
+        return ordered[-1] if ordered else None
+
+    def has_keys(self) -> bool:
+        return bool(self._ordered)
+
+    def private_keys(self) -> list[RSAPrivateKey]:
+        """Private keys, newest first (the likeliest to open a freshly sealed value)."""
+        return [e.private_key for e in reversed(self._ordered)]
+
+    def by_fingerprint(self, fingerprint: str) -> KeyEntry | None:
+        for e in self._ordered:
+            if e.fingerprint == fingerprint:
+                return e
+        return None
+
+    # -- usage (the key hint and the per-key metric) ----------------------------------------
+    def hint(self, object_key: str) -> str | None:
+        """Fingerprint of the key that last opened `object_key` ("ns/name"), if any."""
+        with self._lock:
+            return self._usage.by_object.get(object_key)
+
+    def record_usage(self, object_key: str, fingerprint: str | None) -> None:
+        """Remember which key opened `object_key`; None forgets it (deleted or failing)."""
+        with self._lock:
+            u = self._usage
+            old = u.by_object.pop(object_key, None)
+            if old is not None:
+                u.counts[old] -= 1
+                if not u.counts[old]:
+                    del u.counts[old]
+            if fingerprint is not None:
+                u.by_object[object_key] = fingerprint
+                u.counts[fingerprint] = u.counts.get(fingerprint, 0) + 1
+
+    def usage_counts(self) -> dict[str, int]:
+        """fingerprint -> number of SealedSecrets it opened last; every loaded key is listed."""
+        with self._lock:
+            counts = {e.fingerprint: 0 for e in self._ordered}
+            counts.update(self._usage.counts)
+            return counts
