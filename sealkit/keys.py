@@ -1,0 +1,208 @@
+"""Private keys: load them for offline unsealing, generate them like the controller does.
+
+Accepted key inputs (`load_private_keys`), as kubeseal's ``--recovery-private-key``:
+
+* PEM, PKCS#1 (``RSA PRIVATE KEY``) or PKCS#8 (``PRIVATE KEY``), one or more blocks;
+* a controller key Secret in YAML or JSON (its ``data["tls.key"]`` is used);
+* a ``kind: List`` of key Secrets (``kubectl get secret -l ... -o yaml``), or several documents.
+
+`generate_key_and_cert` and `key_secret_manifest` produce exactly what the upstream controller
+creates (RSA, self-signed cert with KeyUsage EncipherOnly only, CA=true; a ``kubernetes.io/tls``
+Secret labelled ``sealedsecrets.bitnami.com/sealed-secrets-key=active``).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import re
+import secrets
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from sealkit._exceptions import InputError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
+    from cryptography.x509 import Certificate
+
+__all__ = [
+    "DEFAULT_KEY_BITS",
+    "DEFAULT_KEY_PREFIX",
+    "DEFAULT_KEY_TTL",
+    "SEALED_SECRETS_KEY_LABEL",
+    "fingerprint",
+    "generate_key_and_cert",
+    "key_secret_manifest",
+    "load_private_keys",
+    "private_key_pem",
+]
+
+SEALED_SECRETS_KEY_LABEL = "sealedsecrets.bitnami.com/sealed-secrets-key"
+DEFAULT_KEY_PREFIX = "sealed-secrets-key"
+DEFAULT_KEY_BITS = 4096
+DEFAULT_KEY_TTL = _dt.timedelta(hours=87600)
+
+_PEM_KEY = re.compile(
+    rb"-----BEGIN ((?:RSA |EC |ENCRYPTED )?PRIVATE KEY)-----.+?-----END \1-----", re.DOTALL
+)
+# Go's x509 KeyUsage with only EncipherOnly set: BIT STRING, 0 unused bits, byte 0x01.
+# (cryptography's KeyUsage refuses encipher_only without key_agreement, so encode it raw.)
+_KEY_USAGE_ENCIPHER_ONLY_DER = b"\x03\x02\x00\x01"
+
+
+def load_private_keys(data: bytes) -> list[RSAPrivateKey]:
+    """Every RSA private key in ``data`` (PEM, key Secret YAML/JSON, or a List of them).
+
+    Raises `InputError` if nothing usable is found or a key is not RSA; the message never
+    contains key material.
+    """
+    if b"-----BEGIN" in data:
+        blocks = [m.group(0) for m in _PEM_KEY.finditer(data)]
+        if not blocks:
+            raise InputError("no PEM private key found")
+        return [_load_pem_key(block) for block in blocks]
+    return [_load_pem_key(pem) for pem in _key_pems_from_manifests(data)]
+
+
+def _key_pems_from_manifests(data: bytes) -> list[bytes]:
+    import yaml
+
+    from sealkit.crypto import b64decode
+
+    try:
+        docs = [d for d in yaml.safe_load_all(data) if d is not None]
+    except yaml.YAMLError:
+        raise InputError("cannot parse private key file as PEM, YAML or JSON") from None
+    secrets_: list[Mapping[str, Any]] = []
+    for doc in docs:
+        if not isinstance(doc, Mapping):
+            raise InputError("private key file is neither PEM nor a key Secret")
+        if isinstance(doc.get("items"), list):
+            secrets_.extend(i for i in doc["items"] if isinstance(i, Mapping))
+        else:
+            secrets_.append(doc)
+    pems: list[bytes] = []
+    for secret in secrets_:
+        if secret.get("kind") not in (None, "Secret"):
+            continue
+        value = (secret.get("data") or {}).get("tls.key")
+        if not isinstance(value, str):
+            name = (secret.get("metadata") or {}).get("name", "")
+            raise InputError(f"key Secret {name!r} has no data.tls.key")
+        pems.append(b64decode(value))
+    if not pems:
+        raise InputError("no key Secret found in private key file")
+    return pems
+
+
+def _load_pem_key(pem: bytes) -> RSAPrivateKey:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError):
+        raise InputError("cannot load PEM private key (malformed or encrypted)") from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise InputError(f"expected RSA private key but found {type(key).__name__}")
+    return key
+
+
+def generate_key_and_cert(
+    bits: int = DEFAULT_KEY_BITS,
+    cn: str = "",
+    ttl: _dt.timedelta = DEFAULT_KEY_TTL,
+    *,
+    now: _dt.datetime | None = None,
+) -> tuple[RSAPrivateKey, Certificate]:
+    """A fresh RSA key and its self-signed certificate, as the upstream controller makes them.
+
+    Random serial below 2**128, NotBefore = now, NotAfter = now + ttl, CN = ``cn`` for subject
+    and issuer, KeyUsage EncipherOnly (critical), BasicConstraints CA=true, SHA256WithRSA.
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import ExtensionOID, NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    now = (now or _dt.datetime.now(_dt.UTC)).replace(microsecond=0)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)] if cn else [])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(secrets.randbelow(2**128) or 1)
+        .not_valid_before(now)
+        .not_valid_after(now + ttl)
+        .add_extension(
+            x509.UnrecognizedExtension(ExtensionOID.KEY_USAGE, _KEY_USAGE_ENCIPHER_ONLY_DER),
+            critical=True,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return key, cert
+
+
+def private_key_pem(key: RSAPrivateKey) -> bytes:
+    """PKCS#1 ``RSA PRIVATE KEY`` PEM, the controller's ``tls.key`` encoding."""
+    from cryptography.hazmat.primitives import serialization
+
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+
+
+def key_secret_manifest(
+    private_key: RSAPrivateKey,
+    certificate: Certificate,
+    *,
+    namespace: str = "kube-system",
+    name: str | None = None,
+    generate_name: str = DEFAULT_KEY_PREFIX,
+    labels: Mapping[str, str] | None = None,
+    annotations: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The controller's key Secret for this key pair, as a plain dict.
+
+    Upstream uses ``generateName: <prefix>``; pass ``name`` for a fixed name instead (what
+    ``kubectl apply`` needs). Extra ``labels`` never override the active-key label.
+    """
+    from cryptography.hazmat.primitives import serialization
+
+    from sealkit.crypto import b64encode
+
+    metadata: dict[str, Any] = {"name": name} if name else {"generateName": generate_name}
+    metadata["namespace"] = namespace
+    metadata["labels"] = {**dict(labels or {}), SEALED_SECRETS_KEY_LABEL: "active"}
+    if annotations:
+        metadata["annotations"] = dict(annotations)
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": metadata,
+        "data": {
+            "tls.crt": b64encode(certificate.public_bytes(serialization.Encoding.PEM)),
+            "tls.key": b64encode(private_key_pem(private_key)),
+        },
+        "type": "kubernetes.io/tls",
+    }
+
+
+def fingerprint(public_key: RSAPublicKey) -> str:
+    """OpenSSH-style ``SHA256:<unpadded base64>`` of the public key (upstream's registry key)."""
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+
+    openssh = public_key.public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
+    wire = base64.b64decode(openssh.split()[1])
+    return "SHA256:" + base64.b64encode(hashlib.sha256(wire).digest()).decode().rstrip("=")
