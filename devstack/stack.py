@@ -1,0 +1,461 @@
+"""The whole stack: start in order, save state, reuse when healthy, stop by pid.
+
+State lives in one directory (default `<checkout>/.devstack/`): certificates,
+kubeconfig, one log per process, `state.json` (pids, argv, ports, secrets of
+this throwaway stack) and the shell-sourceable `env` file.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import fcntl
+import json
+import os
+import shlex
+import shutil
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import binaries, processes
+from .binaries import MissingComponent
+from .certs import write_control_plane_certs
+from .components import (
+    Etcd,
+    KubeAPIServer,
+    KubeControllerManager,
+    OpenBaoServer,
+    PostgresServer,
+)
+from .kubeconfig import server_and_ca, write_kubeconfig
+from .processes import ProcessRecord
+from .readiness import (
+    apiserver_ready,
+    etcd_ready,
+    openbao_ready,
+    postgres_ready,
+    wait_ready,
+)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DIR = REPO_ROOT / ".devstack"
+STATE_FILE = "state.json"
+ENV_FILE = "env"
+PARTS = ("kube", "vault", "postgres", "kubeseal", "kubectl")
+ENV_VARS = (
+    "KUBECONFIG",
+    "KUBE_APISERVER_URL",
+    "KUBE_CA_FILE",
+    "VAULT_ADDR",
+    "VAULT_TOKEN",
+    "PGHOST",
+    "PGPORT",
+    "PGUSER",
+    "PGPASSWORD",
+    "PGDATABASE",
+    "KUBESEAL",
+    "KUBECTL",
+    "SEALKIT_STACK_DIR",
+)
+# Stop order: dependants first.
+STOP_ORDER = ("kube-controller-manager", "kube-apiserver", "etcd", "openbao", "postgres")
+
+
+@dataclass
+class Stack:
+    """A running stack: what tests and tools need to talk to it.
+
+    Attributes of a part listed in `missing` are None; use `require()`.
+    """
+
+    dir: str
+    kubeconfig: str | None = None
+    apiserver_url: str | None = None
+    ca_file: str | None = None
+    vault_addr: str | None = None
+    vault_token: str | None = None
+    pg_host: str | None = None
+    pg_port: int | None = None
+    pg_user: str | None = None
+    pg_password: str | None = None
+    pg_database: str | None = None
+    kubeseal: str | None = None
+    kubectl: str | None = None
+    external_kube: bool = False
+    missing: dict[str, str] = field(default_factory=dict)
+    processes: dict[str, ProcessRecord] = field(default_factory=dict)
+    tempdirs: list[str] = field(default_factory=list)
+    admin_cert: str | None = None
+    admin_key: str | None = None
+    etcd_url: str | None = None
+
+    @property
+    def pg_dsn(self) -> str:
+        return (
+            f"host={self.pg_host} port={self.pg_port} user={self.pg_user} "
+            f"password={self.pg_password} dbname={self.pg_database}"
+        )
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The `.devstack/env` variables (empty string for a missing part)."""
+        values = {
+            "KUBECONFIG": self.kubeconfig,
+            "KUBE_APISERVER_URL": self.apiserver_url,
+            "KUBE_CA_FILE": self.ca_file,
+            "VAULT_ADDR": self.vault_addr,
+            "VAULT_TOKEN": self.vault_token,
+            "PGHOST": self.pg_host,
+            "PGPORT": self.pg_port,
+            "PGUSER": self.pg_user,
+            "PGPASSWORD": self.pg_password,
+            "PGDATABASE": self.pg_database,
+            "KUBESEAL": self.kubeseal,
+            "KUBECTL": self.kubectl,
+            "SEALKIT_STACK_DIR": self.dir,
+        }
+        return {k: "" if v is None else str(v) for k, v in values.items()}
+
+    def require(self, *parts: str) -> None:
+        """Raise MissingComponent if any of `parts` (see PARTS) is not available."""
+        for part in parts:
+            if part in self.missing:
+                raise MissingComponent(part, self.missing[part])
+
+    # -- persistence -------------------------------------------------------
+    def to_json(self) -> dict[str, object]:
+        data = asdict(self)
+        data["processes"] = {k: v.to_json() for k, v in self.processes.items()}
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> Stack:
+        procs = data.pop("processes", {}) or {}
+        stack = cls(**data)  # type: ignore[arg-type]
+        stack.processes = {k: ProcessRecord.from_json(v) for k, v in procs.items()}  # type: ignore[union-attr]
+        return stack
+
+    def save(self) -> None:
+        d = Path(self.dir)
+        _write_private(d / STATE_FILE, json.dumps(self.to_json(), indent=2))
+        _write_private(d / ENV_FILE, render_env(self.env))
+
+    # -- health ------------------------------------------------------------
+    def unhealthy_reason(self) -> str | None:
+        """None when every recorded process runs and answers its probe."""
+        for name, rec in self.processes.items():
+            if not processes.is_alive(rec):
+                return f"{name} (pid {rec.pid}) is not running"
+        if self.etcd_url and not etcd_ready(int(self.etcd_url.rsplit(":", 1)[1])):
+            return "etcd is not healthy"
+        if "kube-apiserver" in self.processes and self.admin_cert and self.admin_key:
+            assert self.apiserver_url and self.ca_file
+            if not apiserver_ready(
+                self.apiserver_url, self.ca_file, (self.admin_cert, self.admin_key)
+            ):
+                return "kube-apiserver is not ready"
+        if self.vault_addr and not openbao_ready(self.vault_addr):
+            return "openbao is not ready"
+        if self.pg_port and not postgres_ready(binaries.postgres().pg_isready, self.pg_port):
+            return "postgres is not ready"
+        return None
+
+    def healthy(self) -> bool:
+        return self.unhealthy_reason() is None
+
+    # -- stopping ------------------------------------------------------------
+    def stop(self) -> None:
+        """Stop every recorded process (dependants first) and remove temp dirs."""
+        names = [n for n in STOP_ORDER if n in self.processes]
+        names += [n for n in self.processes if n not in names]
+        for name in names:
+            processes.stop(self.processes[name])
+        for tmp in self.tempdirs:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write_private(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def render_env(env: dict[str, str]) -> str:
+    lines = ["# sealkit devstack; source me: . .devstack/env"]
+    lines += [f"export {k}={shlex.quote(env[k])}" for k in ENV_VARS]
+    return "\n".join(lines) + "\n"
+
+
+def parse_env(text: str) -> dict[str, str]:
+    """Read an env file written by `render_env` (or plain KEY=value lines)."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :]
+        key, _, value = line.partition("=")
+        parts = shlex.split(value) if value else [""]
+        out[key] = parts[0] if parts else ""
+    return out
+
+
+def resolve_dir(directory: str | Path | None) -> Path:
+    return Path(directory).resolve() if directory else DEFAULT_DIR
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """Serialise up/down of one stack directory across processes."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with open(directory / ".lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def load(directory: str | Path | None = None) -> Stack | None:
+    """The stack recorded in `directory`, or None (no state file)."""
+    path = resolve_dir(directory) / STATE_FILE
+    try:
+        return Stack.from_json(json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def load_healthy(directory: str | Path | None = None) -> Stack | None:
+    stack = load(directory)
+    if stack is not None and stack.healthy():
+        return stack
+    return None
+
+
+def _say(msg: str, quiet: bool) -> None:
+    if not quiet:
+        print(f"devstack: {msg}", file=sys.stderr, flush=True)
+
+
+def up(
+    directory: str | Path | None = None,
+    *,
+    external_kubeconfig: str | None = None,
+    strict: bool = False,
+    quiet: bool = False,
+    stop_at_exit: bool = False,
+    parts: Iterable[str] = ("kube", "vault", "postgres"),
+) -> Stack:
+    """Start the stack in `directory` (or return the healthy one already there).
+
+    Parts whose binaries are missing are listed in `Stack.missing` (or raise
+    MissingComponent when `strict`). A part that fails to start raises
+    ComponentFailed after everything started so far has been stopped.
+    `external_kubeconfig` (default: $SEALKIT_TEST_KUBECONFIG) replaces
+    etcd/apiserver/KCM with an existing cluster. `parts` limits which
+    processes start (e.g. ``("kube",)`` for a private control plane); parts
+    not started are listed in `missing` as "not requested".
+    """
+    d = resolve_dir(directory)
+    if external_kubeconfig is None:
+        external_kubeconfig = os.environ.get("SEALKIT_TEST_KUBECONFIG") or None
+    with _locked(d):
+        existing = load(d)
+        if existing is not None:
+            reason = existing.unhealthy_reason()
+            if reason is None:
+                _say(f"stack in {d} is already up", quiet)
+                return existing
+            _say(f"replacing the stale stack in {d}: {reason}", quiet)
+            existing.stop()
+            (d / STATE_FILE).unlink(missing_ok=True)
+        stack = _start(d, external_kubeconfig, strict, quiet, frozenset(parts))
+        stack.save()
+    if stop_at_exit:
+        atexit.register(stack.stop)
+    return stack
+
+
+class _NotRequested(Exception):
+    pass
+
+
+def _start(
+    d: Path, external_kubeconfig: str | None, strict: bool, quiet: bool, parts: frozenset[str]
+) -> Stack:
+    t0 = time.monotonic()
+    stack = Stack(dir=str(d))
+    started: list[object] = []
+
+    def missing(part: str, err: MissingComponent) -> None:
+        if strict:
+            raise err
+        stack.missing[part] = str(err)
+        _say(f"skipping {part}: {err}", quiet)
+
+    def track(component: object) -> None:
+        started.append(component)
+        rec = component.record  # type: ignore[attr-defined]
+        stack.processes[rec.name] = rec
+
+    try:
+        for part, finder in (("kubeseal", binaries.kubeseal), ("kubectl", binaries.kubectl)):
+            try:
+                setattr(stack, part, finder())
+            except MissingComponent as err:
+                missing(part, err)
+
+        # 1. Kick off the independent parts first (they start in parallel).
+        etcd = bao = None
+        kube_bins_ok = external_kubeconfig is not None
+        for part in {"kube", "vault", "postgres"} - parts:
+            stack.missing[part] = f"{part}: not requested for this stack"
+        if "kube" not in parts:
+            pass
+        elif external_kubeconfig is None:
+            try:
+                binaries.kube_apiserver()
+                binaries.kube_controller_manager()
+                etcd = Etcd(d)
+                etcd.env = {"SEALKIT_STACK_DIR": str(d)}
+                etcd.launch()
+                track(etcd)
+                kube_bins_ok = True
+            except MissingComponent as err:
+                missing("kube", err)
+        try:
+            if "vault" in parts:
+                bao = OpenBaoServer(d)
+                bao.env = {"SEALKIT_STACK_DIR": str(d)}
+                bao.launch()
+                track(bao)
+        except MissingComponent as err:
+            missing("vault", err)
+        pg = None
+        try:
+            if "postgres" not in parts:
+                raise _NotRequested
+            pg = PostgresServer(d)
+            pg.env = {"SEALKIT_STACK_DIR": str(d)}
+            pg.initdb()
+            assert pg.tempdir
+            stack.tempdirs.append(pg.tempdir)
+            pg.launch()
+            track(pg)
+        except MissingComponent as err:
+            missing("postgres", err)
+        except _NotRequested:
+            pass
+
+        # 2. The control plane, in dependency order.
+        if "kube" not in parts:
+            pass
+        elif external_kubeconfig is not None:
+            kc = Path(external_kubeconfig).resolve()
+            stack.external_kube = True
+            stack.kubeconfig = str(kc)
+            stack.apiserver_url, stack.ca_file = server_and_ca(kc, d / "external-ca.crt")
+        elif etcd is not None and kube_bins_ok:
+            certs = write_control_plane_certs(d / "pki")
+            etcd.wait()
+            stack.processes[etcd.name] = etcd.record  # type: ignore[assignment]
+            stack.etcd_url = etcd.url
+            api = KubeAPIServer(d, certs, etcd.url)
+            api.env = {"SEALKIT_STACK_DIR": str(d)}
+            api.launch()
+            track(api)
+            api.wait()
+            stack.processes[api.name] = api.record  # type: ignore[assignment]
+            kubeconfig = write_kubeconfig(
+                d / "admin.kubeconfig",
+                server=api.url,
+                ca_file=certs.ca_crt,
+                client_cert=certs.admin_crt,
+                client_key=certs.admin_key,
+            )
+            stack.kubeconfig, stack.apiserver_url = str(kubeconfig), api.url
+            stack.ca_file = str(certs.ca_crt)
+            stack.admin_cert, stack.admin_key = str(certs.admin_crt), str(certs.admin_key)
+            kcm = KubeControllerManager(d, certs, kubeconfig, api.url)
+            kcm.env = {"SEALKIT_STACK_DIR": str(d)}
+            kcm.launch()
+            track(kcm)
+
+        # 3. Wait for the rest.
+        if bao is not None:
+            bao.wait()
+            stack.processes[bao.name] = bao.record  # type: ignore[assignment]
+            stack.vault_addr, stack.vault_token = bao.addr, bao.token
+        if pg is not None:
+            pg.wait()
+            stack.processes[pg.name] = pg.record  # type: ignore[assignment]
+            stack.pg_host, stack.pg_port = pg.host, pg.port
+            stack.pg_user, stack.pg_password = pg.user, pg.password
+            stack.pg_database = pg.database
+        if "kube-controller-manager" in stack.processes:
+            kcm.wait()  # type: ignore[possibly-undefined]
+    except BaseException:
+        for component in reversed(started):
+            component.stop()  # type: ignore[attr-defined]
+        for tmp in stack.tempdirs:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _say(f"stack up in {time.monotonic() - t0:.1f}s ({d})", quiet)
+    return stack
+
+
+def down(directory: str | Path | None = None, *, quiet: bool = False) -> bool:
+    """Stop the recorded stack and remove its state; False if there was none."""
+    d = resolve_dir(directory)
+    if not d.exists():
+        _say(f"no stack in {d}", quiet)
+        return False
+    with _locked(d):
+        stack = load(d)
+        if stack is not None:
+            stack.stop()
+    shutil.rmtree(d, ignore_errors=True)
+    _say(f"stack in {d} stopped" if stack else f"removed {d} (no recorded stack)", quiet)
+    return stack is not None
+
+
+# -- fault-test helpers on a running stack ----------------------------------
+
+
+def _save_if_recorded(stack: Stack) -> None:
+    if (Path(stack.dir) / STATE_FILE).exists():
+        stack.save()
+
+
+def stop_apiserver(stack: Stack) -> None:
+    """Stop the stack's kube-apiserver (etcd and KCM keep running)."""
+    rec = stack.processes.get("kube-apiserver")
+    if rec is None:
+        raise MissingComponent("kube-apiserver", "this stack does not run its own apiserver")
+    processes.stop(rec)
+
+
+def start_apiserver(stack: Stack, timeout: float = 90.0) -> None:
+    """Start the stack's kube-apiserver again: same argv, same port, same etcd."""
+    rec = stack.processes.get("kube-apiserver")
+    if rec is None:
+        raise MissingComponent("kube-apiserver", "this stack does not run its own apiserver")
+    if not processes.is_alive(rec):
+        processes.start(rec, extra_env={"SEALKIT_STACK_DIR": stack.dir})
+        _save_if_recorded(stack)
+    assert stack.apiserver_url and stack.ca_file and stack.admin_cert and stack.admin_key
+    admin = (stack.admin_cert, stack.admin_key)
+    url, ca = stack.apiserver_url, stack.ca_file
+    wait_ready(rec, lambda: apiserver_ready(url, ca, admin), timeout=timeout)
+
+
+def restart_apiserver(stack: Stack, timeout: float = 90.0) -> None:
+    """Stop and start the apiserver (same port, same etcd), waiting for readiness."""
+    stop_apiserver(stack)
+    start_apiserver(stack, timeout)
