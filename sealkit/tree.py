@@ -1,0 +1,538 @@
+"""`sealkit seal-tree`: seal every plaintext Secret of a GitOps tree in one process.
+
+Naming rule
+-----------
+Each source file that holds at least one plaintext Secret (`sealkit.scan` decides what that is)
+gets ONE twin beside it: ``foo.yaml`` → ``foo.sealed.yaml``, ``foo.yml`` → ``foo.sealed.yml``,
+``foo.json`` → ``foo.sealed.json`` (JSON in, JSON out, in kubeseal's JSON shape). The twin holds
+one SealedSecret per sealable Secret, in source order; a `kind: List` becomes a List of
+SealedSecrets (same apiVersion). Other documents (Deployments, empty Secrets, SealedSecrets) are
+not copied. Files named ``*.sealed.{yaml,yml,json}`` are twins and are never read as sources.
+
+Up to date, without the private key
+-----------------------------------
+Ciphertexts are random, so a twin cannot be compared with a fresh seal, and the private key is
+not where `--check` runs. Each sealed document therefore carries, in its *outer* metadata (never
+the template, so nothing reaches the Secret in the cluster):
+
+``sealkit.dev/source-digest: hmac-sha256:<key id>:<hex>``
+    HMAC-SHA256 over the canonical source (name, namespace, scope, every non-value field of the
+    Secret, and the value bytes), keyed with a 32-byte *digest key*.
+``sealkit.dev/cert-fingerprint: SHA256:…``
+    The sealing certificate's public-key fingerprint (public information).
+
+Threat model. The repository (twins included) may be read by anyone; plaintext and the digest
+key exist only where plaintext exists (the operator's checkout, the CI job that seals). A plain
+SHA-256 of the values would let every reader of the repository confirm guesses of low-entropy
+values offline ("is the DB password `hunter2`?"); salting or a slow KDF only slows that down.
+An HMAC under a key that never leaves the plaintext's side reveals nothing about the values to
+someone without the key, while `--check` (which needs the plaintext anyway) can recompute it.
+The key id (first 8 bytes of SHA-256 over a prefix and the key) only tells "another digest key"
+apart from "stale". File times are no help: Git does not keep them.
+
+The digest key comes from ``--digest-key-file`` / ``SEALKIT_DIGEST_KEY_FILE``, else
+``<DIR>/.sealkit/digest.key``, created on first use (mode 0600) next to a ``.gitignore``
+holding ``*`` so Git never picks it up. Share it with everyone who seals the same tree through
+the channel that carries the plaintext; with another key every twin looks stale and is resealed.
+
+A twin document is up to date iff it is a SealedSecret with the source's namespace and name,
+its encryptedData keys are the source's keys, its digest equals the recomputed one, and (when a
+certificate is known: always when sealing, with ``--cert`` under ``--check``) its fingerprint is
+the certificate's. Sealing reuses up-to-date documents untouched and rewrites a twin only when
+its content changes, so re-running seal-tree produces no Git noise (upstream pain point #515).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sealkit._exceptions import InputError
+from sealkit.scan import (
+    MANIFEST_SUFFIXES,
+    IgnoreRules,
+    discover_files,
+    has_values,
+    read_documents,
+    read_file_text,
+)
+from sealkit.scopes import Scope, scope_of, with_scope_annotations
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+
+__all__ = [
+    "CERT_ANNOTATION",
+    "DIGEST_ANNOTATION",
+    "DigestKey",
+    "TreeOptions",
+    "TreeReport",
+    "is_twin_path",
+    "load_or_create_digest_key",
+    "plan_tree",
+    "source_digest",
+    "twin_path",
+]
+
+DIGEST_ANNOTATION = "sealkit.dev/source-digest"
+CERT_ANNOTATION = "sealkit.dev/cert-fingerprint"
+TWIN_MARK = ".sealed"
+DEFAULT_DIGEST_KEY = Path(".sealkit") / "digest.key"
+_KEY_ID_PREFIX = b"sealkit digest key id\0"
+
+
+# --------------------------------------------------------------------------- naming
+
+
+def twin_path(source: Path) -> Path:
+    """``dir/foo.yaml`` → ``dir/foo.sealed.yaml`` (same suffix, so JSON stays JSON)."""
+    return source.with_name(f"{source.stem}{TWIN_MARK}{source.suffix}")
+
+
+def is_twin_path(path: Path) -> bool:
+    return path.suffix in MANIFEST_SUFFIXES and path.stem.endswith(TWIN_MARK)
+
+
+# --------------------------------------------------------------------------- digest
+
+
+@dataclass(frozen=True)
+class DigestKey:
+    secret: bytes = field(repr=False)
+
+    @property
+    def key_id(self) -> str:
+        return hashlib.sha256(_KEY_ID_PREFIX + self.secret).hexdigest()[:16]
+
+
+def load_or_create_digest_key(path: Path, *, create: bool) -> DigestKey | None:
+    """Read the digest key (64 hex chars); create it (0600, self-ignoring dir) if asked.
+
+    Returns None when the file is missing and ``create`` is false.
+    """
+    try:
+        text = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        if not create:
+            return None
+        return _create_digest_key(path)
+    except (OSError, UnicodeDecodeError):
+        raise InputError(f"{path}: cannot read digest key") from None
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raw = b""
+    if len(raw) < 16:
+        raise InputError(f"{path}: digest key must be at least 32 hex characters")
+    return DigestKey(raw)
+
+
+def _create_digest_key(path: Path) -> DigestKey:
+    from sealkit.edit import atomic_write
+
+    raw = secrets.token_bytes(32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.parent.name == ".sealkit":
+        ignore = path.parent / ".gitignore"
+        if not ignore.exists():
+            ignore.write_text("# sealkit: never commit the digest key\n*\n", encoding="ascii")
+    atomic_write(path, (raw.hex() + "\n").encode("ascii"), mode=0o600, overwrite=False)
+    return DigestKey(raw)
+
+
+def _values(secret: Mapping[str, Any]) -> dict[str, bytes]:
+    """The plaintext bytes per key, as sealing sees them (stringData wins)."""
+    from sealkit.crypto import b64decode
+
+    values: dict[str, bytes] = {}
+    for key, value in (secret.get("data") or {}).items():
+        if not isinstance(value, str):
+            raise InputError(f"data.{key} must be a base64 string")
+        try:
+            values[str(key)] = b64decode(value)
+        except InputError:
+            raise InputError(f"illegal base64 data in data.{key}") from None
+    for key, value in (secret.get("stringData") or {}).items():
+        if not isinstance(value, str):
+            raise InputError(f"stringData.{key} must be a string")
+        values[str(key)] = value.encode("utf-8")
+    return values
+
+
+def source_digest(
+    secret: Mapping[str, Any], identity: tuple[str, str, Scope], key: DigestKey
+) -> str:
+    """``hmac-sha256:<key id>:<hex>`` over the canonical source Secret (see module doc)."""
+    rest = {k: v for k, v in secret.items() if k not in ("data", "stringData", "status")}
+    values = {k: v.hex() for k, v in sorted(_values(secret).items())}
+    namespace, name, scope = identity
+    canonical = json.dumps(
+        {
+            "v": 1,
+            "namespace": namespace,
+            "name": name,
+            "scope": scope.value,
+            "secret": rest,
+            "values": values,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=str,
+    ).encode("utf-8")
+    mac = hmac.new(key.secret, canonical, hashlib.sha256).hexdigest()
+    return f"hmac-sha256:{key.key_id}:{mac}"
+
+
+# --------------------------------------------------------------------------- planning
+
+
+@dataclass
+class TreeOptions:
+    scope: Scope | None = None  # --scope (None/strict keeps each source's annotations)
+    namespace: str | None = None  # explicit -n: fills missing, must match present
+    default_namespace: Callable[[], str] | str | None = None  # kubeconfig context, lazily
+    exclude: Sequence[str] = ()
+    digest_key_file: Path | None = None
+
+
+@dataclass
+class Unit:
+    """One plaintext Secret to seal, and what its twin document must look like."""
+
+    source: Path
+    line: int
+    secret: dict[str, Any]
+    namespace: str
+    name: str
+    scope: Scope
+    digest: str = ""
+    sealed: dict[str, Any] | None = None  # the up-to-date twin document (reused or new)
+    reason: str = ""  # why it needs sealing ("" = up to date)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.namespace}/{self.name}" if self.namespace else self.name
+
+
+@dataclass
+class FilePlan:
+    source: Path
+    twin: Path
+    fmt: str  # "yaml" | "json"
+    # each entry: ("doc", unit) or ("list", apiVersion, [units])
+    layout: list[tuple[Any, ...]] = field(default_factory=list)
+    existing: list[Any] | None = None  # parsed twin documents, None if no twin file
+    twin_error: str = ""
+
+    @property
+    def units(self) -> list[Unit]:
+        out: list[Unit] = []
+        for entry in self.layout:
+            out.extend([entry[1]] if entry[0] == "doc" else entry[2])
+        return out
+
+    def render_docs(self) -> list[Any]:
+        from sealkit.output import kube_order
+
+        docs: list[Any] = []
+        for entry in self.layout:
+            if entry[0] == "doc":
+                docs.append(entry[1].sealed)
+            else:
+                docs.append(
+                    {
+                        "apiVersion": entry[1],
+                        "kind": "List",
+                        "items": [kube_order(u.sealed) for u in entry[2]],
+                    }
+                )
+        return docs
+
+
+@dataclass
+class TreeReport:
+    files: list[FilePlan] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    orphans: list[Path] = field(default_factory=list)  # twins whose source has no Secret left
+
+    @property
+    def units(self) -> list[Unit]:
+        return [u for f in self.files for u in f.units]
+
+    @property
+    def stale(self) -> list[Unit]:
+        return [u for u in self.units if u.reason]
+
+
+def _identity(secret: Mapping[str, Any], opts: TreeOptions) -> tuple[str, str, Scope]:
+    """(namespace, name, scope) exactly as `sealkit.model.seal_secret` will resolve them."""
+    metadata = secret.get("metadata") or {}
+    if not isinstance(metadata, Mapping):
+        raise InputError("metadata must be a map")
+    name = str(metadata.get("name") or "")
+    if not name:
+        raise InputError("missing metadata.name in input Secret")
+    namespace = str(metadata.get("namespace") or "")
+    if opts.namespace and namespace and namespace != opts.namespace:
+        raise InputError(
+            f'namespace mismatch: input secret is in namespace "{namespace}" '
+            f'but "{opts.namespace}" was specified'
+        )
+    meta_for_scope: Mapping[str, Any] = metadata
+    if opts.scope is not None and opts.scope is not Scope.STRICT:
+        meta_for_scope = {
+            "annotations": with_scope_annotations(metadata.get("annotations"), opts.scope)
+        }
+    scope = scope_of(meta_for_scope)
+    if scope is not Scope.CLUSTER_WIDE and not namespace:
+        fallback = opts.namespace or (
+            opts.default_namespace() if callable(opts.default_namespace)
+            else opts.default_namespace
+        )
+        namespace = fallback or ""
+        if not namespace:
+            raise InputError("secret must declare a namespace")
+    return namespace, name, scope
+
+
+def _source_units(path: Path, text: str, opts: TreeOptions) -> list[tuple[Any, ...]]:
+    layout: list[tuple[Any, ...]] = []
+
+    def unit(obj: dict[str, Any], line: int) -> Unit:
+        try:
+            ns, name, scope = _identity(obj, opts)
+            _values(obj)  # validate now: bad base64 is an input error, found before any write
+        except InputError as exc:
+            raise InputError(f"{path}:{line}: {exc.message}") from None
+        return Unit(path, line, obj, ns, name, scope)
+
+    for doc in read_documents(text, str(path)):
+        obj = doc.obj
+        if _sealable(obj):
+            layout.append(("doc", unit(obj, doc.line)))
+        elif isinstance(obj, dict) and obj.get("kind") == "List":
+            items = obj.get("items") if isinstance(obj.get("items"), list) else []
+            units = [
+                unit(item, doc.item_lines[i] if i < len(doc.item_lines) else doc.line)
+                for i, item in enumerate(items)
+                if _sealable(item)
+            ]
+            if units:
+                layout.append(("list", obj.get("apiVersion") or "v1", units))
+    return layout
+
+
+def _sealable(obj: Any) -> bool:
+    from sealkit.model import is_secret
+
+    return is_secret(obj) and has_values(obj)
+
+
+def _twin_index(docs: Sequence[Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    index: dict[tuple[str, str], dict[str, Any]] = {}
+    for doc in docs:
+        items = doc.get("items") if isinstance(doc, dict) and doc.get("kind") == "List" else [doc]
+        for item in items or []:
+            if isinstance(item, dict) and item.get("kind") == "SealedSecret":
+                meta = item.get("metadata") or {}
+                key = (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+                index.setdefault(key, item)
+    return index
+
+
+def _staleness(
+    unit: Unit, twin: dict[str, Any] | None, fingerprint: str | None
+) -> str:
+    if twin is None:
+        return "no sealed twin"
+    annotations = (twin.get("metadata") or {}).get("annotations") or {}
+    digest = annotations.get(DIGEST_ANNOTATION)
+    if not isinstance(digest, str):
+        return "twin has no source digest"
+    if digest != unit.digest:
+        if digest.split(":")[1:2] != unit.digest.split(":")[1:2]:
+            return "twin was sealed with another digest key"
+        return "twin is out of date"
+    encrypted = (twin.get("spec") or {}).get("encryptedData") or {}
+    if not isinstance(encrypted, dict) or set(encrypted) != set(_values(unit.secret)):
+        return "twin keys differ from the source"
+    if fingerprint is not None and annotations.get(CERT_ANNOTATION) != fingerprint:
+        return "twin was sealed with another certificate"
+    return ""
+
+
+def plan_tree(
+    root: Path,
+    opts: TreeOptions,
+    *,
+    key: DigestKey | None,
+    fingerprint: str | None,
+) -> TreeReport:
+    """Read the tree and decide, per Secret, whether its twin is up to date. No writes.
+
+    With ``key`` None (no digest key yet) every existing twin counts as stale.
+    """
+    report = TreeReport()
+    ignore = IgnoreRules.load(opts.exclude, root=root)
+    if not root.is_dir():
+        raise InputError(f"{root}: not a directory")
+    for path in discover_files([root], ignore=ignore):
+        if is_twin_path(path):
+            if not twin_path_source(path).exists():
+                report.orphans.append(path)
+            continue
+        try:
+            text = read_file_text(path)
+            if "Secret" not in text:
+                layout: list[tuple[Any, ...]] = []
+            else:
+                layout = _source_units(path, text, opts)
+        except InputError as exc:
+            report.errors.append(exc.message)
+            continue
+        twin = twin_path(path)
+        if not layout:
+            if twin.exists():
+                report.orphans.append(twin)
+            continue
+        fmt = "json" if path.suffix == ".json" else "yaml"
+        plan = FilePlan(path, twin, fmt, layout)
+        if twin.exists():
+            try:
+                plan.existing = [d.obj for d in read_documents(read_file_text(twin), str(twin))]
+            except InputError as exc:
+                plan.existing, plan.twin_error = [], exc.message
+        index = _twin_index(plan.existing or [])
+        for unit in plan.units:
+            if key is None:
+                unit.reason = "no digest key"
+                continue
+            unit.digest = source_digest(unit.secret, (unit.namespace, unit.name, unit.scope), key)
+            found = index.get((unit.namespace, unit.name))
+            unit.reason = _staleness(unit, found, fingerprint)
+            if not unit.reason:
+                unit.sealed = found
+        report.files.append(plan)
+    return report
+
+
+def twin_path_source(twin: Path) -> Path:
+    """Inverse of `twin_path`."""
+    return twin.with_name(twin.stem[: -len(TWIN_MARK)] + twin.suffix)
+
+
+# --------------------------------------------------------------------------- sealing
+
+
+def seal_unit(unit: Unit, public_key: RSAPublicKey, opts: TreeOptions, fingerprint: str) -> None:
+    """Seal one Secret (kubeseal's seal path) and stamp the digest and fingerprint on it."""
+    from sealkit.model import seal_secret
+
+    try:
+        sealed = seal_secret(
+            unit.secret,
+            public_key,
+            scope=opts.scope,
+            namespace=opts.namespace,
+            default_namespace=unit.namespace or None,
+        )
+    except InputError as exc:
+        raise InputError(f"{unit.source}:{unit.line}: {exc.message}") from None
+    meta = sealed["metadata"]
+    annotations = dict(meta.get("annotations") or {})
+    annotations[DIGEST_ANNOTATION] = unit.digest
+    annotations[CERT_ANNOTATION] = fingerprint
+    meta["annotations"] = annotations
+    unit.sealed = sealed
+
+
+def seal_stale(
+    report: TreeReport,
+    public_key: RSAPublicKey,
+    opts: TreeOptions,
+    fingerprint: str,
+    *,
+    jobs: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Seal every stale unit (in a thread pool when ``jobs`` > 1); returns how many."""
+    todo = report.stale
+    total = len(todo)
+    if jobs <= 1 or total < 2 * jobs:
+        for i, unit in enumerate(todo, 1):
+            seal_unit(unit, public_key, opts, fingerprint)
+            if progress:
+                progress(i, total)
+        return total
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(seal_unit, u, public_key, opts, fingerprint) for u in todo]
+        for i, fut in enumerate(futures, 1):
+            fut.result()
+            if progress:
+                progress(i, total)
+    return total
+
+
+def _strip_for_compare(docs: Sequence[Any]) -> Any:
+    return json.loads(json.dumps(list(docs), sort_keys=True, default=str))
+
+
+def file_needs_write(plan: FilePlan) -> bool:
+    """True when the twin is missing or its documents differ from what seal-tree would write.
+
+    Call after sealing (every unit has a document). Compares structure, not bytes, so a twin
+    whose formatting a person changed is left alone while its content is right.
+    """
+    if plan.existing is None or plan.twin_error:
+        return True
+    return _strip_for_compare(plan.render_docs()) != _strip_for_compare(plan.existing)
+
+
+def check_file_layout(plan: FilePlan) -> str:
+    """For `--check` on a file whose units are all up to date: why its twin would change."""
+    if plan.twin_error:
+        return plan.twin_error
+    if plan.existing is None:
+        return "no sealed twin"
+    if file_needs_write(plan):
+        return "twin has other documents or another order than its source"
+    return ""
+
+
+def render(plan: FilePlan) -> bytes:
+    from sealkit.output import dump_all
+
+    return dump_all(plan.render_docs(), plan.fmt).encode("utf-8")
+
+
+def write_twins(report: TreeReport) -> list[FilePlan]:
+    """Write every twin whose content changes (atomically, one file at a time)."""
+    from sealkit.edit import atomic_write
+
+    written = []
+    for plan in report.files:
+        if file_needs_write(plan):
+            atomic_write(plan.twin, render(plan), mode=_twin_mode(plan))
+            written.append(plan)
+    return written
+
+
+def _twin_mode(plan: FilePlan) -> int:
+    try:
+        return plan.twin.stat().st_mode & 0o777
+    except FileNotFoundError:
+        return 0o644
+
+
+def default_digest_key_path(root: Path, override: str | os.PathLike[str] | None) -> Path:
+    return Path(override) if override else root / DEFAULT_DIGEST_KEY
