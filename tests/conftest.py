@@ -32,25 +32,22 @@ if TYPE_CHECKING:
     from devstack import Stack
 
 
-def in_ci() -> bool:
-    """Under CI a missing stack component is a failure, never a skip."""
-    return os.environ.get("CI", "").lower() == "true" or os.environ.get("REQUIRE_TESTPLANE") == "1"
+def require(stack: Stack, *parts: str) -> None:
+    from devstack.testing import require as _require
+
+    _require(stack, *parts)
 
 
 def unavailable(reason: str) -> None:
-    if in_ci():
-        pytest.fail(f"stack component missing under CI: {reason}", pytrace=False)
-    pytest.skip(reason)
+    from devstack.testing import unavailable as _unavailable
+
+    _unavailable(reason)
 
 
-def require(stack: Stack, *parts: str) -> None:
-    """Skip (fail under CI) unless the stack has all `parts` (kube, vault, postgres, ...)."""
-    from devstack import MissingComponent
+def in_ci() -> bool:
+    from devstack.testing import in_ci as _in_ci
 
-    try:
-        stack.require(*parts)
-    except MissingComponent as err:
-        unavailable(str(err))
+    return _in_ci()
 
 
 def _reusable(candidate: Stack | None) -> bool:

@@ -1,0 +1,36 @@
+"""Skip-or-fail helpers for tests that need a stack part (imported by tests/conftest.py).
+
+On a developer machine without Go the stack tests skip with the reason; under
+CI (`CI=true`, or `REQUIRE_TESTPLANE=1`) a missing part fails instead.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, NoReturn
+
+import pytest
+
+from .binaries import MissingComponent
+
+if TYPE_CHECKING:
+    from .stack import Stack
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true" or os.environ.get("REQUIRE_TESTPLANE") == "1"
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip with `reason`, or fail under CI."""
+    if in_ci():
+        pytest.fail(f"stack component missing under CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def require(stack: Stack, *parts: str) -> None:
+    """Skip/fail unless the stack has all `parts` (kube, vault, postgres, kubeseal, kubectl)."""
+    try:
+        stack.require(*parts)
+    except MissingComponent as err:
+        unavailable(str(err))
