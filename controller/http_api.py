@@ -495,6 +495,10 @@ def _make_api_handler(
                 self._route(path)
             except BadRequest as exc:
                 self._send(exc.status, (str(exc) + "\n").encode(), close=True)
+            except (TimeoutError, ConnectionError):
+                # A client too slow for the read timeout (or gone): drop it without an answer.
+                self.close_connection = True
+                path = ""  # not worth a metric sample
             except Exception as exc:  # never a traceback to the client
                 _LOG.error("http: %s %s failed: %s", self.command, path, type(exc).__name__)
                 _LOG.debug("http: failure detail", exc_info=True)
