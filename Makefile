@@ -4,16 +4,19 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 
-.PHONY: bootstrap test demo demo-down stack-up stack-down bench lint
+.PHONY: bootstrap test demo demo-down stack-up stack-down stack-status bench lint
 
 bootstrap:
 	bash scripts/bootstrap.sh
 
 test: bootstrap
-	bash scripts/test.sh
+	bash scripts/test.sh $(ARGS)
 
 stack-up: bootstrap
 	$(PY) -m devstack up
+
+stack-status:
+	@$(PY) -m devstack status
 
 stack-down:
 	@if [ -x $(PY) ]; then $(PY) -m devstack down; fi

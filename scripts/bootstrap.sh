@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Install what `make test` / `make demo` need, idempotently; fast when done:
+#   1. Debian packages: PostgreSQL server (and python3-venv) only when missing;
+#   2. the Python venv `.venv` (pip install -e '.[controller,vault,dev]'),
+#      reinstalled only when pyproject.toml changed (stamp file);
+#   3. the Go-built binaries (etcd, kube-apiserver, kube-controller-manager,
+#      kubeseal) via devstack/build-binaries.sh, cached outside the repo.
+# Without Go the stack tests skip (warning here); under CI=true that is an error.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[bootstrap] %s\n' "$*" >&2; }
+in_ci() { [[ "${CI:-}" == "true" || "${REQUIRE_TESTPLANE:-}" == "1" ]]; }
+
+as_root() {
+  if [[ $(id -u) -eq 0 ]]; then "$@"
+  elif command -v sudo >/dev/null 2>&1; then sudo "$@"
+  else log "need root (or sudo) to run: $*"; return 1
+  fi
+}
+
+apt_updated=0
+apt_install() {
+  if ! command -v apt-get >/dev/null 2>&1; then
+    log "apt-get not found: install $* yourself"; return 1
+  fi
+  if [[ $apt_updated == 0 ]]; then as_root apt-get update -qq; apt_updated=1; fi
+  log "installing Debian packages: $*"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
+}
+
+# 1. Debian packages ---------------------------------------------------------
+if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+  # Debian's package also creates the unprivileged `postgres` user, which the
+  # stack runs PostgreSQL as when we are root (initdb refuses to run as root).
+  apt_install postgresql
+fi
+
+PYTHON="${PYTHON:-python3}"
+if ! command -v "$PYTHON" >/dev/null 2>&1; then apt_install python3 python3-venv; fi
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  log "$PYTHON is older than 3.11; set PYTHON=python3.11 (or newer)"; exit 1
+fi
+
+# 2. Python venv -------------------------------------------------------------
+stamp=.venv/.sealkit-bootstrap-stamp
+want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+if [[ ! -x .venv/bin/python || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
+  if [[ ! -x .venv/bin/python ]]; then
+    if ! "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1; then apt_install python3-venv; fi
+    log "creating .venv"
+    "$PYTHON" -m venv .venv
+  fi
+  log "installing sealkit[controller,vault,dev] into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e '.[controller,vault,dev]'
+  echo "$want" >"$stamp"
+fi
+
+# 3. Go-built binaries --------------------------------------------------------
+if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
+  export PATH="/usr/local/go/bin:$PATH"
+fi
+if command -v go >/dev/null 2>&1; then
+  bash devstack/build-binaries.sh all
+elif in_ci; then
+  log "ERROR: go not found; CI needs Go 1.26.x to build the control plane"; exit 1
+else
+  log "WARNING: go not found; the Kubernetes control plane and kubeseal cannot be built,"
+  log "         so tests that need them will be skipped (install Go 1.26.x to run them)"
+fi
