@@ -211,7 +211,10 @@ def has_values(secret: dict[str, Any]) -> bool:
 
 def _meta_str(obj: dict[str, Any], key: str) -> str:
     meta = obj.get("metadata")
-    value = meta.get(key) if isinstance(meta, dict) else None
+    meta = meta if isinstance(meta, dict) else {}
+    value = meta.get(key)
+    if value in (None, "") and key == "name" and meta.get("generateName"):
+        return f"{meta['generateName']}*"
     return str(value) if value not in (None, "") else "<unset>"
 
 

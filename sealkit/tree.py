@@ -76,9 +76,13 @@ __all__ = [
     "TreeReport",
     "is_twin_path",
     "load_or_create_digest_key",
+    "new_digest_key",
     "plan_tree",
+    "save_digest_key",
+    "seal_stale",
     "source_digest",
     "twin_path",
+    "write_twins",
 ]
 
 DIGEST_ANNOTATION = "sealkit.dev/source-digest"
@@ -134,17 +138,27 @@ def load_or_create_digest_key(path: Path, *, create: bool) -> DigestKey | None:
     return DigestKey(raw)
 
 
+def new_digest_key() -> DigestKey:
+    return DigestKey(secrets.token_bytes(32))
+
+
 def _create_digest_key(path: Path) -> DigestKey:
+    key = new_digest_key()
+    save_digest_key(path, key)
+    return key
+
+
+def save_digest_key(path: Path, key: DigestKey) -> None:
+    """Write a new digest key file (0600, never over an existing one)."""
     from sealkit.edit import atomic_write
 
-    raw = secrets.token_bytes(32)
+    raw = key.secret
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.parent.name == ".sealkit":
         ignore = path.parent / ".gitignore"
         if not ignore.exists():
             ignore.write_text("# sealkit: never commit the digest key\n*\n", encoding="ascii")
     atomic_write(path, (raw.hex() + "\n").encode("ascii"), mode=0o600, overwrite=False)
-    return DigestKey(raw)
 
 
 def _values(secret: Mapping[str, Any]) -> dict[str, bytes]:
