@@ -220,3 +220,55 @@ def test_restart_apiserver_keeps_port_and_data(tmp_path: Path) -> None:
         assert stack.healthy()
     finally:
         stack.stop()
+
+
+def test_up_replaces_a_stack_whose_process_died(tmp_path: Path) -> None:
+    import signal
+
+    import devstack
+
+    d = tmp_path / "stack"
+    try:
+        first = devstack.up(d, parts=("vault", "postgres"), strict=True, quiet=True)
+    except devstack.MissingComponent as err:
+        unavailable(str(err))
+    try:
+        os.kill(first.processes["openbao"].pid, signal.SIGKILL)
+        result = devstack_cli("up", "--dir", str(d))
+        assert result.returncode == 0, result.stderr
+        assert "replacing the stale stack" in result.stderr
+        second = devstack.load(d)
+        assert second is not None and second.healthy()
+        assert (
+            second.vault_addr and second.processes["openbao"].pid != first.processes["openbao"].pid
+        )
+        # The old PostgreSQL was stopped, not leaked.
+        assert not any(Path(p).exists() for p in first.tempdirs)
+    finally:
+        devstack_cli("down", "--dir", str(d))
+    assert processes_of(d) == []
+
+
+def test_external_kubeconfig_replaces_the_control_plane(tmp_path: Path) -> None:
+    """SEALKIT_TEST_KUBECONFIG: use an existing cluster (here: a private control plane)."""
+    import devstack
+
+    try:
+        cluster = devstack.up(tmp_path / "cluster", parts=("kube",), strict=True, quiet=True)
+    except devstack.MissingComponent as err:
+        unavailable(str(err))
+    d = tmp_path / "stack"
+    try:
+        result = devstack_cli(
+            "up", "--dir", str(d), env={"SEALKIT_TEST_KUBECONFIG": str(cluster.kubeconfig)}
+        )
+        assert result.returncode == 0, result.stderr
+        stack = devstack.load(d)
+        assert stack is not None and stack.external_kube
+        assert set(stack.processes) == {"openbao", "postgres"}
+        assert stack.kubeconfig == cluster.kubeconfig
+        assert stack.apiserver_url == cluster.apiserver_url
+        assert Path(stack.ca_file or "").read_bytes() == Path(cluster.ca_file or "").read_bytes()
+    finally:
+        devstack_cli("down", "--dir", str(d))
+        cluster.stop()
