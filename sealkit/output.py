@@ -114,13 +114,43 @@ def to_json(doc: Any) -> str:
     return text + "\n"
 
 
+_DUMPER: Any = None
+
+
+def _go_style_dumper() -> Any:
+    """A SafeDumper that quotes like kubeseal's Go YAML encoder.
+
+    Strings that would read back as another type (``"true"``, ``"123"``, ``""``) get double
+    quotes, multi-line strings a literal block; other quoting is the emitter's own choice.
+    """
+    global _DUMPER
+    if _DUMPER is None:
+        import yaml
+
+        class GoStyleDumper(yaml.SafeDumper):
+            pass
+
+        str_tag = "tag:yaml.org,2002:str"
+
+        def represent_str(dumper: Any, data: str) -> Any:
+            style = None
+            if "\n" in data:
+                style = "|"
+            elif dumper.resolve(yaml.ScalarNode, data, (True, False)) != str_tag:
+                style = '"'
+            return dumper.represent_scalar(str_tag, data, style=style)
+
+        GoStyleDumper.add_representer(str, represent_str)
+        _DUMPER = GoStyleDumper
+    return _DUMPER
+
+
 def to_yaml(doc: Any) -> str:
     import yaml
 
-    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
     body = yaml.dump(
         doc,
-        Dumper=dumper,
+        Dumper=_go_style_dumper(),
         default_flow_style=False,
         sort_keys=True,
         allow_unicode=True,
