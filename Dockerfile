@@ -1,0 +1,30 @@
+# syntax=docker/dockerfile:1
+# One image for the sealkit controller and the Vault bootstrap Job:
+#   controller (default):  sealkit-controller [flags]
+#   Vault bootstrap Job:   command: ["vault-bootstrap"], args: [...]
+# Build: docker build -t ghcr.io/sealkit/sealkit:0.1.0 .
+
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY sealkit/ sealkit/
+COPY controller/ controller/
+COPY vault_bootstrap/ vault_bootstrap/
+RUN pip wheel --wheel-dir /wheels ".[controller,vault]"
+
+FROM ${PYTHON_IMAGE}
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
+    pip install --no-index --find-links /wheels "sealkit[controller,vault]" \
+    && groupadd --system --gid 1001 sealkit \
+    && useradd --system --uid 1001 --gid 1001 --no-create-home --shell /usr/sbin/nologin sealkit
+USER 1001:1001
+WORKDIR /tmp
+EXPOSE 8080 8081
+# Exec form: the controller is PID 1 and installs its own SIGTERM handler (graceful shutdown,
+# Lease release).
+ENTRYPOINT ["sealkit-controller"]
