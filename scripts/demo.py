@@ -210,9 +210,9 @@ def header_comment(text: str) -> str:
 def retarget_namespace(docs: list[dict[str, Any]], old: str, new: str) -> list[dict[str, Any]]:
     """Move an example from namespace `old` to `new` (the e2e tests' private namespace).
 
-    Touches object namespaces, SealedSecret templates, RBAC subjects, `.old.svc` service URLs
-    and the `old` namespace inside embedded config files (ConfigMap data); cluster-scoped names
-    get a `-new` suffix so parallel runs never share them.
+    Touches object namespaces, SealedSecret templates, RBAC subjects, `.old.svc` service URLs,
+    container env values equal to `old` (e.g. `WELCOME_NAMESPACE`); cluster-scoped names get a
+    `-new` suffix so parallel runs never share them.
     """
     text = yaml.safe_dump_all(docs, sort_keys=False)
     text = text.replace(f".{old}.svc", f".{new}.svc")
@@ -226,26 +226,15 @@ def retarget_namespace(docs: list[dict[str, Any]], old: str, new: str) -> list[d
         tmeta = ((doc.get("spec") or {}).get("template") or {}).get("metadata")
         if doc.get("kind") == "SealedSecret" and tmeta and tmeta.get("namespace") == old:
             tmeta["namespace"] = new
+        pod = (((doc.get("spec") or {}).get("template") or {}).get("spec") or {})
+        for container in pod.get("containers") or []:
+            for item in container.get("env") or []:
+                if item.get("value") == old:
+                    item["value"] = new
         for subject in doc.get("subjects") or []:
             if subject.get("namespace") == old:
                 subject["namespace"] = new
-        if doc.get("kind") == "ConfigMap":
-            for key, value in list((doc.get("data") or {}).items()):
-                doc["data"][key] = retarget_config_text(value, old, new)
     return out
-
-
-def retarget_config_text(text: str, old: str, new: str) -> str:
-    """Replace the namespace `old` where a config names it as a YAML scalar or a list item."""
-    out = []
-    for line in text.splitlines(keepends=True):
-        stripped = line.rstrip("\n")
-        for pattern in (f": {old}", f"- {old}", f'"{old}"', f"[{old}]"):
-            if stripped.endswith(pattern):
-                stripped = stripped[: -len(pattern)] + pattern.replace(old, new)
-                break
-        out.append(stripped + ("\n" if line.endswith("\n") else ""))
-    return "".join(out)
 
 
 # --------------------------------------------------------------------------- process helpers

@@ -1,0 +1,396 @@
+"""The committed examples: valid for the real apiserver, for Argo CD, and free of plaintext.
+
+- every manifest whose kind the stack knows passes a server-side dry-run apply (stack);
+- the Argo CD Applications, whose CRD is not installed, match the fields Argo CD documents;
+- `sealkit scan examples/` passes, and would catch a plaintext Secret;
+- the sync order, the hook, and the Job's environment agree with the bootstrap config.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+GITOPS = EXAMPLES / "welcome-message-gitops"
+SEALKIT = str(Path(sys.executable).parent / "sealkit")
+
+
+def manifest_files() -> list[Path]:
+    return sorted(p for p in EXAMPLES.rglob("*") if p.suffix in (".yaml", ".yml", ".json"))
+
+
+def k8s_docs(path: Path) -> list[dict[str, Any]]:
+    """The Kubernetes objects of a file (config files such as chapter.yaml have no kind)."""
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict)]
+    return [d for d in docs if "apiVersion" in d and "kind" in d]
+
+
+def all_docs() -> list[dict[str, Any]]:
+    return [d for p in manifest_files() for d in k8s_docs(p)]
+
+
+# --------------------------------------------------------------------------- Argo CD schema
+
+_NAME = {"type": "string", "pattern": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "maxLength": 63}
+_SOURCE = {
+    "type": "object",
+    "required": ["repoURL"],
+    "additionalProperties": False,
+    "properties": {
+        "repoURL": {"type": "string", "pattern": r"^(https?|ssh|git)://|^git@"},
+        "path": {"type": "string", "pattern": r"^[^/]"},
+        "targetRevision": {"type": "string", "minLength": 1},
+        "chart": {"type": "string"},
+        "ref": {"type": "string"},
+        "name": {"type": "string"},
+        "directory": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "recurse": {"type": "boolean"},
+                "include": {"type": "string"},
+                "exclude": {"type": "string"},
+                "jsonnet": {"type": "object"},
+            },
+        },
+        "helm": {"type": "object"},
+        "kustomize": {"type": "object"},
+        "plugin": {"type": "object"},
+    },
+}
+_SYNC_OPTIONS = [
+    "Validate=false", "Validate=true", "CreateNamespace=true", "PrunePropagationPolicy=foreground",
+    "PrunePropagationPolicy=background", "PrunePropagationPolicy=orphan", "PruneLast=true",
+    "ApplyOutOfSyncOnly=true", "Replace=true", "ServerSideApply=true", "ServerSideApply=false",
+    "FailOnSharedResource=true", "RespectIgnoreDifferences=true",
+    "SkipDryRunOnMissingResource=true",
+]
+# The fields of argoproj.io/v1alpha1 Application that Argo CD's documentation describes
+# (declarative setup, automated sync policy, sync options, retry); unknown fields are refused.
+APPLICATION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "additionalProperties": False,
+    "properties": {
+        "apiVersion": {"const": "argoproj.io/v1alpha1"},
+        "kind": {"const": "Application"},
+        "metadata": {
+            "type": "object",
+            "required": ["name", "namespace"],
+            "properties": {
+                "name": _NAME,
+                "namespace": _NAME,
+                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
+                "finalizers": {
+                    "type": "array",
+                    "items": {"enum": ["resources-finalizer.argocd.argoproj.io",
+                                       "resources-finalizer.argocd.argoproj.io/background",
+                                       "resources-finalizer.argocd.argoproj.io/foreground"]},
+                },
+            },
+        },
+        "spec": {
+            "type": "object",
+            "required": ["project", "destination"],
+            "additionalProperties": False,
+            "oneOf": [{"required": ["source"]}, {"required": ["sources"]}],
+            "properties": {
+                "project": {"type": "string", "minLength": 1},
+                "source": _SOURCE,
+                "sources": {"type": "array", "items": _SOURCE, "minItems": 1},
+                "destination": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "oneOf": [{"required": ["server"]}, {"required": ["name"]}],
+                    "properties": {
+                        "server": {"type": "string", "pattern": r"^https://"},
+                        "name": {"type": "string"},
+                        "namespace": _NAME,
+                    },
+                },
+                "syncPolicy": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "automated": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "properties": {
+                                "prune": {"type": "boolean"},
+                                "selfHeal": {"type": "boolean"},
+                                "allowEmpty": {"type": "boolean"},
+                                "enabled": {"type": "boolean"},
+                            },
+                        },
+                        "syncOptions": {"type": "array", "items": {"enum": _SYNC_OPTIONS}},
+                        "managedNamespaceMetadata": {"type": "object"},
+                        "retry": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "properties": {
+                                "limit": {"type": "integer"},
+                                "backoff": {
+                                    "type": "object",
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "duration": {"type": "string"},
+                                        "factor": {"type": "integer"},
+                                        "maxDuration": {"type": "string"},
+                                    },
+                                },
+                            },
+                        },
+                    },
+                },
+                "ignoreDifferences": {"type": "array"},
+                "info": {"type": "array"},
+                "revisionHistoryLimit": {"type": "integer"},
+            },
+        },
+    },
+}
+
+
+def applications() -> list[tuple[Path, dict[str, Any]]]:
+    return [(p, d) for p in sorted((GITOPS / "gitops").glob("*.yaml")) for d in k8s_docs(p)]
+
+
+def test_argocd_applications_match_the_documented_fields(demo):
+    apps = applications()
+    assert {d["metadata"]["name"] for _, d in apps} == {
+        "welcome-message-cluster", "welcome-message-apps"}
+    for path, doc in apps:
+        jsonschema.validate(doc, APPLICATION_SCHEMA)
+        automated = doc["spec"]["syncPolicy"]["automated"]
+        assert automated == {"prune": True, "selfHeal": True}, path.name
+        # The path must be a folder of this repository with manifests in it.
+        folder = ROOT / doc["spec"]["source"]["path"]
+        assert folder.is_dir() and any(folder.glob("*.yaml")), path.name
+    waves = {d["metadata"]["name"]: demo.sync_wave(d) for _, d in apps}
+    assert waves["welcome-message-cluster"] < waves["welcome-message-apps"]
+
+
+def test_the_application_schema_rejects_what_argocd_would():
+    """The schema is not a rubber stamp: typical mistakes fail it."""
+    _, good = applications()[0]
+    bad_cases = []
+    for mutate in (
+        lambda d: d["spec"]["syncPolicy"]["automated"].update(selfheal=True),  # wrong case
+        lambda d: d["spec"].pop("project"),
+        lambda d: d["spec"]["destination"].pop("server"),
+        lambda d: d.update(apiVersion="argoproj.io/v1"),
+        lambda d: d["spec"]["syncPolicy"].update(syncOptions=["ServerSideApply=yes"]),
+        lambda d: d["spec"]["source"].update(repoUrl="https://x"),
+    ):
+        doc = yaml.safe_load(yaml.safe_dump(good))
+        mutate(doc)
+        bad_cases.append(doc)
+    for doc in bad_cases:
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(doc, APPLICATION_SCHEMA)
+
+
+# --------------------------------------------------------------------------- no plaintext
+
+
+def test_sealkit_scan_passes_on_examples():
+    proc = subprocess.run([SEALKIT, "scan", str(EXAMPLES)], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_sealkit_scan_would_catch_a_plaintext_secret_in_the_example(tmp_path):
+    copy = tmp_path / "welcome-message-gitops"
+    import shutil
+
+    shutil.copytree(GITOPS, copy)
+    leaked = "do-not-print-me-4711"
+    (copy / "cluster" / "oops.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "vault-secrets-plain", "namespace": "default"},
+        "stringData": {"vault-token": leaked},
+    }))
+    proc = subprocess.run([SEALKIT, "scan", str(copy)], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert proc.returncode == 1
+    out = proc.stdout + proc.stderr
+    assert "oops.yaml" in out and "vault-secrets-plain" in out
+    assert leaked not in out
+
+
+def test_no_plaintext_secret_and_every_secret_is_sealed():
+    kinds = [(d["kind"], d["metadata"]["name"]) for d in all_docs()]
+    assert not [k for k in kinds if k[0] == "Secret"], "a plaintext Secret in examples/"
+    sealed = {n for k, n in kinds if k == "SealedSecret"}
+    assert {"vault-secrets", "git-auth", "postgresql-auth"} <= sealed
+
+
+def test_committed_sealed_secrets_are_well_formed_for_the_demo_certificate():
+    from cryptography import x509
+
+    cert = x509.load_pem_x509_certificate((GITOPS / "demo-cert.pem").read_bytes())
+    modulus_bytes = cert.public_key().key_size // 8
+    docs = [d for d in all_docs() if d["kind"] == "SealedSecret"]
+    for doc in docs:
+        assert doc["apiVersion"] == "bitnami.com/v1alpha1"
+        tmeta = doc["spec"]["template"]["metadata"]
+        assert (tmeta["name"], tmeta["namespace"]) == (doc["metadata"]["name"],
+                                                       doc["metadata"]["namespace"])
+        for value in doc["spec"]["encryptedData"].values():
+            blob = base64.b64decode(value, validate=True)
+            assert int.from_bytes(blob[:2], "big") == modulus_bytes  # RSA-OAEP block size
+            assert len(blob) > 2 + modulus_bytes + 16
+    git_auth = next(d for d in docs if d["metadata"]["name"] == "git-auth")
+    assert git_auth["spec"]["template"]["type"] == "kubernetes.io/basic-auth"
+    assert set(git_auth["spec"]["encryptedData"]) == {"username", "password"}
+    vault = next(d for d in docs if d["metadata"]["name"] == "vault-secrets")
+    assert set(vault["spec"]["encryptedData"]) == {"vault-token", "name-service-token"}
+
+
+def test_no_private_key_is_committed():
+    for path in EXAMPLES.rglob("*"):
+        if path.is_file():
+            assert "PRIVATE KEY-----" not in path.read_text(errors="replace"), path
+
+
+# --------------------------------------------------------------------------- order and hook
+
+
+def test_cluster_sync_plan_follows_argocd_order(demo):
+    plan = demo.argo_sync_plan(demo.load_manifests(GITOPS / "cluster"))
+    assert [(s.phase, s.wave) for s in plan] == [
+        ("Sync", -5), ("Sync", -4), ("Sync", -3), ("Sync", -2), ("Sync", -1), ("PostSync", 0)]
+    assert {d["kind"] for d in plan[0].docs} == {"SealedSecret"}
+    kinds = [d["kind"] for d in plan[1].docs]
+    assert kinds.index("ServiceAccount") < kinds.index("ClusterRoleBinding")
+    assert {d["metadata"]["name"] for d in plan[2].docs} == {"postgresql"}
+    assert {d["metadata"]["name"] for d in plan[3].docs} == {"vault"}
+    (job,) = plan[-1].docs
+    ann = job["metadata"]["annotations"]
+    assert job["kind"] == "Job" and ann["argocd.argoproj.io/hook"] == "PostSync"
+    assert ann["argocd.argoproj.io/hook-delete-policy"] == "BeforeHookCreation"
+    assert 0 < job["spec"]["backoffLimit"] <= 3
+
+
+def test_argo_sync_plan_puts_unknown_kinds_last_in_a_wave(demo):
+    docs = [
+        {"kind": "SealedSecret", "metadata": {"name": "a"}},
+        {"kind": "Deployment", "metadata": {"name": "b"}},
+        {"kind": "ConfigMap", "metadata": {"name": "c"}},
+        {"kind": "Job", "metadata": {"name": "d", "annotations": {
+            "argocd.argoproj.io/hook": "PostSync"}}},
+        {"kind": "Service", "metadata": {"name": "e", "annotations": {
+            "argocd.argoproj.io/sync-wave": "-1"}}},
+    ]
+    plan = demo.argo_sync_plan(docs)
+    assert [[d["metadata"]["name"] for d in s.docs] for s in plan] == [["e"], ["c", "b", "a"],
+                                                                        ["d"]]
+
+
+ENV_REF = re.compile(r"^env:([A-Za-z_][A-Za-z0-9_]*)$")
+INTERP = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")  # without a `:-default`
+
+
+def required_env(node: Any) -> set[str]:
+    """Environment variables a vault-bootstrap config cannot do without."""
+    if isinstance(node, dict):
+        return set().union(*(required_env(v) for v in node.values()))
+    if isinstance(node, list):
+        return set().union(*(required_env(v) for v in node))
+    if isinstance(node, str):
+        return set(ENV_REF.findall(node)) | set(INTERP.findall(node))
+    return set()
+
+
+def _bootstrap_config() -> str:
+    cm = next(d for d in k8s_docs(GITOPS / "cluster" / "vault-bootstrap-configmap.yaml"))
+    return cm["data"]["bootstrap.yaml"]
+
+
+def test_the_job_environment_provides_every_reference_of_the_config():
+    job = next(d for d in k8s_docs(GITOPS / "cluster" / "vault-bootstrap-job.yaml"))
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    provided = {e["name"] for e in container["env"]}
+    needed = required_env(yaml.safe_load(_bootstrap_config()))
+    assert needed and needed <= provided, sorted(needed - provided)
+    # Secret inputs come from the unsealed Secrets, never as literal values.
+    for item in container["env"]:
+        if item["name"] in {"VAULT_TOKEN", "NAME_SERVICE_TOKEN", "PGPASSWORD"}:
+            assert "secretKeyRef" in item.get("valueFrom", {}), item["name"]
+    assert container["command"][:2] == ["vault-bootstrap", "apply"]
+    assert "VAULT_ADDR" in provided
+
+
+def test_the_bootstrap_config_validates():
+    from vault_bootstrap._config import parse_config
+
+    config = parse_config(yaml.safe_load(_bootstrap_config()), source="bootstrap.yaml")
+    role = config.auth["kubernetes"].roles["welcome-message"]
+    assert role.bound_service_account_names == ["welcome-message"]
+    assert role.bound_service_account_namespaces == ["${env:WELCOME_NAMESPACE:-default}"]
+
+
+def test_the_configmap_mirrors_the_chapter_config():
+    """The PostSync Job runs the same setup as examples/vault-bootstrap/chapter.yaml."""
+    chapter = EXAMPLES / "vault-bootstrap" / "chapter.yaml"
+    if not chapter.exists():
+        pytest.fail("examples/vault-bootstrap/chapter.yaml is missing")
+    assert _bootstrap_config() == chapter.read_text()
+
+
+# --------------------------------------------------------------------------- the real apiserver
+
+
+@pytest.mark.stack
+def test_every_known_manifest_passes_a_server_side_dry_run(stack, kubectl_path, demo, tmp_path):
+    from devstack.testing import require
+
+    require(stack, "kube")
+    log = demo.Log(tmp_path / "dry-run.log")
+    try:
+        demo.install_crd(kubectl_path, stack.kubeconfig, log)
+    except demo.StepFailed as err:
+        pytest.fail(f"{err}\n{log.path.read_text()}", pytrace=False)
+    checked: list[str] = []
+    for path in manifest_files():
+        docs = [d for d in k8s_docs(path) if not d["apiVersion"].startswith("argoproj.io/")]
+        if not docs:
+            continue
+        proc = subprocess.run(
+            [kubectl_path, "--kubeconfig", stack.kubeconfig, "apply", "--server-side",
+             "--dry-run=server", "--field-manager", "e2e-dry-run", "-f", str(path)],
+            capture_output=True, text=True, timeout=60, check=False)
+        assert proc.returncode == 0, f"{path.relative_to(ROOT)}: {proc.stderr.strip()}"
+        checked += [f"{d['kind']}/{d['metadata']['name']}" for d in docs]
+    kinds = {c.split("/")[0] for c in checked}
+    assert {"SealedSecret", "Deployment", "StatefulSet", "Service", "Job", "ConfigMap",
+            "ServiceAccount", "ClusterRoleBinding"} <= kinds
+
+
+@pytest.mark.stack
+def test_dry_run_rejects_a_broken_manifest(stack, kubectl_path, tmp_path):
+    """The dry-run check can fail: a SealedSecret without encryptedData is refused by the CRD."""
+    from devstack.testing import require
+
+    require(stack, "kube")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({
+        "apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret",
+        "metadata": {"name": "broken", "namespace": "default"}, "spec": {"template": {}},
+    }))
+    proc = subprocess.run(
+        [kubectl_path, "--kubeconfig", stack.kubeconfig, "apply", "--server-side",
+         "--dry-run=server", "-f", str(bad)], capture_output=True, text=True, timeout=60,
+        check=False)
+    assert proc.returncode != 0

@@ -1,0 +1,245 @@
+"""The `make demo` walkthrough with assertions, then the two changes users make most.
+
+The tests of this module run in order on one walkthrough (the `walk` fixture): the flow itself,
+then rotating a value through Git, then rotating the controller's key. Each asserts on the real
+apiserver, controller, OpenBao and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import secrets
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from .conftest import log_tail
+
+pytestmark = [pytest.mark.stack, pytest.mark.timeout(900)]
+
+
+def _fail(walk: Any, err: BaseException) -> None:
+    pytest.fail(f"{err}\n--- log tail ---\n{log_tail(walk.log.path)}\n--- controller log ---\n"
+                f"{log_tail(walk.workdir / 'controller.log')}", pytrace=False)
+
+
+def _sealed(walk: Any, name: str) -> dict[str, Any]:
+    from kubernetes import client
+
+    return client.CustomObjectsApi(walk.api()).get_namespaced_custom_object(
+        "bitnami.com", "v1alpha1", walk.namespace, "sealedsecrets", name)
+
+
+def _bootstrap_plan_exit(walk: Any, demo: Any) -> int:
+    """`vault-bootstrap plan` with the hook's environment: 0 = converged."""
+    job = next(d for d in demo.load_manifests(walk.gitops / "cluster") if d["kind"] == "Job")
+    cms = {d["metadata"]["name"]: d for d in demo.load_manifests(walk.gitops / "cluster")
+           if d["kind"] == "ConfigMap"}
+    hook = demo.hook_as_local_process(job, cms, walk.api(), workdir=walk.workdir / "hook",
+                                      overrides=walk.local_overrides())
+    hook.argv[hook.argv.index("apply")] = "plan"
+    base = {"PATH": "/usr/bin:/bin"}
+    proc = subprocess.run(hook.argv, env={**base, **hook.env}, capture_output=True, text=True,
+                          timeout=120, check=False)
+    walk.log.write(proc.stdout + proc.stderr)
+    return proc.returncode
+
+
+def _vault_kv(walk: Any) -> dict[str, str]:
+    import hvac
+
+    vault = hvac.Client(url=walk.vault_addr, token=walk.vault_token)
+    return vault.secrets.kv.v2.read_secret_version(
+        path="myapps/welcome/config", mount_point="secret",
+        raise_on_deleted_version=True)["data"]["data"]
+
+
+def test_walkthrough_seals_syncs_bootstraps_and_serves_dynamic_credentials(walk, demo):
+    try:
+        names = walk.seal_working_copy()
+        assert sorted(names) == ["git-auth", "postgresql-auth", "vault-secrets"]
+        # No input value was written anywhere in the working copy.
+        tree_text = "".join(p.read_text() for p in walk.gitops.rglob("*.yaml"))
+        for values in walk.inputs.values():
+            for key, value in values.items():
+                if key != "username":
+                    assert value not in tree_text, f"{key} in clear in the working copy"
+
+        plan, sealed = walk.sync("cluster")
+        sync_steps = [s for s in plan if s.phase == "Sync"]
+        assert [s.wave for s in sync_steps] == [-5, -4, -3, -2, -1]
+        assert {d["kind"] for d in sync_steps[0].docs} == {"SealedSecret"}
+        assert sorted(sealed) == sorted(names)
+
+        # Each Secret holds exactly the sealed inputs, is owned by its SealedSecret, and the
+        # SealedSecret reports what Argo CD's health check reads.
+        for name in names:
+            assert demo.read_secret_values(walk.api(), walk.namespace, name) == walk.inputs[name]
+            obj = _sealed(walk, name)
+            assert demo.sealed_secret_health(obj) == ("Healthy", "")
+            assert obj["status"]["observedGeneration"] == obj["metadata"]["generation"]
+        from kubernetes import client
+
+        core = client.CoreV1Api(walk.api())
+        git_auth = core.read_namespaced_secret("git-auth", walk.namespace)
+        assert git_auth.type == "kubernetes.io/basic-auth"
+        owners = git_auth.metadata.owner_references
+        assert [(o.kind, o.name, o.controller) for o in owners] == [
+            ("SealedSecret", "git-auth", True)]
+
+        ran = walk.post_sync_hooks("cluster", walk.local_overrides())
+        assert ran == ["vault-bootstrap"]
+        job = client.BatchV1Api(walk.api()).read_namespaced_job("vault-bootstrap", walk.namespace)
+        assert job.metadata.annotations["argocd.argoproj.io/hook"] == "PostSync"
+
+        walk.sync("apps")
+        res = demo.app_login(
+            walk.api(), vault_addr=walk.vault_addr, namespace=walk.namespace,
+            pg={"host": walk.env["PGHOST"], "port": walk.env["PGPORT"],
+                "dbname": walk.env["PGDATABASE"]},
+            expected_kv={"name-service-token":
+                         walk.inputs["vault-secrets"]["name-service-token"]},
+            **demo.APP,
+        )
+        assert res.current_user == res.db_user and res.db_user.startswith("v-")
+        assert res.lease_ttl > 0
+        assert res.kv_matches is True
+        assert res.denied_status == 403
+
+        # The hook is idempotent: converged, so `plan` says no changes.
+        assert _bootstrap_plan_exit(walk, demo) == 0
+    except demo.StepFailed as err:
+        _fail(walk, err)
+
+
+def test_rotating_a_value_through_git(walk, demo):
+    """Change one value with `sealkit set`, re-apply: the Secret changes, the KV converges."""
+    if not walk.inputs:
+        pytest.skip("the walkthrough did not run")
+    path = walk.gitops / "cluster" / "vault-secrets.sealedsecret.yaml"
+    before = next(d for d in yaml.safe_load_all(path.read_text()) if d)
+    generation = _sealed(walk, "vault-secrets")["metadata"]["generation"]
+    new_value = "nst-rotated-" + secrets.token_urlsafe(12)
+    try:
+        walk.log.run([walk.sealkit, "set", str(path), "name-service-token",
+                      "--cert", str(walk.cert)], input_text=new_value)
+        after = next(d for d in yaml.safe_load_all(path.read_text()) if d)
+        enc_before, enc_after = before["spec"]["encryptedData"], after["spec"]["encryptedData"]
+        assert enc_after["vault-token"] == enc_before["vault-token"]  # only one key re-sealed
+        assert enc_after["name-service-token"] != enc_before["name-service-token"]
+        assert new_value not in path.read_text()
+        assert after["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"] == "-5"
+
+        walk.sync("cluster")
+        demo.wait_sealed_secrets(walk.api(), walk.namespace, ["vault-secrets"],
+                                 min_generation={"vault-secrets": generation + 1})
+        values = demo.read_secret_values(walk.api(), walk.namespace, "vault-secrets")
+        assert values["name-service-token"] == new_value
+        assert values["vault-token"] == walk.inputs["vault-secrets"]["vault-token"]
+
+        assert _vault_kv(walk)["name-service-token"] != new_value  # not yet: hook not re-run
+        assert _bootstrap_plan_exit(walk, demo) == 2  # drift pending
+        walk.post_sync_hooks("cluster", walk.local_overrides())
+        assert _vault_kv(walk)["name-service-token"] == new_value
+        assert _bootstrap_plan_exit(walk, demo) == 0
+        walk.inputs["vault-secrets"]["name-service-token"] = new_value
+    except demo.StepFailed as err:
+        _fail(walk, err)
+
+
+def _rfc1123z(when: dt.datetime) -> str:
+    return when.astimezone(dt.UTC).strftime("%a, %d %b %Y %H:%M:%S +0000")
+
+
+def _key_secrets(walk: Any) -> list[Any]:
+    from kubernetes import client
+
+    return client.CoreV1Api(walk.api()).list_namespaced_secret(
+        walk.key_namespace,
+        label_selector="sealedsecrets.bitnami.com/sealed-secrets-key=active").items
+
+
+def _private_keys(secret: Any) -> list[Any]:
+    from sealkit.keys import load_private_keys
+
+    return load_private_keys(base64.b64decode(secret.data["tls.key"]))
+
+
+def test_key_rotation_with_cutoff_then_re_encrypt(walk, demo):
+    """A new key via --key-cutoff-time; `sealkit --re-encrypt`; old and new ciphertexts open."""
+    if not walk.inputs:
+        pytest.skip("the walkthrough did not run")
+    from sealkit.model import unseal_sealed_secret
+
+    ctl = walk.controller
+    keys_before = _key_secrets(walk)
+    assert len(keys_before) == 1
+    old_cert = demo.http_get(ctl.url + "/v1/cert.pem")[1]
+    old_file = walk.workdir / "vault-secrets.old.yaml"
+    src = walk.gitops / "cluster" / "vault-secrets.sealedsecret.yaml"
+    old_file.write_text(src.read_text())
+    try:
+        time.sleep(1.1)  # the cutoff must be after the first key's NotBefore (1 s resolution)
+        ctl.stop()
+        ctl.extra_args = ["--key-cutoff-time", _rfc1123z(dt.datetime.now(dt.UTC))]
+        ctl.start()
+        keys_after = _key_secrets(walk)
+        assert len(keys_after) == 2, "the cutoff did not generate a new key"
+        new_cert = demo.http_get(ctl.url + "/v1/cert.pem")[1]
+        assert b"BEGIN CERTIFICATE" in new_cert and new_cert != old_cert
+
+        # Re-encrypt through the controller's /v1/rotate. kubeseal would go through the
+        # apiserver's service proxy, which needs an endpoint (a pod) that this stack cannot
+        # have; sealkit's --controller-url talks to the controller directly instead.
+        walk.log.run([walk.sealkit, "--re-encrypt", "--controller-url", ctl.url,
+                      "-f", str(src), "-w", str(src)])
+        rotated = next(d for d in yaml.safe_load_all(src.read_text()) if d)
+        old = next(d for d in yaml.safe_load_all(old_file.read_text()) if d)
+        assert rotated["spec"]["encryptedData"].keys() == old["spec"]["encryptedData"].keys()
+        assert rotated["spec"]["encryptedData"] != old["spec"]["encryptedData"]
+
+        # The new ciphertexts open with the new key alone, the old ones with the old key alone.
+        new_key = next(k for k in keys_after
+                       if k.metadata.name not in {o.metadata.name for o in keys_before})
+        expected = walk.inputs["vault-secrets"]
+        opened_new = unseal_sealed_secret(rotated, _private_keys(new_key))
+        opened_old = unseal_sealed_secret(old, _private_keys(keys_before[0]))
+        for opened in (opened_new, opened_old):
+            values = {k: base64.b64decode(v).decode() for k, v in opened["data"].items()}
+            assert values == expected
+        # ... and the controller (which keeps every key) opens both.
+        for doc in (old, rotated):
+            status, _ = demo.http_post(ctl.url + "/v1/verify", json.dumps(doc).encode())
+            assert status == 200
+            time.sleep(1.0)  # /v1/verify is rate-limited (2/s, burst 2)
+
+        generation = _sealed(walk, "vault-secrets")["metadata"]["generation"]
+        walk.sync("cluster")
+        demo.wait_sealed_secrets(walk.api(), walk.namespace, ["vault-secrets"],
+                                 min_generation={"vault-secrets": generation + 1})
+        assert demo.read_secret_values(walk.api(), walk.namespace, "vault-secrets") == expected
+        # The other SealedSecrets, still sealed for the old key, stay Healthy.
+        for name in ("git-auth", "postgresql-auth"):
+            assert demo.sealed_secret_health(_sealed(walk, name))[0] == "Healthy"
+    except demo.StepFailed as err:
+        _fail(walk, err)
+
+
+def test_demo_log_holds_no_secret_value(walk):
+    """Nothing the walkthrough logged (commands, tool output, controller log) holds a value."""
+    if not walk.inputs:
+        pytest.skip("the walkthrough did not run")
+    texts = [Path(walk.log.path).read_text(errors="replace"),
+             (walk.workdir / "controller.log").read_text(errors="replace")]
+    for values in walk.inputs.values():
+        for key, value in values.items():
+            if key == "username":
+                continue
+            for text in texts:
+                assert value not in text, f"{key} appears in a log"
