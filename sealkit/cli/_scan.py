@@ -40,9 +40,13 @@ def command(
     paths: tuple[str, ...], allow: tuple[str, ...], ignore_file: str | None, quiet: bool,
     debug: bool,
 ) -> int:
+    from sealkit._exceptions import InputError, UsageError
     from sealkit.scan import IgnoreRules, scan_paths
 
-    rules = IgnoreRules.load(allow, ignore_file=ignore_file)
+    try:
+        rules = IgnoreRules.load(allow, ignore_file=ignore_file)
+    except InputError as exc:
+        raise UsageError(f"--ignore-file: {exc.message}") from None
     result = scan_paths(paths or ["."], ignore=rules)
     out = sys.stdout
     for finding in result.findings:
