@@ -6,6 +6,7 @@ Secret values never reach this module as text: they are `Sensitive` and render a
 
 from __future__ import annotations
 
+import difflib
 import json
 from typing import Any
 
@@ -51,6 +52,12 @@ def _field_line(f: FieldChange) -> str:
         return f"    - {f.name}{note}"
     if f.sensitive:
         return f"    ~ {f.name} = {MASK}{note}"
+    if isinstance(f.before, str) and isinstance(f.after, str) and "\n" in f.after.strip("\n"):
+        diff = difflib.unified_diff(
+            f.before.splitlines(), f.after.splitlines(), lineterm="", n=1
+        )
+        body = [f"        {line}" for line in list(diff)[2:]]
+        return "\n".join([f"    ~ {f.name}:{note}", *body])
     return f"    ~ {f.name}: {_show(f.before, False)} -> {_show(f.after, False)}{note}"
 
 
