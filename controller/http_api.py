@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import socket
 import threading
 import time
@@ -138,10 +139,27 @@ _StrictLoader.yaml_implicit_resolvers = {
 }
 
 
+_MAX_NESTING = 64
+_BRACKETS = re.compile(rb"[^\[\]{}]+")
+
+
+def _too_deep(body: bytes) -> bool:
+    """A cheap bracket-depth scan: deeply nested flow collections cost the parsers seconds
+    of CPU before they fail, so refuse them up front (a SealedSecret nests a few levels)."""
+    depth = 0
+    for byte in _BRACKETS.sub(b"", body):
+        depth += 1 if byte in (0x5B, 0x7B) else -1
+        if depth > _MAX_NESTING:
+            return True
+    return False
+
+
 def parse_sealed_secret(body: bytes) -> dict[str, Any]:
     """Decode exactly one SealedSecret from JSON or YAML, or raise `BadRequest`."""
     if not body.strip():
         raise BadRequest("empty body")
+    if _too_deep(body):
+        raise BadRequest("body is nested too deeply")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:

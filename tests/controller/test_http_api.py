@@ -463,3 +463,27 @@ def test_parse_listen_addr() -> None:
     for bad in ("8080", "host:", "h:99999", "h:x"):
         with pytest.raises(ValueError):
             parse_listen_addr(bad)
+
+
+def test_connection_cap_answers_503_and_recovers(ring: KeyRing) -> None:
+    handle = serve_api("127.0.0.1:0", keys=ring, options=ApiOptions(max_connections=2,
+                                                                     read_timeout=5))
+    try:
+        idle = [socket.create_connection(("127.0.0.1", handle.port), timeout=5) for _ in range(2)]
+        time.sleep(0.3)  # both are now held by handler threads waiting for a request line
+        extra = socket.create_connection(("127.0.0.1", handle.port), timeout=5)
+        assert extra.recv(100).startswith(b"HTTP/1.1 503")
+        extra.close()
+        for s in idle:
+            s.close()
+        _wait_ok = time.monotonic() + 5
+        while time.monotonic() < _wait_ok:
+            try:
+                if Api(handle).request("GET", "/healthz")[0] == 200:
+                    break
+            except (ConnectionError, http.client.HTTPException):
+                pass
+            time.sleep(0.1)
+        assert Api(handle).request("GET", "/healthz")[0] == 200
+    finally:
+        handle.shutdown()
