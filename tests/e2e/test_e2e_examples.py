@@ -394,3 +394,54 @@ def test_dry_run_rejects_a_broken_manifest(stack, kubectl_path, tmp_path):
          "--dry-run=server", "-f", str(bad)], capture_output=True, text=True, timeout=60,
         check=False)
     assert proc.returncode != 0
+
+
+def test_working_copy_moves_the_example_to_another_namespace(demo, tmp_path):
+    """The e2e runs in a private namespace: every reference to `default` must follow."""
+    copy = demo.make_working_copy(tmp_path / "gitops", "e2e-x")
+    docs = [d for f in ("apps", "cluster") for d in demo.load_manifests(copy / f)]
+    text = yaml.safe_dump_all(docs)
+    assert "namespace: default" not in text and ".default.svc" not in text
+    for doc in docs:
+        if doc["kind"] == "ClusterRoleBinding":
+            assert doc["metadata"]["name"].endswith("-e2e-x")
+            assert {s["namespace"] for s in doc["subjects"]} == {"e2e-x"}
+        else:
+            assert doc["metadata"]["namespace"] == "e2e-x"
+        if doc["kind"] == "SealedSecret":
+            assert doc["spec"]["template"]["metadata"]["namespace"] == "e2e-x"
+            assert doc["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"] == "-5"
+    job = next(d for d in docs if d["kind"] == "Job")
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["WELCOME_NAMESPACE"] == "e2e-x"
+    assert env["VAULT_ADDR"] == "http://vault.e2e-x.svc:8200"
+    assert not list(copy.rglob("*.md")) and not list(copy.rglob("*.pem"))
+    # Header comments survive the rewrite.
+    assert (copy / "cluster" / "vault-bootstrap-job.yaml").read_text().startswith("# The Vault")
+
+
+def test_secret_for_rebuilds_the_plaintext_secret_from_the_template(demo):
+    sealed = next(d for d in k8s_docs(GITOPS / "cluster" / "git-auth.sealedsecret.yaml"))
+    secret = demo.secret_for(sealed, {"username": "u", "password": "p"})
+    assert secret["type"] == "kubernetes.io/basic-auth"
+    assert secret["metadata"]["annotations"] == {"tekton.dev/git-0": "https://git.example.com"}
+    assert (secret["metadata"]["name"], secret["metadata"]["namespace"]) == ("git-auth", "default")
+    with pytest.raises(demo.StepFailed, match="do not match its keys"):
+        demo.secret_for(sealed, {"username": "u"})
+    resealed = demo.keep_outer_metadata(sealed, {"metadata": {"name": "git-auth"}})
+    assert resealed["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"] == "-5"
+
+
+def test_sealed_secret_health_matches_argocd(demo):
+    def obj(gen, observed, status=None, message=""):
+        conds = [] if status is None else [{"type": "Synced", "status": status,
+                                            "message": message}]
+        return {"metadata": {"generation": gen},
+                "status": {"observedGeneration": observed, "conditions": conds}}
+
+    assert demo.sealed_secret_health(obj(2, 2, "True")) == ("Healthy", "")
+    assert demo.sealed_secret_health(obj(2, 2, "False", "no key could decrypt secret")) == (
+        "Degraded", "no key could decrypt secret")
+    assert demo.sealed_secret_health(obj(3, 2, "True"))[0] == "Progressing"
+    assert demo.sealed_secret_health(obj(1, 1))[0] == "Progressing"
