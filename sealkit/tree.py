@@ -211,7 +211,9 @@ def source_digest(
 @dataclass
 class TreeOptions:
     scope: Scope | None = None  # --scope (None/strict keeps each source's annotations)
-    namespace: str | None = None  # explicit -n: fills missing, must match present
+    # -n: fills a missing namespace only. Unlike kubeseal's -n it does not have to match the
+    # declared ones, since a tree spans many namespaces.
+    namespace: str | None = None
     default_namespace: Callable[[], str] | str | None = None  # kubeconfig context, lazily
     exclude: Sequence[str] = ()
     digest_key_file: Path | None = None
@@ -295,11 +297,6 @@ def _identity(secret: Mapping[str, Any], opts: TreeOptions) -> tuple[str, str, S
     if not name:
         raise InputError("missing metadata.name in input Secret")
     namespace = str(metadata.get("namespace") or "")
-    if opts.namespace and namespace and namespace != opts.namespace:
-        raise InputError(
-            f'namespace mismatch: input secret is in namespace "{namespace}" '
-            f'but "{opts.namespace}" was specified'
-        )
     meta_for_scope: Mapping[str, Any] = metadata
     if opts.scope is not None and opts.scope is not Scope.STRICT:
         meta_for_scope = {
@@ -455,7 +452,6 @@ def seal_unit(unit: Unit, public_key: RSAPublicKey, opts: TreeOptions, fingerpri
             unit.secret,
             public_key,
             scope=opts.scope,
-            namespace=opts.namespace,
             default_namespace=unit.namespace or None,
         )
     except InputError as exc:

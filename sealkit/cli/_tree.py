@@ -69,7 +69,8 @@ class _Progress:
     "--namespace",
     envvar="SEALED_SECRETS_NAMESPACE",
     default="",
-    help="Namespace for Secrets without one (default: the kubeconfig context's).",
+    help="Namespace for Secrets that declare none (default: the kubeconfig context's); "
+    "declared namespaces are kept.",
 )
 @click.option("--check", is_flag=True, help="Change nothing; exit 1 if any twin is stale.")
 @click.option("--force", is_flag=True, help="Reseal every Secret, even up-to-date ones.")
