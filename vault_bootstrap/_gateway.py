@@ -23,7 +23,7 @@ from tenacity import (
     before_sleep_log,
     retry_if_exception,
     stop_after_delay,
-    wait_exponential_jitter,
+    wait_random_exponential,
 )
 
 from ._errors import BootstrapError
@@ -117,7 +117,7 @@ class HvacGateway:
                 return fn()
             retrying = Retrying(
                 stop=stop_after_delay(self._retry_timeout),
-                wait=wait_exponential_jitter(initial=0.2, max=5),
+                wait=wait_random_exponential(multiplier=0.2, max=5),
                 retry=retry_if_exception(is_retryable),
                 before_sleep=before_sleep_log(log, logging.WARNING),
                 reraise=True,

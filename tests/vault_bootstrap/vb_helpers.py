@@ -55,21 +55,28 @@ def run_cli(*args: str, env: dict[str, str], timeout: float = 120) -> CliResult:
 
 @dataclass
 class FileBao:
-    """A non-dev OpenBao with file storage: starts uninitialised, survives restarts sealed."""
+    """A non-dev OpenBao (raft storage): starts uninitialised, comes back sealed after a restart."""
 
     workdir: Path
     port: int
     proc: subprocess.Popen[bytes] | None = None
+    token: str = ""  # no root token until someone initialises it
     log: Path = field(init=False)
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.log = self.workdir / "bao.log"
+        from devstack import ports
+
+        cluster_port = ports.free_port()
+        (self.workdir / "data").mkdir(exist_ok=True)
+        # OpenBao 2.x has no "file" storage; integrated (raft) storage persists across restarts.
         (self.workdir / "bao.hcl").write_text(
-            f'storage "file" {{ path = "{self.workdir}/data" }}\n'
-            f'listener "tcp" {{\n  address = "127.0.0.1:{self.port}"\n  tls_disable = true\n}}\n'
+            f'storage "raft" {{\n  path = "{self.workdir}/data"\n  node_id = "vb-test"\n}}\n'
+            f'listener "tcp" {{\n  address = "127.0.0.1:{self.port}"\n'
+            f'  cluster_address = "127.0.0.1:{cluster_port}"\n  tls_disable = true\n}}\n'
             f'api_addr = "http://127.0.0.1:{self.port}"\n'
-            "disable_mlock = true\n"
+            f'cluster_addr = "http://127.0.0.1:{cluster_port}"\n'
         )
 
     @property
@@ -114,7 +121,9 @@ def chapter_env(stack: Any, bao: Any, *, ca_file: str, token: str | None = None,
     env.update({k: v for k, v in stack.env.items() if v and not k.startswith("VAULT_")})
     prefix = "BAO_" if use_bao_prefix else "VAULT_"
     env[prefix + "ADDR"] = bao.addr
-    env[prefix + "TOKEN"] = token if token is not None else bao.token
+    token = token if token is not None else bao.token
+    if token:
+        env[prefix + "TOKEN"] = token
     env.setdefault("KUBE_APISERVER_URL", "https://127.0.0.1:1")
     if not env.get("KUBE_CA_FILE"):
         env["KUBE_CA_FILE"] = ca_file
