@@ -40,6 +40,7 @@ import json
 import logging
 import re
 import socket
+import socketserver
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -346,10 +347,25 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], handler: type, max_connections: int) -> None:
-        if ":" in address[0]:
+        host, port = address
+        self._dualstack = False
+        if host == "" and socket.has_dualstack_ipv6():
+            # Go's ":8080" listens on every IPv4 and IPv6 address; so do we.
+            self.address_family = socket.AF_INET6
+            self._dualstack = True
+            address = ("::", port)
+        elif ":" in host:
             self.address_family = socket.AF_INET6
         self._slots = threading.BoundedSemaphore(max_connections)
         super().__init__(address, handler)
+
+    def server_bind(self) -> None:
+        if self._dualstack:
+            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        # Skip HTTPServer.server_bind: its getfqdn() may block on reverse DNS.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name = str(self.server_address[0])
+        self.server_port = int(self.server_address[1])
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self._slots.acquire(blocking=False):

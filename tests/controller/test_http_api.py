@@ -487,3 +487,17 @@ def test_connection_cap_answers_503_and_recovers(ring: KeyRing) -> None:
         assert Api(handle).request("GET", "/healthz")[0] == 200
     finally:
         handle.shutdown()
+
+
+def test_default_address_listens_on_ipv4_and_ipv6(ring: KeyRing) -> None:
+    handle = serve_api(":0", keys=ring)
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", handle.port, timeout=5)
+        conn.request("GET", "/healthz")
+        assert conn.getresponse().status == 200
+        if socket.has_dualstack_ipv6():
+            conn6 = http.client.HTTPConnection("::1", handle.port, timeout=5)
+            conn6.request("GET", "/healthz")
+            assert conn6.getresponse().status == 200
+    finally:
+        handle.shutdown()
