@@ -222,3 +222,17 @@ def test_timings_must_be_ordered(coordination: Any) -> None:
     with pytest.raises(ValueError):
         LeaseElector(coordination, namespace="x", lease_duration=15, renew_deadline=10,
                      retry_period=9)
+
+
+def test_release_never_clobbers_a_lease_someone_else_took(
+    make_elector: Callable[..., LeaseElector], coordination: Any, namespace: str
+) -> None:
+    # Slow renewals, so the intruder's write lands between two of a's attempts.
+    a = make_elector("a", lease_duration=15.0, renew_deadline=10.0, retry_period=5.0)
+    a.start()
+    _wait(lambda: a.is_leader, 5)
+    lease = _lease(coordination, namespace)
+    lease["spec"]["holderIdentity"] = "intruder"
+    coordination.replace_namespaced_lease("test-lease", namespace, lease)
+    assert a.release() is False  # resourceVersion-guarded: 409, nothing written
+    assert _lease(coordination, namespace)["spec"]["holderIdentity"] == "intruder"
