@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from controller.http_api import ApiOptions, parse_listen_addr, serve_api, serve_metrics
 from controller.keyring import KeyRing, entry_from_secret
@@ -501,3 +503,67 @@ def test_default_address_listens_on_ipv4_and_ipv6(ring: KeyRing) -> None:
             assert conn6.getresponse().status == 200
     finally:
         handle.shutdown()
+
+
+# -- property: whatever the body, the outcome is a 2xx/4xx decision, never an exception --------
+_json_leaf = st.none() | st.booleans() | st.integers() | st.text(max_size=20)
+_json = st.recursive(
+    _json_leaf,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner,
+                                                                max_size=4),
+    max_leaves=20,
+)
+
+
+def _mutated_sealed(draw: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret",
+        "metadata": {"name": "a", "namespace": "b"},
+        "spec": {"encryptedData": {"k": "AgB="}, "template": {"metadata": {"name": "a"}}},
+    }
+    for path in draw(st.lists(st.sampled_from([
+        ("metadata",), ("metadata", "name"), ("metadata", "namespace"),
+        ("metadata", "annotations"), ("spec",), ("spec", "encryptedData"),
+        ("spec", "encryptedData", "k"), ("spec", "template"), ("spec", "template", "metadata"),
+        ("spec", "template", "data"), ("spec", "data"), ("kind",),
+    ]), max_size=3)):
+        node = base
+        for part in path[:-1]:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[path[-1]] = draw(_json)
+    return base
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_any_body_is_a_decision_never_a_crash(data: Any, entries: tuple[Any, Any]) -> None:
+    from controller.http_api import (
+        BadRequest,
+        NotOpenable,
+        parse_sealed_secret,
+        rotate_sealed_secret,
+        verify_sealed_secret,
+    )
+
+    kind = data.draw(st.sampled_from(["bytes", "json", "sealed"]))
+    if kind == "bytes":
+        body = data.draw(st.binary(max_size=200))
+    elif kind == "json":
+        body = json.dumps(data.draw(_json)).encode()
+    else:
+        doc = _mutated_sealed(data.draw)
+        body = (json.dumps(doc) if data.draw(st.booleans()) else yaml.safe_dump(doc)).encode()
+    keys = [e.private_key for e in entries]
+    try:
+        sealed = parse_sealed_secret(body)
+    except BadRequest as exc:
+        assert 400 <= exc.status < 500
+        return
+    assert isinstance(verify_sealed_secret(sealed, keys), bool)
+    try:
+        out, _ = rotate_sealed_secret(sealed, keys, entries[1].public_key)
+    except (BadRequest, NotOpenable):
+        return
+    json.dumps(out)  # always serialisable
