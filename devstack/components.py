@@ -144,6 +144,8 @@ class Etcd(Component):
 class KubeAPIServer(Component):
     name = "kube-apiserver"
     ready_timeout = 90.0
+    # Graceful termination can hang on open watches; a test stack need not wait.
+    stop_timeout = 5.0
 
     def __init__(self, workdir: Path, certs: ControlPlaneCerts, etcd_url: str) -> None:
         super().__init__(workdir)
@@ -183,7 +185,9 @@ class KubeAPIServer(Component):
             "--profiling=false",
             "--v=1",
         ]
-        return ProcessRecord(name=self.name, argv=argv, log=self.log)
+        return ProcessRecord(
+            name=self.name, argv=argv, log=self.log, stop_timeout=self.stop_timeout
+        )
 
     def is_ready(self) -> bool:
         c = self.certs

@@ -35,6 +35,7 @@ class ProcessRecord:
     cwd: str | None = None
     # PostgreSQL: SIGTERM is a "smart" shutdown that waits for clients; SIGINT is fast.
     stop_signal: int = int(signal.SIGTERM)
+    stop_timeout: float = 10.0
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -128,13 +129,13 @@ def _killpg(pgid: int, sig: int) -> None:
         pass
 
 
-def stop(rec: ProcessRecord, timeout: float = 10.0) -> None:
+def stop(rec: ProcessRecord, timeout: float | None = None) -> None:
     """Signal the process group (SIGTERM by default), wait, then SIGKILL the group."""
     if rec.pid <= 0:
         return
     if is_alive(rec):
         _killpg(rec.pid, rec.stop_signal)
-        if not _wait_gone(rec, timeout):
+        if not _wait_gone(rec, rec.stop_timeout if timeout is None else timeout):
             _killpg(rec.pid, signal.SIGKILL)
             _wait_gone(rec, 5.0)
     # Whatever is left in the group (e.g. postgres backends) goes too; the

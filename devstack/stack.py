@@ -24,6 +24,7 @@ from . import binaries, processes
 from .binaries import MissingComponent
 from .certs import write_control_plane_certs
 from .components import (
+    Component,
     Etcd,
     KubeAPIServer,
     KubeControllerManager,
@@ -282,16 +283,19 @@ def up(
     return stack
 
 
-class _NotRequested(Exception):
-    pass
-
-
 def _start(
     d: Path, external_kubeconfig: str | None, strict: bool, quiet: bool, parts: frozenset[str]
 ) -> Stack:
+    """Start the parts, overlapping their startups; on failure stop all and re-raise.
+
+    Order: launch etcd, OpenBao and PostgreSQL (initdb) together; when etcd is
+    ready launch the apiserver; while it starts, wait for OpenBao/PostgreSQL
+    (so their failures surface within seconds); then KCM.
+    """
     t0 = time.monotonic()
     stack = Stack(dir=str(d))
-    started: list[object] = []
+    started: list[Component] = []
+    marker = {"SEALKIT_STACK_DIR": str(d)}
 
     def missing(part: str, err: MissingComponent) -> None:
         if strict:
@@ -299,11 +303,18 @@ def _start(
         stack.missing[part] = str(err)
         _say(f"skipping {part}: {err}", quiet)
 
-    def track(component: object) -> None:
+    def launch(component: Component) -> None:
+        component.env = marker
         started.append(component)
-        rec = component.record  # type: ignore[attr-defined]
-        stack.processes[rec.name] = rec
+        component.launch()
 
+    def ready(component: Component) -> None:
+        component.wait()
+        assert component.record is not None
+        stack.processes[component.record.name] = component.record
+
+    for part in {"kube", "vault", "postgres"} - parts:
+        stack.missing[part] = f"{part}: not requested for this stack"
     try:
         for part, finder in (("kubeseal", binaries.kubeseal), ("kubectl", binaries.kubectl)):
             try:
@@ -311,67 +322,59 @@ def _start(
             except MissingComponent as err:
                 missing(part, err)
 
-        # 1. Kick off the independent parts first (they start in parallel).
-        etcd = bao = None
-        kube_bins_ok = external_kubeconfig is not None
-        for part in {"kube", "vault", "postgres"} - parts:
-            stack.missing[part] = f"{part}: not requested for this stack"
-        if "kube" not in parts:
-            pass
-        elif external_kubeconfig is None:
+        etcd = bao = pg = None
+        if "kube" in parts and external_kubeconfig is None:
             try:
                 binaries.kube_apiserver()
                 binaries.kube_controller_manager()
                 etcd = Etcd(d)
-                etcd.env = {"SEALKIT_STACK_DIR": str(d)}
-                etcd.launch()
-                track(etcd)
-                kube_bins_ok = True
             except MissingComponent as err:
                 missing("kube", err)
-        try:
-            if "vault" in parts:
+            else:
+                launch(etcd)
+        if "vault" in parts:
+            try:
                 bao = OpenBaoServer(d)
-                bao.env = {"SEALKIT_STACK_DIR": str(d)}
-                bao.launch()
-                track(bao)
-        except MissingComponent as err:
-            missing("vault", err)
-        pg = None
-        try:
-            if "postgres" not in parts:
-                raise _NotRequested
-            pg = PostgresServer(d)
-            pg.env = {"SEALKIT_STACK_DIR": str(d)}
-            pg.initdb()
-            assert pg.tempdir
-            stack.tempdirs.append(pg.tempdir)
-            pg.launch()
-            track(pg)
-        except MissingComponent as err:
-            missing("postgres", err)
-        except _NotRequested:
-            pass
+            except MissingComponent as err:
+                missing("vault", err)
+            else:
+                launch(bao)
+        if "postgres" in parts:
+            try:
+                pg = PostgresServer(d)
+            except MissingComponent as err:
+                missing("postgres", err)
+            else:
+                started.append(pg)
+                pg.initdb()
+                assert pg.tempdir
+                stack.tempdirs.append(pg.tempdir)
+                launch(pg)
 
-        # 2. The control plane, in dependency order.
-        if "kube" not in parts:
-            pass
-        elif external_kubeconfig is not None:
+        api = None
+        if etcd is not None:
+            certs = write_control_plane_certs(d / "pki")
+            ready(etcd)
+            stack.etcd_url = etcd.url
+            api = KubeAPIServer(d, certs, etcd.url)
+            launch(api)
+        elif "kube" in parts and external_kubeconfig is not None:
             kc = Path(external_kubeconfig).resolve()
             stack.external_kube = True
             stack.kubeconfig = str(kc)
             stack.apiserver_url, stack.ca_file = server_and_ca(kc, d / "external-ca.crt")
-        elif etcd is not None and kube_bins_ok:
-            certs = write_control_plane_certs(d / "pki")
-            etcd.wait()
-            stack.processes[etcd.name] = etcd.record  # type: ignore[assignment]
-            stack.etcd_url = etcd.url
-            api = KubeAPIServer(d, certs, etcd.url)
-            api.env = {"SEALKIT_STACK_DIR": str(d)}
-            api.launch()
-            track(api)
-            api.wait()
-            stack.processes[api.name] = api.record  # type: ignore[assignment]
+
+        if bao is not None:
+            ready(bao)
+            stack.vault_addr, stack.vault_token = bao.addr, bao.token
+        if pg is not None:
+            ready(pg)
+            stack.pg_host, stack.pg_port = pg.host, pg.port
+            stack.pg_user, stack.pg_password = pg.user, pg.password
+            stack.pg_database = pg.database
+
+        if api is not None:
+            ready(api)
             kubeconfig = write_kubeconfig(
                 d / "admin.kubeconfig",
                 server=api.url,
@@ -383,28 +386,15 @@ def _start(
             stack.ca_file = str(certs.ca_crt)
             stack.admin_cert, stack.admin_key = str(certs.admin_crt), str(certs.admin_key)
             kcm = KubeControllerManager(d, certs, kubeconfig, api.url)
-            kcm.env = {"SEALKIT_STACK_DIR": str(d)}
-            kcm.launch()
-            track(kcm)
-
-        # 3. Wait for the rest.
-        if bao is not None:
-            bao.wait()
-            stack.processes[bao.name] = bao.record  # type: ignore[assignment]
-            stack.vault_addr, stack.vault_token = bao.addr, bao.token
-        if pg is not None:
-            pg.wait()
-            stack.processes[pg.name] = pg.record  # type: ignore[assignment]
-            stack.pg_host, stack.pg_port = pg.host, pg.port
-            stack.pg_user, stack.pg_password = pg.user, pg.password
-            stack.pg_database = pg.database
-        if "kube-controller-manager" in stack.processes:
-            kcm.wait()  # type: ignore[possibly-undefined]
+            launch(kcm)
+            ready(kcm)
     except BaseException:
         for component in reversed(started):
-            component.stop()  # type: ignore[attr-defined]
+            component.stop()
         for tmp in stack.tempdirs:
             shutil.rmtree(tmp, ignore_errors=True)
+        if pg is not None:
+            pg.destroy()
         raise
     _say(f"stack up in {time.monotonic() - t0:.1f}s ({d})", quiet)
     return stack
