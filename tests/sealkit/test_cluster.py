@@ -1,0 +1,259 @@
+"""The certificate / verify / rotate path through the REAL apiserver's service proxy.
+
+kubeseal reaches the controller as ``/api/v1/namespaces/<ns>/services/http:<name>:<port>/proxy``.
+The stack has no kubelet, so no pod runs; but the apiserver only needs an endpoint whose
+``targetRef`` is a Pod with that IP. The `proxied_controller` fixture therefore runs the
+controller's real HTTP API in-process on this host's non-loopback address, and registers a
+placeholder Pod (status.podIP patched to that address), a Service and its Endpoints/
+EndpointSlice. Both sealkit and the real kubeseal then talk to it through the apiserver.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import subprocess
+import time
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.sealkit.conftest import assert_one_line_error, run_sealkit
+
+pytestmark = pytest.mark.stack
+
+SECRET = json.dumps({
+    "apiVersion": "v1", "kind": "Secret",
+    "metadata": {"name": "db", "namespace": "prod"},
+    "stringData": {"password": "hunter2"},
+})
+SERVICE = "sealed-secrets-controller"
+
+
+def _host_ip() -> str | None:
+    """This host's outbound non-loopback IPv4 address (no packet is sent)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))
+            ip = probe.getsockname()[0]
+        except OSError:
+            return None
+    return None if ip.startswith("127.") else ip
+
+
+def _service(core: Any, namespace: str, port_name: str | None, target_port: int) -> None:
+    port: dict[str, Any] = {"port": 8080, "targetPort": target_port, "protocol": "TCP"}
+    if port_name:
+        port["name"] = port_name
+    core.create_namespaced_service(namespace, {"metadata": {"name": SERVICE},
+                                               "spec": {"ports": [port]}})
+
+
+def _settle(args: list[str], name: str = SERVICE) -> None:
+    """Wait until the apiserver's proxy sees a just-created Service (its view lags a GET)."""
+    deadline = time.monotonic() + 30
+    while f'services "{name}" not found' in run_sealkit("--fetch-cert", *args).stderr:
+        assert time.monotonic() < deadline, "the service proxy never saw the Service"
+        time.sleep(0.5)
+
+
+def _register_endpoint(kube_api: Any, namespace: str, ip: str, port: int) -> None:
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    core = client.CoreV1Api(kube_api)
+    pod = {"metadata": {"name": "controller-placeholder"},
+           "spec": {"automountServiceAccountToken": False,
+                    "containers": [{"name": "c", "image": "placeholder.invalid/none"}]}}
+    deadline = time.monotonic() + 30
+    while True:  # the namespace's default ServiceAccount may not exist yet
+        try:
+            core.create_namespaced_pod(namespace, pod)
+            break
+        except ApiException as exc:
+            if exc.status != 403 or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    core.patch_namespaced_pod_status("controller-placeholder", namespace,
+                                     {"status": {"podIP": ip, "podIPs": [{"ip": ip}]}})
+    ref = {"kind": "Pod", "name": "controller-placeholder", "namespace": namespace}
+    core.create_namespaced_endpoints(namespace, {
+        "metadata": {"name": SERVICE},
+        "subsets": [{"addresses": [{"ip": ip, "targetRef": ref}],
+                     "ports": [{"name": "http", "port": port, "protocol": "TCP"}]}],
+    })
+    client.DiscoveryV1Api(kube_api).create_namespaced_endpoint_slice(namespace, {
+        "metadata": {"name": f"{SERVICE}-manual",
+                     "labels": {"kubernetes.io/service-name": SERVICE,
+                                "endpointslice.kubernetes.io/managed-by": "sealkit-tests"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": [ip], "conditions": {"ready": True}, "targetRef": ref}],
+        "ports": [{"name": "http", "port": port, "protocol": "TCP"}],
+    })
+
+
+@pytest.fixture
+def proxied_controller(stack, kube_api, namespace, private_key):
+    pytest.importorskip("controller.http_api")
+    from cryptography import x509
+    from kubernetes import client
+
+    from controller.http_api import ApiOptions, serve_api
+    from controller.keyring import KeyRing, entry_from_secret
+    from sealkit.keys import generate_key_and_cert, key_secret_manifest
+    from tests.sealkit.conftest import VECTORS
+
+    ip = _host_ip()
+    if ip is None:
+        pytest.skip("no non-loopback address for the apiserver to proxy to")
+    ring = KeyRing()
+    old = x509.load_pem_x509_certificate((VECTORS / "test-cert.pem").read_bytes())
+    ring.add(entry_from_secret(key_secret_manifest(private_key, old, name="old")))
+    newest_key, newest_cert = generate_key_and_cert(2048)
+    ring.add(entry_from_secret(key_secret_manifest(newest_key, newest_cert, name="new")))
+    api = serve_api("0.0.0.0:0", keys=ring,
+                    options=ApiOptions(rate_limit=1000, rate_limit_burst=1000))
+    try:
+        _service(client.CoreV1Api(kube_api), namespace, "http", api.port)
+        _register_endpoint(kube_api, namespace, ip, api.port)
+        args = ["--kubeconfig", stack.kubeconfig, "--controller-namespace", namespace]
+        deadline = time.monotonic() + 30
+        while run_sealkit("--fetch-cert", *args).returncode != 0:  # endpoints propagate
+            assert time.monotonic() < deadline, "proxy never reached the controller"
+            time.sleep(0.5)
+        yield {"args": args, "newest_key": newest_key, "newest_cert": newest_cert}
+    finally:
+        api.shutdown()
+
+
+def kubeseal(path: str, *args: str, input: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run([path, *args], input=input, capture_output=True, text=True, timeout=60)
+
+
+def _open(text: str, key: Any) -> dict[str, bytes]:
+    from sealkit.documents import load_documents
+    from sealkit.model import unseal_sealed_secret
+
+    (doc,) = load_documents(text)
+    data = unseal_sealed_secret(doc, [key])["data"]
+    return {k: base64.b64decode(v) for k, v in data.items()}
+
+
+def test_fetch_cert_through_proxy_matches_kubeseal(proxied_controller, kubeseal_path) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    args = proxied_controller["args"]
+    ours = run_sealkit("--fetch-cert", *args)
+    theirs = kubeseal(kubeseal_path, "--fetch-cert", *args)
+    assert ours.returncode == theirs.returncode == 0, (ours.stderr, theirs.stderr)
+    pem = proxied_controller["newest_cert"].public_bytes(serialization.Encoding.PEM).decode()
+    assert ours.stdout == theirs.stdout == pem
+
+
+def test_seal_without_cert_uses_the_proxy(proxied_controller, kubeseal_path) -> None:
+    args = proxied_controller["args"]
+    for proc in (run_sealkit(*args, input=SECRET), kubeseal(kubeseal_path, *args, input=SECRET)):
+        assert proc.returncode == 0, proc.stderr
+        assert _open(proc.stdout, proxied_controller["newest_key"]) == {"password": b"hunter2"}
+
+
+def test_validate_through_proxy(proxied_controller, kubeseal_path, cert_path, tmp_path) -> None:
+    args = proxied_controller["args"]
+    good = run_sealkit("--cert", cert_path, input=SECRET).stdout
+    bad = json.loads(good)
+    bad["metadata"]["name"] = "moved"
+    bad_text = json.dumps(bad)
+    ours_ok = run_sealkit("--validate", *args, input=good)
+    assert ours_ok.returncode == 0 and ours_ok.stderr == "", ours_ok.stderr
+    assert kubeseal(kubeseal_path, "--validate", *args, input=good).returncode == 0
+    ours_bad = run_sealkit("--validate", *args, input=bad_text)
+    assert_one_line_error(ours_bad, 1, "unable to decrypt sealed secret: moved")
+    theirs_bad = kubeseal(kubeseal_path, "--validate", *args, input=bad_text)
+    assert theirs_bad.returncode == 1 and "unable to decrypt sealed secret" in theirs_bad.stderr
+
+
+def test_re_encrypt_through_proxy(proxied_controller, kubeseal_path, cert_path, tmp_path) -> None:
+    args = proxied_controller["args"]
+    sealed = run_sealkit("--cert", cert_path, "-o", "yaml", input=SECRET).stdout
+    ours = run_sealkit("--re-encrypt", *args, input=sealed)
+    theirs = kubeseal(kubeseal_path, "--re-encrypt", *args, input=sealed)
+    for proc in (ours, theirs):
+        assert proc.returncode == 0, proc.stderr
+        assert _open(proc.stdout, proxied_controller["newest_key"]) == {"password": b"hunter2"}
+    # in place, keeping the file's YAML (kubeseal would write JSON into it: #251)
+    path = tmp_path / "sealed.yaml"
+    path.write_text(sealed)
+    assert run_sealkit("--re-encrypt", *args, "-f", str(path)).returncode == 0
+    assert path.read_text().startswith("---\n")
+    assert _open(path.read_text(), proxied_controller["newest_key"]) == {"password": b"hunter2"}
+
+
+def test_missing_service(stack, namespace, kubeseal_path) -> None:
+    args = ["--kubeconfig", stack.kubeconfig, "--controller-namespace", namespace]
+    ours = run_sealkit(*args, input=SECRET)
+    assert_one_line_error(ours, 1, "cannot get sealed secret service:", "not found",
+                          "--controller-name and --controller-namespace")
+    theirs = kubeseal(kubeseal_path, *args, input=SECRET)
+    assert theirs.returncode == 1 and "cannot get sealed secret service" in theirs.stderr
+
+
+@pytest.mark.parametrize("port_name", ["http", None])
+def test_no_endpoints_same_message_as_kubeseal(stack, kube_api, namespace, kubeseal_path,
+                                               port_name) -> None:
+    from kubernetes import client
+
+    _service(client.CoreV1Api(kube_api), namespace, port_name, 8080)
+    args = ["--kubeconfig", stack.kubeconfig, "--controller-namespace", namespace]
+    _settle(args)
+    ours = run_sealkit(*args, input=SECRET)
+    theirs = kubeseal(kubeseal_path, *args, input=SECRET)
+    expected = (f'error: cannot fetch certificate: no endpoints available for service '
+                f'"http:{SERVICE}:{port_name or ""}"\n')
+    assert_one_line_error(ours, 1)
+    assert ours.stderr == expected
+    assert theirs.stderr == expected
+    for mode in ("--validate", "--re-encrypt"):
+        sealed = json.dumps({"apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret",
+                             "metadata": {"name": "a", "namespace": "b"},
+                             "spec": {"encryptedData": {"k": "AgA="}}})
+        assert_one_line_error(run_sealkit(mode, *args, input=sealed), 1, "no endpoints available")
+
+
+def test_controller_name_flag(stack, kube_api, namespace) -> None:
+    from kubernetes import client
+
+    client.CoreV1Api(kube_api).create_namespaced_service(
+        namespace, {"metadata": {"name": "sealed-secrets"},
+                    "spec": {"ports": [{"name": "http", "port": 8080}]}})
+    args = ["--kubeconfig", stack.kubeconfig, "--controller-namespace", namespace]
+    _settle([*args, "--controller-name", "sealed-secrets"], "sealed-secrets")
+    named = run_sealkit(*args, "--controller-name", "sealed-secrets", input=SECRET)
+    assert_one_line_error(named, 1, '"http:sealed-secrets:http"')
+    via_env = run_sealkit(*args, input=SECRET,
+                          env={"SEALED_SECRETS_CONTROLLER_NAME": "sealed-secrets"})
+    assert_one_line_error(via_env, 1, '"http:sealed-secrets:http"')
+
+
+def test_context_flag_selects_the_cluster(stack, namespace, tmp_path) -> None:
+    config = yaml.safe_load(open(stack.kubeconfig))
+    good = config["contexts"][0]["name"]
+    config["clusters"].append({"name": "dead", "cluster": {"server": "https://127.0.0.1:1",
+                                                            "insecure-skip-tls-verify": True}})
+    config["contexts"].append({"name": "dead", "context": {"cluster": "dead",
+                                                          "user": config["users"][0]["name"]}})
+    config["current-context"] = "dead"
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    args = ["--kubeconfig", str(path), "--controller-namespace", namespace,
+            "--request-timeout", "5s"]
+    dead = run_sealkit(*args, input=SECRET)
+    assert_one_line_error(dead, 1, "cannot get sealed secret service")
+    alive = run_sealkit(*args, "--context", good, input=SECRET)
+    assert_one_line_error(alive, 1, "not found")  # reached the real apiserver this time
+
+
+def test_bad_kubeconfig(tmp_path) -> None:
+    missing = run_sealkit("--kubeconfig", str(tmp_path / "none"), input=SECRET)
+    assert_one_line_error(missing, 1, "invalid configuration")
