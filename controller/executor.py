@@ -1,0 +1,237 @@
+"""The thin executor: read caches, call the pure planner, apply its `Plan` through the gateway.
+
+`Reconciler.reconcile("ns/name")` is what a worker thread runs for one work-queue key. It
+returns `Outcome.DONE` (forget the key) or `Outcome.RETRY` (re-add it with backoff). All rules
+are in `controller.reconcile`; this module only sequences the I/O:
+
+1. the SealedSecret from the informer cache (gone -> drop its metric series and key hint;
+   `--old-gc-behavior` deletes the Secret explicitly instead of leaving it to the GC);
+2. the existing Secret (the Secret informer's cache when there is one, else a GET);
+3. the plan; create/replace the Secret (a stale cache shows up as 409, answered by one fresh
+   GET and a re-plan);
+4. events, then the `/status` merge patch (its failure is non-fatal, metric reason `status`),
+   then metrics (requests, errors by reason, condition, per-key usage).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from controller.keyring import KeyRing
+from controller.kube_gateway import ApiError, KubeGateway
+from controller.reconcile import (
+    REASON_UPDATE_FAILED,
+    Plan,
+    ReconcileError,
+    failure_plan,
+    plan_reconcile,
+)
+
+__all__ = ["Outcome", "ReconcileOptions", "Reconciler", "split_key"]
+
+_LOG = logging.getLogger(__name__)
+
+
+class Outcome(enum.Enum):
+    DONE = "done"
+    RETRY = "retry"
+
+
+@dataclass(frozen=True)
+class ReconcileOptions:
+    update_status: bool = True
+    accept_v1_data: bool = True
+    old_gc_behavior: bool = False
+
+
+def split_key(key: str) -> tuple[str, str]:
+    ns, _, name = key.partition("/")
+    return ns, name
+
+
+class Reconciler:
+    """Applies plans for one controller; safe to call from several worker threads."""
+
+    def __init__(
+        self,
+        gateway: KubeGateway,
+        keyring: KeyRing,
+        *,
+        sealed_lookup: Callable[[str], Mapping[str, Any] | None],
+        secret_lookup: Callable[[str, str], Mapping[str, Any] | None] | None = None,
+        metrics: Any = None,
+        options: ReconcileOptions | None = None,
+    ) -> None:
+        self.gw = gateway
+        self.keys = keyring
+        self.sealed_lookup = sealed_lookup
+        self.secret_lookup = secret_lookup or gateway.get_secret
+        self.metrics = metrics
+        self.opts = options or ReconcileOptions()
+        self._lock = threading.Lock()
+        # key -> status we last wrote, so a lagging cache does not make us write it again
+        self._written_status: dict[str, tuple[Any, dict[str, Any]]] = {}
+        self.failed_unseal: set[str] = set()  # re-enqueued when a key arrives
+        self.counters = {"create": 0, "update": 0, "status": 0, "events": 0}
+
+    # -- entry point ------------------------------------------------------------------------
+    def reconcile(self, key: str) -> Outcome:
+        ns, name = split_key(key)
+        sealed = self.sealed_lookup(key)
+        if self.metrics is not None:
+            self.metrics.count_unseal_request()
+        if sealed is None:
+            self._forget(key, ns, name)
+            return Outcome.DONE
+        sealed = self._with_last_status(key, sealed)
+        try:
+            existing = self.secret_lookup(ns, name)
+        except ApiError as exc:
+            return self._finish(key, sealed, failure_plan(sealed, ReconcileError(
+                f"cannot read Secret: {exc.message}", event_reason=REASON_UPDATE_FAILED,
+                metric_reason="fetch"), update_status=self.opts.update_status))
+        plan = self._plan(key, sealed, existing)
+        if plan.secret_action != "none":
+            plan = self._apply(key, sealed, plan)
+        return self._finish(key, sealed, plan)
+
+    # -- steps ------------------------------------------------------------------------------
+    def _plan(self, key: str, sealed: Mapping[str, Any],
+              existing: Mapping[str, Any] | None) -> Plan:
+        return plan_reconcile(
+            sealed, existing, self.keys.entries(), hint=self.keys.hint(key),
+            accept_v1_data=self.opts.accept_v1_data, update_status=self.opts.update_status,
+        )
+
+    def _write(self, ns: str, plan: Plan) -> None:
+        assert plan.secret is not None
+        if plan.secret_action == "create":
+            self.gw.create_secret(ns, plan.secret)
+        else:
+            self.gw.replace_secret(ns, plan.secret["metadata"]["name"], plan.secret)
+        with self._lock:
+            self.counters[plan.secret_action] += 1
+
+    def _apply(self, key: str, sealed: Mapping[str, Any], plan: Plan) -> Plan:
+        ns, name = split_key(key)
+        try:
+            try:
+                self._write(ns, plan)
+            except ApiError as exc:
+                if exc.status != 409 and not (exc.status == 404 and plan.secret_action == "update"):
+                    raise
+                # Our cache was stale: read the truth once, re-plan, write once more.
+                fresh = self.gw.get_secret(ns, name)
+                plan = self._plan(key, sealed, fresh)
+                if plan.secret_action != "none":
+                    self._write(ns, plan)
+            return plan
+        except ApiError as exc:
+            retry = exc.status != 422  # e.g. an immutable Secret: retrying cannot help
+            message = _redact(f"cannot write Secret: {exc.message}", plan.secret)
+            return failure_plan(sealed, ReconcileError(
+                message, event_reason=REASON_UPDATE_FAILED, metric_reason="update", retry=retry,
+            ), update_status=self.opts.update_status)
+
+    def _finish(self, key: str, sealed: Mapping[str, Any], plan: Plan) -> Outcome:
+        ns, name = split_key(key)
+        meta = sealed.get("metadata") or {}
+        if plan.synced or plan.error_reason == "update":
+            self.keys.record_usage(key, plan.opened_by)
+        elif plan.error_reason == "unseal":
+            self.keys.record_usage(key, None)
+        with self._lock:
+            if plan.error_reason == "unseal":
+                self.failed_unseal.add(key)
+            else:
+                self.failed_unseal.discard(key)
+        for ev in plan.events:
+            try:
+                self.gw.emit_event(sealed, ev.type, ev.reason, ev.message)
+                with self._lock:
+                    self.counters["events"] += 1
+            except ApiError as exc:
+                _LOG.warning("event for %s not recorded: %s", key, exc.message)
+        if plan.status_patch is not None:
+            try:
+                self.gw.patch_sealed_status(ns, name, plan.status_patch)
+                with self._lock:
+                    self.counters["status"] += 1
+                    self._written_status[key] = (meta.get("generation"),
+                                                 plan.status_patch["status"])
+            except ApiError as exc:
+                if exc.status != 404:
+                    _LOG.warning("status of %s not updated: %s", key, exc.message)
+                    if self.metrics is not None:
+                        self.metrics.count_unseal_error("status", ns)
+        if self.metrics is not None:
+            if plan.error_reason:
+                self.metrics.count_unseal_error(plan.error_reason, ns)
+            self.metrics.set_condition(ns, name, plan.synced, labels=meta.get("labels") or {})
+            self.metrics.set_key_usage(self.keys.usage_counts())
+        if plan.synced:
+            _LOG.info("reconciled %s (secret %s)", key, plan.secret_action)
+            return Outcome.DONE
+        _LOG.warning("reconcile %s failed: %s", key, plan.message)
+        return Outcome.RETRY if plan.retry else Outcome.DONE
+
+    def _forget(self, key: str, ns: str, name: str) -> None:
+        self.keys.record_usage(key, None)
+        with self._lock:
+            self._written_status.pop(key, None)
+            self.failed_unseal.discard(key)
+        if self.metrics is not None:
+            self.metrics.remove_condition(ns, name)
+            self.metrics.set_key_usage(self.keys.usage_counts())
+        if self.opts.old_gc_behavior:
+            try:
+                secret = self.gw.get_secret(ns, name)
+                if secret is not None and any(
+                    r.get("kind") == "SealedSecret" and r.get("controller")
+                    for r in (secret.get("metadata") or {}).get("ownerReferences") or []
+                ):
+                    self.gw.delete_secret(ns, name, (secret.get("metadata") or {}).get("uid"))
+            except ApiError as exc:
+                _LOG.warning("old-gc-behavior: cannot delete Secret %s: %s", key, exc.message)
+
+    def _with_last_status(self, key: str, sealed: Mapping[str, Any]) -> Mapping[str, Any]:
+        with self._lock:
+            written = self._written_status.get(key)
+        gen = (sealed.get("metadata") or {}).get("generation")
+        if written is None or written[0] != gen:
+            return sealed
+        merged = dict(sealed)
+        merged["status"] = {**(sealed.get("status") or {}), **written[1]}
+        return merged
+
+    def owner_key_of_secret(self, secret: Mapping[str, Any]) -> str | None:
+        """The SealedSecret key a deleted Secret belongs to (controller-owned or `managed`)."""
+        meta = secret.get("metadata") or {}
+        refs = meta.get("ownerReferences") or []
+        owned = any(r.get("kind") == "SealedSecret" and r.get("controller") for r in refs)
+        managed = (meta.get("annotations") or {}).get("sealedsecrets.bitnami.com/managed")
+        if owned or managed == "true":
+            return f"{meta.get('namespace')}/{meta.get('name')}"
+        return None
+
+
+def _redact(message: str, secret: Mapping[str, Any] | None) -> str:
+    """Defence in depth: strip any value of the Secret we tried to write from an API message."""
+    import base64
+
+    for value in ((secret or {}).get("data") or {}).values():
+        if not value:
+            continue
+        message = message.replace(str(value), "<redacted>")
+        try:
+            plain = base64.b64decode(value).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            continue
+        if len(plain) >= 3:
+            message = message.replace(plain, "<redacted>")
+    return message

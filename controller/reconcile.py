@@ -1,0 +1,365 @@
+"""Pure reconcile planning: SealedSecret + existing Secret + keys -> what to write.
+
+No I/O here. `plan_reconcile` returns a `Plan` that `controller.executor` applies through a
+`KubeGateway`; every rule of upstream's `unseal()` (compat §5, §7.3) lives in this module:
+
+- the OAEP label comes from the SealedSecret's **outer** metadata (a renamed or moved strict
+  SealedSecret therefore fails to open);
+- the template's metadata, type and immutable are copied; name and namespace are forced;
+- exactly one controller ownerReference, unless the template sets
+  `sealedsecrets.bitnami.com/skip-set-owner-references: "true"`;
+- a pre-existing Secret we do not control is an `ErrUpdateFailed` (reason `unmanaged`) unless
+  it carries `managed` (take over, overwrite) or `patch` (merge; ownerRef only if also managed);
+- the Secret is written only when something differs;
+- the `/status` merge patch always carries the full `conditions` list and `observedGeneration`,
+  and is omitted when nothing would change.
+
+Beyond upstream: the key that opened a SealedSecret last (`hint`) is tried first, so unsealing
+costs one RSA operation per value instead of one per key.
+
+No message built here ever contains a decrypted value: errors name keys, never contents.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from controller.keyring import KeyEntry
+from sealkit._exceptions import InputError, SealkitError, UnsealError
+from sealkit.crypto import b64decode, b64encode, unseal_with_index
+from sealkit.scopes import label_for, scope_of
+from sealkit.templates import TemplateError, build_secret_data
+
+__all__ = [
+    "ANNOTATION_MANAGED",
+    "ANNOTATION_PATCH",
+    "ANNOTATION_SKIP_OWNER_REFS",
+    "Event",
+    "Plan",
+    "ReconcileError",
+    "Unsealed",
+    "desired_secret",
+    "is_controlled_by",
+    "merge_into_existing",
+    "plan_reconcile",
+    "status_patch",
+]
+
+API_VERSION = "bitnami.com/v1alpha1"
+KIND = "SealedSecret"
+ANNOTATION_MANAGED = "sealedsecrets.bitnami.com/managed"
+ANNOTATION_PATCH = "sealedsecrets.bitnami.com/patch"
+ANNOTATION_SKIP_OWNER_REFS = "sealedsecrets.bitnami.com/skip-set-owner-references"
+CONDITION = "Synced"
+
+REASON_UNSEALED = "Unsealed"
+REASON_UNSEAL_FAILED = "ErrUnsealFailed"
+REASON_UPDATE_FAILED = "ErrUpdateFailed"
+SUCCESS_MESSAGE = "SealedSecret unsealed successfully"
+
+
+class ReconcileError(SealkitError):
+    """A reconcile failure with its event reason and metric reason attached."""
+
+    def __init__(self, message: str, *, event_reason: str, metric_reason: str,
+                 retry: bool = True) -> None:
+        super().__init__(message)
+        self.event_reason = event_reason
+        self.metric_reason = metric_reason
+        self.retry = retry
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Unsealed:
+    secret: dict[str, Any]
+    fingerprint: str | None  # the key that opened it (None: nothing to decrypt)
+
+
+@dataclass
+class Plan:
+    """What the executor should do for one SealedSecret."""
+
+    secret_action: Literal["create", "update", "none"]
+    secret: dict[str, Any] | None
+    status_patch: dict[str, Any] | None
+    events: list[Event] = field(default_factory=list)
+    synced: bool = True
+    error_reason: str | None = None  # metric reason on failure
+    retry: bool = False
+    opened_by: str | None = None
+    message: str = ""
+
+
+def _is_true(annotations: Mapping[str, Any] | None, key: str) -> bool:
+    return (annotations or {}).get(key) == "true"
+
+
+def _ordered_keys(keys: Sequence[KeyEntry], hint: str | None) -> list[KeyEntry]:
+    """Hinted key first, then newest first (the likeliest for freshly sealed values)."""
+    ordered = list(reversed(keys))
+    if hint:
+        ordered.sort(key=lambda e: e.fingerprint != hint)
+    return ordered
+
+
+def desired_secret(
+    sealed: Mapping[str, Any],
+    keys: Sequence[KeyEntry],
+    *,
+    hint: str | None = None,
+    accept_v1_data: bool = True,
+) -> Unsealed:
+    """The Secret this SealedSecret unseals to (compat §5), all or nothing.
+
+    Raises `ReconcileError` (event `ErrUnsealFailed`, metric reason `unseal`).
+    """
+    outer = sealed.get("metadata") or {}
+    spec = sealed.get("spec") or {}
+    if not isinstance(spec, Mapping):
+        spec = {}
+    template = spec.get("template") or {}
+    if not isinstance(template, Mapping):
+        template = {}
+    encrypted = spec.get("encryptedData") or {}
+    if not isinstance(encrypted, Mapping):  # Go turns a malformed map into an empty one
+        encrypted = {}
+    name, namespace = outer.get("name") or "", outer.get("namespace") or ""
+    label = label_for(scope_of(outer), namespace, name)
+
+    def fail(message: str) -> ReconcileError:
+        return ReconcileError(message, event_reason=REASON_UNSEAL_FAILED, metric_reason="unseal")
+
+    order = _ordered_keys(keys, hint)
+    private = [e.private_key for e in order]
+    opened_by: str | None = None
+    decrypted: dict[str, bytes] = {}
+    failed: list[str] = []
+    legacy: dict[str, bytes] = {}
+
+    def open_blob(text: Any) -> bytes:
+        nonlocal private, order, opened_by
+        if not private:
+            raise UnsealError()
+        plaintext, index = unseal_with_index(b64decode(str(text)), private, label)
+        if index:  # move the key that worked to the front for the remaining values
+            order = [order[index]] + order[:index] + order[index + 1 :]
+            private = [e.private_key for e in order]
+        opened_by = opened_by or order[0].fingerprint
+        return plaintext
+
+    if spec.get("data"):
+        if encrypted:
+            raise fail("SealedSecret has both spec.data and spec.encryptedData")
+        if not accept_v1_data:
+            raise fail("deprecated v1 spec.data is not accepted (--accept-deprecated-v1-data)")
+        try:
+            inner = json.loads(open_blob(spec["data"]))
+            raw = inner.get("data") if isinstance(inner, Mapping) else None
+            for k, v in (raw if isinstance(raw, Mapping) else {}).items():
+                legacy[str(k)] = b64decode(str(v))
+        except (UnsealError, InputError, ValueError):
+            raise fail("no key could decrypt secret (data)") from None
+    for key in sorted(encrypted):
+        try:
+            decrypted[str(key)] = open_blob(encrypted[key])
+        except (UnsealError, InputError):
+            failed.append(str(key))
+    if failed:
+        raise fail(f"no key could decrypt secret ({', '.join(failed)})")
+
+    template_data = template.get("data")
+    if isinstance(template_data, Mapping) and template_data:
+        try:
+            data = build_secret_data(decrypted, template_data)
+        except TemplateError as exc:
+            raise fail(exc.message) from None
+    else:
+        data = decrypted
+    data = {**legacy, **data}
+
+    metadata: dict[str, Any] = copy.deepcopy(dict(template.get("metadata") or {}))
+    for server_field in ("uid", "resourceVersion", "generation", "creationTimestamp",
+                         "managedFields", "selfLink", "deletionTimestamp"):
+        metadata.pop(server_field, None)
+    metadata["name"] = name
+    metadata["namespace"] = namespace
+    if _is_true(metadata.get("annotations"), ANNOTATION_SKIP_OWNER_REFS):
+        metadata.pop("ownerReferences", None)
+    else:
+        metadata["ownerReferences"] = [owner_reference(sealed)]
+    secret: dict[str, Any] = {"apiVersion": "v1", "kind": "Secret", "metadata": metadata}
+    secret["data"] = {k: b64encode(v) for k, v in sorted(data.items())}
+    secret["type"] = template.get("type") or "Opaque"
+    if template.get("immutable") is not None:
+        secret["immutable"] = bool(template["immutable"])
+    return Unsealed(secret, opened_by)
+
+
+def owner_reference(sealed: Mapping[str, Any]) -> dict[str, Any]:
+    meta = sealed.get("metadata") or {}
+    return {"apiVersion": API_VERSION, "kind": KIND, "name": meta.get("name") or "",
+            "uid": meta.get("uid") or "", "controller": True}
+
+
+def is_controlled_by(secret: Mapping[str, Any], sealed: Mapping[str, Any]) -> bool:
+    uid = (sealed.get("metadata") or {}).get("uid")
+    for ref in (secret.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("controller") and ref.get("uid") == uid and uid:
+            return True
+    return False
+
+
+def _refs_key(refs: Any) -> list[tuple[Any, ...]]:
+    return [(r.get("apiVersion"), r.get("kind"), r.get("name"), r.get("uid"),
+             bool(r.get("controller")), bool(r.get("blockOwnerDeletion")))
+            for r in refs or []]
+
+
+def _semantic(secret: Mapping[str, Any]) -> tuple[Any, ...]:
+    meta = secret.get("metadata") or {}
+    return (
+        dict(secret.get("data") or {}),
+        secret.get("type") or "Opaque",
+        bool(secret.get("immutable")),
+        dict(meta.get("labels") or {}),
+        dict(meta.get("annotations") or {}),
+        _refs_key(meta.get("ownerReferences")),
+        list(meta.get("finalizers") or []),
+    )
+
+
+def merge_into_existing(
+    desired: Mapping[str, Any], existing: Mapping[str, Any], sealed: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """The updated Secret body, or None when the existing one already matches.
+
+    Raises `ReconcileError` (reason `unmanaged`) for a Secret that is not ours to touch.
+    """
+    emeta = existing.get("metadata") or {}
+    annotations = emeta.get("annotations") or {}
+    managed = _is_true(annotations, ANNOTATION_MANAGED)
+    patch = _is_true(annotations, ANNOTATION_PATCH)
+    if not is_controlled_by(existing, sealed) and not managed and not patch:
+        name = (sealed.get("metadata") or {}).get("name") or ""
+        raise ReconcileError(
+            f'Resource "{name}" already exists and is not managed by SealedSecret',
+            event_reason=REASON_UPDATE_FAILED, metric_reason="unmanaged", retry=False,
+        )
+    dmeta = desired.get("metadata") or {}
+    updated = copy.deepcopy(dict(existing))
+    umeta = updated.setdefault("metadata", {})
+    if patch:
+        updated["data"] = {**(existing.get("data") or {}), **(desired.get("data") or {})}
+        umeta["annotations"] = {**annotations, **(dmeta.get("annotations") or {})}
+        umeta["labels"] = {**(emeta.get("labels") or {}), **(dmeta.get("labels") or {})}
+        if managed:
+            umeta["ownerReferences"] = copy.deepcopy(dmeta.get("ownerReferences") or [])
+    else:
+        updated["data"] = dict(desired.get("data") or {})
+        new_annotations = dict(dmeta.get("annotations") or {})
+        if managed:  # keep the opt-in, or a skip-owner-references Secret locks itself out
+            new_annotations.setdefault(ANNOTATION_MANAGED, "true")
+        umeta["annotations"] = new_annotations
+        umeta["labels"] = dict(dmeta.get("labels") or {})
+        umeta["ownerReferences"] = copy.deepcopy(dmeta.get("ownerReferences") or [])
+        if "finalizers" in dmeta:
+            umeta["finalizers"] = list(dmeta["finalizers"])
+    updated["type"] = desired.get("type") or "Opaque"
+    if "immutable" in desired:
+        updated["immutable"] = desired["immutable"]
+    for k in ("labels", "annotations", "ownerReferences"):
+        if not umeta.get(k):
+            umeta.pop(k, None)
+    if _semantic(updated) == _semantic(existing):
+        return None
+    umeta.pop("managedFields", None)
+    return updated
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def status_patch(
+    sealed: Mapping[str, Any], *, synced: bool, message: str, reason: str, now: str | None = None
+) -> dict[str, Any] | None:
+    """The `/status` JSON merge patch (full `conditions` + `observedGeneration`), or None."""
+    status = sealed.get("status") or {}
+    generation = (sealed.get("metadata") or {}).get("generation")
+    conditions = [c for c in status.get("conditions") or [] if isinstance(c, Mapping)]
+    current = next((c for c in conditions if c.get("type") == CONDITION), None)
+    want = "True" if synced else "False"
+    if (
+        current is not None
+        and current.get("status") == want
+        and (current.get("message") or "") == message
+        and current.get("reason") == reason
+        and status.get("observedGeneration") == generation
+    ):
+        return None
+    now = now or _now()
+    transition = now
+    if current is not None and current.get("status") == want and current.get("lastTransitionTime"):
+        transition = current["lastTransitionTime"]
+    condition = {"type": CONDITION, "status": want, "message": message, "reason": reason,
+                 "lastUpdateTime": now, "lastTransitionTime": transition}
+    others = [dict(c) for c in conditions if c.get("type") != CONDITION]
+    body: dict[str, Any] = {"conditions": [condition, *others]}
+    if generation is not None:
+        body["observedGeneration"] = generation
+    return {"status": body}
+
+
+def plan_reconcile(
+    sealed: Mapping[str, Any],
+    existing: Mapping[str, Any] | None,
+    keys: Sequence[KeyEntry],
+    *,
+    hint: str | None = None,
+    accept_v1_data: bool = True,
+    update_status: bool = True,
+    now: str | None = None,
+) -> Plan:
+    """Decide the Secret write, the status patch and the events for one SealedSecret."""
+    try:
+        unsealed = desired_secret(sealed, keys, hint=hint, accept_v1_data=accept_v1_data)
+        if existing is None:
+            action: Literal["create", "update", "none"] = "create"
+            body: dict[str, Any] | None = unsealed.secret
+        else:
+            body = merge_into_existing(unsealed.secret, existing, sealed)
+            action = "none" if body is None else "update"
+    except ReconcileError as exc:
+        return failure_plan(sealed, exc, update_status=update_status, now=now)
+    events = [Event("Normal", REASON_UNSEALED, SUCCESS_MESSAGE)] if action != "none" else []
+    patch = (status_patch(sealed, synced=True, message="", reason=REASON_UNSEALED, now=now)
+             if update_status else None)
+    return Plan(action, body, patch, events, synced=True, opened_by=unsealed.fingerprint)
+
+
+def failure_plan(
+    sealed: Mapping[str, Any], exc: ReconcileError, *, update_status: bool = True,
+    now: str | None = None,
+) -> Plan:
+    """The plan for a failed reconcile: no write, a Warning event, `Synced=False`."""
+    # As upstream: the condition carries the bare error, the event prefixes unseal failures.
+    message = exc.message
+    event_message = message
+    if exc.event_reason == REASON_UNSEAL_FAILED:
+        event_message = f"Failed to unseal: {message}"
+    patch = (status_patch(sealed, synced=False, message=message, reason=exc.event_reason, now=now)
+             if update_status else None)
+    return Plan("none", None, patch, [Event("Warning", exc.event_reason, event_message)],
+                synced=False, error_reason=exc.metric_reason, retry=exc.retry, message=message)
