@@ -32,7 +32,11 @@ def manifest_files() -> list[Path]:
 def k8s_docs(path: Path) -> list[dict[str, Any]]:
     """The Kubernetes objects of a file (config files such as chapter.yaml have no kind)."""
     docs = [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict)]
-    return [d for d in docs if "apiVersion" in d and "kind" in d]
+    return [d for d in docs if "apiVersion" in d and "kind" in d and d["kind"] != "Kustomization"]
+
+
+def kustomize_dirs() -> list[Path]:
+    return sorted(p.parent for p in EXAMPLES.rglob("kustomization.yaml"))
 
 
 def all_docs() -> list[dict[str, Any]]:
@@ -363,16 +367,29 @@ def test_every_known_manifest_passes_a_server_side_dry_run(stack, kubectl_path, 
     except demo.StepFailed as err:
         pytest.fail(f"{err}\n{log.path.read_text()}", pytrace=False)
     checked: list[str] = []
+
+    def dry_run(source: str, docs: list[dict[str, Any]], text: str | None = None) -> None:
+        argv = [kubectl_path, "--kubeconfig", stack.kubeconfig, "apply", "--server-side",
+                "--dry-run=server", "--field-manager", "e2e-dry-run", "-f",
+                "-" if text is not None else source]
+        proc = subprocess.run(argv, input=text, capture_output=True, text=True, timeout=60,
+                              check=False)
+        assert proc.returncode == 0, f"{source}: {proc.stderr.strip()}"
+        checked.extend(f"{d['kind']}/{d['metadata']['name']}" for d in docs)
+
+    # Kustomize folders are checked as Argo CD applies them: rendered first.
+    kustomized = kustomize_dirs()
+    for folder in kustomized:
+        proc = subprocess.run([kubectl_path, "kustomize", str(folder)], capture_output=True,
+                              text=True, timeout=60, check=True)
+        docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+        dry_run(str(folder.relative_to(ROOT)), docs, proc.stdout)
     for path in manifest_files():
-        docs = [d for d in k8s_docs(path) if not d["apiVersion"].startswith("argoproj.io/")]
-        if not docs:
+        if any(folder in path.parents for folder in kustomized):
             continue
-        proc = subprocess.run(
-            [kubectl_path, "--kubeconfig", stack.kubeconfig, "apply", "--server-side",
-             "--dry-run=server", "--field-manager", "e2e-dry-run", "-f", str(path)],
-            capture_output=True, text=True, timeout=60, check=False)
-        assert proc.returncode == 0, f"{path.relative_to(ROOT)}: {proc.stderr.strip()}"
-        checked += [f"{d['kind']}/{d['metadata']['name']}" for d in docs]
+        docs = [d for d in k8s_docs(path) if not d["apiVersion"].startswith("argoproj.io/")]
+        if docs:
+            dry_run(str(path.relative_to(ROOT)), docs)
     kinds = {c.split("/")[0] for c in checked}
     assert {"SealedSecret", "Deployment", "StatefulSet", "Service", "Job", "ConfigMap",
             "ServiceAccount", "ClusterRoleBinding"} <= kinds
