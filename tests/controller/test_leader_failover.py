@@ -160,6 +160,7 @@ def test_sigkill_then_sigterm_failover(
     took = _wait(lambda: _owner(_holder(kube_api, namespace), reps) is standby,
                  LEASE_DURATION + 3 * RETRY + 5, "takeover after SIGKILL", logs)
     assert took <= LEASE_DURATION + 2 * RETRY * 1.2 + 1.5, took
+    print(f"takeover after SIGKILL: {took:.1f}s")
 
     # A fresh replica joins as standby; SIGTERM the leader: released, immediate takeover.
     c = replicas("replica-c")
@@ -171,4 +172,5 @@ def test_sigkill_then_sigterm_failover(
     took = _wait(lambda: _owner(_holder(kube_api, namespace), reps) is c, 3 * RETRY + 3,
                  "takeover after SIGTERM", logs)
     assert took < LEASE_DURATION / 2, took
+    print(f"takeover after SIGTERM: {took:.1f}s")
     assert standby.proc.wait(30) == 0, logs()
