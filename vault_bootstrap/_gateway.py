@@ -18,13 +18,6 @@ from typing import Any, Protocol
 import hvac
 import hvac.exceptions as hx
 import requests
-from tenacity import (
-    Retrying,
-    before_sleep_log,
-    retry_if_exception,
-    stop_after_delay,
-    wait_random_exponential,
-)
 
 from ._errors import BootstrapError
 from ._redact import redact
@@ -115,14 +108,15 @@ class HvacGateway:
         try:
             if not retry:
                 return fn()
-            retrying = Retrying(
-                stop=stop_after_delay(self._retry_timeout),
-                wait=wait_random_exponential(multiplier=0.2, max=5),
-                retry=retry_if_exception(is_retryable),
-                before_sleep=before_sleep_log(log, logging.WARNING),
-                reraise=True,
-            )
-            return retrying(fn)
+            try:
+                return fn()
+            except Exception as exc:  # noqa: BLE001 - classified right below
+                if not is_retryable(exc):
+                    raise
+                log.warning(
+                    "%s: %s; retrying for up to %gs", what, _describe_exc(exc), self._retry_timeout
+                )
+            return self._retrying()(fn)
         except hx.VaultError as exc:
             status = _status_of(exc)
             errors = [str(e) for e in (exc.errors or [])] if isinstance(exc.errors, list) else []
@@ -135,6 +129,25 @@ class HvacGateway:
             raise VaultCallError(
                 f"{what}: cannot reach {self.address}: {type(exc).__name__}", status=0
             ) from None
+
+    def _retrying(self) -> Any:
+        # tenacity is imported only when a call actually failed: it is start-up time
+        # every healthy run would otherwise pay.
+        from tenacity import (
+            Retrying,
+            before_sleep_log,
+            retry_if_exception,
+            stop_after_delay,
+            wait_random_exponential,
+        )
+
+        return Retrying(
+            stop=stop_after_delay(self._retry_timeout),
+            wait=wait_random_exponential(multiplier=0.2, max=5),
+            retry=retry_if_exception(is_retryable),
+            before_sleep=before_sleep_log(log, logging.WARNING),
+            reraise=True,
+        )
 
     # --- unauthenticated ------------------------------------------------------------------
 
@@ -220,6 +233,12 @@ class HvacGateway:
     def delete(self, path: str) -> None:
         self._call(path, lambda: self.client.delete(path))
         self.writes += 1
+
+
+def _describe_exc(exc: BaseException) -> str:
+    if isinstance(exc, hx.VaultError):
+        return f"HTTP {_status_of(exc) or '?'}"
+    return type(exc).__name__
 
 
 def _status_of(exc: hx.VaultError) -> int:

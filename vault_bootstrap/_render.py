@@ -53,9 +53,7 @@ def _field_line(f: FieldChange) -> str:
     if f.sensitive:
         return f"    ~ {f.name} = {MASK}{note}"
     if isinstance(f.before, str) and isinstance(f.after, str) and "\n" in f.after.strip("\n"):
-        diff = difflib.unified_diff(
-            f.before.splitlines(), f.after.splitlines(), lineterm="", n=1
-        )
+        diff = difflib.unified_diff(f.before.splitlines(), f.after.splitlines(), lineterm="", n=1)
         body = [f"        {line}" for line in list(diff)[2:]]
         return "\n".join([f"    ~ {f.name}:{note}", *body])
     return f"    ~ {f.name}: {_show(f.before, False)} -> {_show(f.after, False)}{note}"
