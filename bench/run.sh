@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Run every benchmark (`make bench`). One line per bench script; each prints its ratios.
+# Sources nothing secret: benches start their own private servers where they need them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+
+$PY bench/vault_bootstrap_bench.py --rounds 5
