@@ -60,12 +60,27 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         prog = f"sealkit {name}"
     else:
+        from sealkit.cli._fast import parse_fast
+
+        fast = parse_fast(args, os.environ)
+        if fast is not None:  # the common offline seal: no click import (cold start)
+            sys.exit(_run_fast(fast, debug))
 
         def command() -> Any:
             return _load("sealkit.cli._kubeseal:command")
 
         prog = "sealkit"
     sys.exit(run_click(command, args, prog_name=prog, debug=debug))
+
+
+def _run_fast(opts: dict[str, Any], debug: bool) -> int:
+    try:
+        from sealkit.cli._modes import run
+
+        run(opts)
+        return 0
+    except BaseException as exc:  # noqa: B036 - the one top-level handler
+        return _handle(exc, debug)
 
 
 def run_click(command_factory: Any, args: list[str], *, prog_name: str, debug: bool) -> int:
@@ -79,13 +94,16 @@ def run_click(command_factory: Any, args: list[str], *, prog_name: str, debug: b
 
 
 def _handle(exc: BaseException, debug: bool) -> int:
-    import click
-
     from sealkit._exceptions import SealkitError
 
     if isinstance(exc, SystemExit):
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
+    if isinstance(exc, SealkitError) and not debug:
+        _error(str(exc))
+        return exc.exit_code
+
+    import click
     if debug and not isinstance(exc, click.exceptions.Exit):
         import traceback
 

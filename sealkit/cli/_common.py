@@ -19,8 +19,6 @@ import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import click
-
 from sealkit._exceptions import CertError, UsageError
 
 if TYPE_CHECKING:
@@ -48,6 +46,8 @@ def env(flag: str) -> str:
 
 def cert_options(func: F) -> F:
     """Decorate a click command with the certificate / controller / cluster options."""
+    import click
+
     options = [
         click.option(
             "--cert",

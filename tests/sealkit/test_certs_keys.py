@@ -183,3 +183,38 @@ def test_key_secret_manifest_format(private_key) -> None:
 def test_fingerprint_is_openssh_sha256(private_key) -> None:
     fp = fingerprint(private_key.public_key())
     assert fp.startswith("SHA256:") and "=" not in fp and len(fp) == 7 + 43
+
+
+def test_fast_der_path_agrees_with_full_parser(private_key, other_private_key) -> None:
+    """`load_public_key` reads the DER itself; it must agree with cryptography.x509."""
+    from sealkit.certs import _tbs_fields
+
+    for not_after in (dt.datetime(2049, 12, 31, 23, 59, 59, tzinfo=UTC),  # UTCTime
+                      dt.datetime(2050, 1, 1, tzinfo=UTC),  # GeneralizedTime
+                      dt.datetime(2100, 6, 7, 8, 9, 10, tzinfo=UTC)):
+        pem = _cert(private_key, not_after)
+        fields = _tbs_fields(pem)
+        assert fields is not None
+        assert fields[0] == not_after == load_certificate(pem).not_valid_after_utc
+        assert load_public_key(pem).public_numbers() == private_key.public_key().public_numbers()
+    for path in ("test-cert.pem",):
+        pem = (VECTORS / path).read_bytes()
+        cert = x509.load_pem_x509_certificate(pem)
+        assert _tbs_fields(pem)[0] == cert.not_valid_after_utc
+
+
+def test_fast_path_refuses_what_the_full_parser_refuses(private_key) -> None:
+    pem = _cert(private_key, dt.datetime(2100, 1, 1, tzinfo=UTC))
+    lines = pem.splitlines()
+    body = base64.b64decode(b"".join(lines[1:-1]))
+    for cut in (10, len(body) // 2, len(body) - 5):
+        broken = base64.encodebytes(body[:cut])
+        bad = lines[0] + b"\n" + broken + lines[-1] + b"\n"
+        with pytest.raises(CertError):
+            load_public_key(bad)
+    expired = _cert(private_key, dt.datetime(2001, 2, 3, tzinfo=UTC))
+    with pytest.raises(CertError, match="expired certificate on February 3, 2001"):
+        load_public_key(expired)
+    key = ec.generate_private_key(ec.SECP256R1())
+    with pytest.raises(CertError, match="expected RSA public key but found EC key"):
+        load_public_key(_cert(key, dt.datetime(2100, 1, 1, tzinfo=UTC)))
