@@ -398,7 +398,8 @@ class PostgresServer(Component):
 
             pw = pwd.getpwnam(self.run_user)
             kwargs.update(user=pw.pw_uid, group=pw.pw_gid, extra_groups=[])
-        with open(self.log, "ab") as log:
+        fd = os.open(self.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "ab") as log:
             result = subprocess.run(
                 argv,
                 stdin=subprocess.DEVNULL,

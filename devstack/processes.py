@@ -78,7 +78,9 @@ def start(rec: ProcessRecord, *, extra_env: dict[str, str] | None = None) -> Pro
         env.update(extra_env)
     log_path = Path(rec.log)
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
+    # 0600: dev servers print their root token/unseal key into their logs.
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "ab") as log:
         log.write(f"\n==> {time.strftime('%H:%M:%S')} starting {rec.name}\n".encode())
         log.flush()
         kwargs: dict[str, object] = {}

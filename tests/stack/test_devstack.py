@@ -272,3 +272,25 @@ def test_external_kubeconfig_replaces_the_control_plane(tmp_path: Path) -> None:
     finally:
         devstack_cli("down", "--dir", str(d))
         cluster.stop()
+
+
+def test_a_lost_port_race_is_retried_on_a_new_port(tmp_path: Path) -> None:
+    import socket
+
+    import devstack
+
+    try:
+        bao = devstack.OpenBaoServer(tmp_path, name="racy-bao")
+    except devstack.MissingComponent as err:
+        unavailable(str(err))
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        bao.port = taken  # as if another process took the port after we picked it
+        with bao:
+            assert bao.port != taken
+            assert bao.alive()
+    log = (tmp_path / "racy-bao.log").read_text()
+    assert "address already in use" in log
+    assert stat.S_IMODE((tmp_path / "racy-bao.log").stat().st_mode) == 0o600
