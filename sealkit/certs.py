@@ -7,7 +7,6 @@ expired (kubeseal #791). The clock is injectable (``now=``) so tests need no tim
 from __future__ import annotations
 
 import datetime as _dt
-import re
 from typing import TYPE_CHECKING
 
 from sealkit._exceptions import CertError
@@ -18,9 +17,15 @@ if TYPE_CHECKING:
 
 __all__ = ["load_certificate", "load_public_key"]
 
-_PEM_CERT = re.compile(
-    rb"-----BEGIN CERTIFICATE-----\r?\n.+?-----END CERTIFICATE-----", re.DOTALL
-)
+_BEGIN = b"-----BEGIN CERTIFICATE-----"
+_END = b"-----END CERTIFICATE-----"
+
+
+def _first_pem_certificate(pem: bytes) -> bytes | None:
+    """The first ``CERTIFICATE`` PEM block (plain ``find``: no regex to compile at start)."""
+    start = pem.find(_BEGIN)
+    end = pem.find(_END, start + len(_BEGIN)) if start >= 0 else -1
+    return None if end < 0 else pem[start : end + len(_END)]
 
 
 _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
@@ -35,11 +40,11 @@ def load_certificate(pem: bytes, now: _dt.datetime | None = None) -> Certificate
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    match = _PEM_CERT.search(pem)
-    if match is None:
+    block = _first_pem_certificate(pem)
+    if block is None:
         raise CertError("data does not contain any valid RSA or ECDSA certificates")
     try:
-        cert = x509.load_pem_x509_certificate(match.group(0))
+        cert = x509.load_pem_x509_certificate(block)
         public_key = cert.public_key()
     except (ValueError, TypeError):
         raise CertError("data does not contain any valid RSA or ECDSA certificates") from None
@@ -59,9 +64,9 @@ def load_public_key(pem: bytes, now: _dt.datetime | None = None) -> RSAPublicKey
     the key to ``load_der_public_key``. Anything unexpected in the DER falls back to the full
     X.509 parser, so both paths accept and refuse the same inputs.
     """
-    match = _PEM_CERT.search(pem)
-    if match is not None:
-        fields = _tbs_fields(match.group(0))
+    block = _first_pem_certificate(pem)
+    if block is not None:
+        fields = _tbs_fields(block)
         key = _rsa_from_spki(fields[1]) if fields is not None else None
         if fields is not None and key is not None:
             _check_not_expired(fields[0], now)

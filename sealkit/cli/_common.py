@@ -99,15 +99,12 @@ def cert_options(func: F) -> F:
     return func
 
 
-_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h))+$")
-
-
 def parse_duration(text: str) -> float | None:
     """Seconds for a Go-style duration (``30s``, ``2m``, ``1h30m``, bare ``0``); 0 -> None."""
     text = (text or "0").strip()
     if text.replace(".", "", 1).isdigit():
         seconds = float(text)
-    elif _DURATION.match(text):
+    elif re.fullmatch(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h))+", text):
         units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
         seconds = sum(
             float(n) * units[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", text)
@@ -141,7 +138,7 @@ def load_cert_bytes(opts: Mapping[str, Any]) -> bytes:
     """The certificate PEM from ``--cert`` (path or URL), else from the controller."""
     cert = opts.get("cert") or ""
     if cert:
-        if re.match(r"^(https?|file)://", cert):
+        if cert.startswith(("http://", "https://", "file://")):
             from sealkit.cluster import fetch_url
 
             return fetch_url(cert, parse_duration(opts.get("request_timeout") or "30s") or 30.0)
