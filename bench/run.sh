@@ -6,3 +6,5 @@ cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 
 $PY bench/vault_bootstrap_bench.py --rounds 5
+$PY bench/sealkit_tree.py --secrets 1000 --repeat 3
+$PY bench/sealkit_cold.py --rounds 40

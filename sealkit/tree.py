@@ -79,6 +79,7 @@ __all__ = [
     "new_digest_key",
     "plan_tree",
     "save_digest_key",
+    "seal_and_write",
     "seal_stale",
     "source_digest",
     "twin_path",
@@ -166,6 +167,9 @@ def _values(secret: Mapping[str, Any]) -> dict[str, bytes]:
     from sealkit.crypto import b64decode
 
     values: dict[str, bytes] = {}
+    for field_name in ("data", "stringData"):
+        if not isinstance(secret.get(field_name) or {}, Mapping):
+            raise InputError("data and stringData must be maps of strings")
     for key, value in (secret.get("data") or {}).items():
         if not isinstance(value, str):
             raise InputError(f"data.{key} must be a base64 string")
@@ -380,59 +384,110 @@ def _staleness(
     return ""
 
 
+def _plan_file(
+    path: Path, opts: TreeOptions, key: DigestKey | None, fingerprint: str | None
+) -> tuple[FilePlan | None, str | None, Path | None]:
+    """(plan, error, orphan twin) for one discovered file."""
+    if is_twin_path(path):
+        return None, None, None if twin_path_source(path).exists() else path
+    try:
+        text = read_file_text(path)
+        layout = _source_units(path, text, opts) if "Secret" in text else []
+    except InputError as exc:
+        return None, exc.message, None
+    twin = twin_path(path)
+    if not layout:
+        return None, None, twin if twin.exists() else None
+    plan = FilePlan(path, twin, "json" if path.suffix == ".json" else "yaml", layout)
+    if twin.exists():
+        try:
+            plan.existing = [d.obj for d in read_documents(read_file_text(twin), str(twin))]
+        except InputError as exc:
+            plan.existing, plan.twin_error = [], exc.message
+    index = _twin_index(plan.existing or [])
+    for unit in plan.units:
+        if key is None:
+            unit.reason = "no digest key"
+            continue
+        unit.digest = source_digest(unit.secret, (unit.namespace, unit.name, unit.scope), key)
+        found = index.get((unit.namespace, unit.name))
+        unit.reason = _staleness(unit, found, fingerprint)
+        if not unit.reason:
+            unit.sealed = found
+    return plan, None, None
+
+
 def plan_tree(
     root: Path,
     opts: TreeOptions,
     *,
     key: DigestKey | None,
     fingerprint: str | None,
+    jobs: int = 1,
 ) -> TreeReport:
     """Read the tree and decide, per Secret, whether its twin is up to date. No writes.
 
-    With ``key`` None (no digest key yet) every existing twin counts as stale.
+    With ``key`` None (no digest key yet) every existing twin counts as stale. ``jobs`` > 1
+    parses in forked worker processes (results keep the sorted file order).
     """
-    report = TreeReport()
-    ignore = IgnoreRules.load(opts.exclude, root=root)
     if not root.is_dir():
         raise InputError(f"{root}: not a directory")
-    for path in discover_files([root], ignore=ignore):
-        if is_twin_path(path):
-            if not twin_path_source(path).exists():
-                report.orphans.append(path)
-            continue
-        try:
-            text = read_file_text(path)
-            if "Secret" not in text:
-                layout: list[tuple[Any, ...]] = []
-            else:
-                layout = _source_units(path, text, opts)
-        except InputError as exc:
-            report.errors.append(exc.message)
-            continue
-        twin = twin_path(path)
-        if not layout:
-            if twin.exists():
-                report.orphans.append(twin)
-            continue
-        fmt = "json" if path.suffix == ".json" else "yaml"
-        plan = FilePlan(path, twin, fmt, layout)
-        if twin.exists():
-            try:
-                plan.existing = [d.obj for d in read_documents(read_file_text(twin), str(twin))]
-            except InputError as exc:
-                plan.existing, plan.twin_error = [], exc.message
-        index = _twin_index(plan.existing or [])
-        for unit in plan.units:
-            if key is None:
-                unit.reason = "no digest key"
-                continue
-            unit.digest = source_digest(unit.secret, (unit.namespace, unit.name, unit.scope), key)
-            found = index.get((unit.namespace, unit.name))
-            unit.reason = _staleness(unit, found, fingerprint)
-            if not unit.reason:
-                unit.sealed = found
-        report.files.append(plan)
+    ignore = IgnoreRules.load(opts.exclude, root=root)
+    paths = list(discover_files([root], ignore=ignore))
+    _SHARED.update(opts=opts, key=key, fingerprint=fingerprint, paths=paths)
+    try:
+        results = _map_chunks(_plan_chunk, len(paths), jobs)
+    finally:
+        _SHARED.clear()
+    report = TreeReport()
+    for plan, error, orphan in results:
+        if plan is not None:
+            report.files.append(plan)
+        if error is not None:
+            report.errors.append(error)
+        if orphan is not None:
+            report.orphans.append(orphan)
     return report
+
+
+# Worker state: set in the parent just before forking, so children inherit it (no pickling of
+# keys, callables or options); only indices go to the workers, plain results come back.
+_SHARED: dict[str, Any] = {}
+_MIN_PER_WORKER = 50
+
+
+def _plan_chunk(bounds: tuple[int, int]) -> list[Any]:
+    opts, key, fingerprint = _SHARED["opts"], _SHARED["key"], _SHARED["fingerprint"]
+    return [_plan_file(p, opts, key, fingerprint) for p in _SHARED["paths"][slice(*bounds)]]
+
+
+def _map_chunks(
+    func: Callable[[tuple[int, int]], list[Any]],
+    count: int,
+    jobs: int,
+    on_chunk: Callable[[int], None] | None = None,
+) -> list[Any]:
+    """``func`` over index ranges covering ``count`` items, in order; forked if worthwhile."""
+    import multiprocessing
+
+    workers = min(jobs, count // _MIN_PER_WORKER)
+    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        out = func((0, count))
+        if on_chunk:
+            on_chunk(count)
+        return out
+    from concurrent.futures import ProcessPoolExecutor
+
+    size = max(10, -(-count // (workers * 8)))  # ~8 chunks per worker: steady progress
+    bounds = [(i, min(i + size, count)) for i in range(0, count, size)]
+    results: list[Any] = []
+    ctx = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        for (lo, hi), chunk in zip(bounds, pool.map(func, bounds), strict=True):
+            results.extend(chunk)
+            if on_chunk:
+                on_chunk(hi - lo)
+    return results
 
 
 def twin_path_source(twin: Path) -> Path:
@@ -470,27 +525,68 @@ def seal_stale(
     opts: TreeOptions,
     fingerprint: str,
     *,
-    jobs: int = 1,
     progress: Callable[[int, int], None] | None = None,
 ) -> int:
-    """Seal every stale unit (in a thread pool when ``jobs`` > 1); returns how many."""
+    """Seal every stale unit in this process; returns how many."""
     todo = report.stale
-    total = len(todo)
-    if jobs <= 1 or total < 2 * jobs:
-        for i, unit in enumerate(todo, 1):
-            seal_unit(unit, public_key, opts, fingerprint)
-            if progress:
-                progress(i, total)
-        return total
-    from concurrent.futures import ThreadPoolExecutor
+    for i, unit in enumerate(todo, 1):
+        seal_unit(unit, public_key, opts, fingerprint)
+        if progress:
+            progress(i, len(todo))
+    return len(todo)
 
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(seal_unit, u, public_key, opts, fingerprint) for u in todo]
-        for i, fut in enumerate(futures, 1):
-            fut.result()
-            if progress:
-                progress(i, total)
-    return total
+
+def _seal_write_chunk(bounds: tuple[int, int]) -> list[tuple[int, bool]]:
+    """Seal, render and write files [lo, hi): (sealed count, written) per file."""
+    public_key, opts, fingerprint = _SHARED["public_key"], _SHARED["opts"], _SHARED["fingerprint"]
+    out = []
+    for plan in _SHARED["files"][slice(*bounds)]:
+        stale = [u for u in plan.units if u.reason]
+        for unit in stale:
+            seal_unit(unit, public_key, opts, fingerprint)
+        out.append((len(stale), _write_one(plan)))
+    return out
+
+
+def seal_and_write(
+    report: TreeReport,
+    public_key: RSAPublicKey,
+    opts: TreeOptions,
+    fingerprint: str,
+    *,
+    jobs: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[int, list[FilePlan]]:
+    """Seal the stale Secrets and write the changed twins; returns (sealed, written files).
+
+    Call only after `plan_tree` reported no errors: everything `seal_secret` could refuse
+    (names, namespaces, base64, map shapes) is checked there, so a bad input never leaves some
+    twins written and others not. With ``jobs`` > 1 each forked worker seals, renders and
+    writes its share of files (RSA, YAML emitting and inode creation all scale with cores).
+    """
+    import itertools
+
+    total = len(report.stale)
+    # progress counts Secrets: cumulative stale units after each file
+    cumulative = list(itertools.accumulate(sum(1 for u in f.units if u.reason)
+                                           for f in report.files))
+    files_done = [0]
+
+    def on_chunk(n_files: int) -> None:
+        files_done[0] += n_files
+        if progress and total and files_done[0]:
+            progress(cumulative[files_done[0] - 1], total)
+
+    _SHARED.update(
+        public_key=public_key, opts=opts, fingerprint=fingerprint, files=report.files
+    )
+    try:
+        results = _map_chunks(_seal_write_chunk, len(report.files), jobs, on_chunk)
+    finally:
+        _SHARED.clear()
+    sealed = sum(n for n, _ in results)
+    written = [plan for plan, (_, wrote) in zip(report.files, results, strict=True) if wrote]
+    return sealed, written
 
 
 def _strip_for_compare(docs: Sequence[Any]) -> Any:
@@ -519,22 +615,72 @@ def check_file_layout(plan: FilePlan) -> str:
     return ""
 
 
-def render(plan: FilePlan) -> bytes:
+_FAST_YAML: Any = None
+
+
+def _fast_yaml_dumper() -> Any:
+    """`sealkit.output`'s YAML quoting rules on libyaml's C emitter, when both are there.
+
+    Interim: `sealkit.output.to_yaml` subclasses the pure-Python SafeDumper, ~15x slower than
+    the C emitter, which dominated seal-tree's time. The representers (the quoting rules) are
+    taken from `sealkit.output`, never restated here; output is byte-identical (tested). Once
+    `sealkit.output` emits through CSafeDumper itself, this returns None and goes away.
+    """
+    global _FAST_YAML
+    if _FAST_YAML is None:
+        import yaml
+
+        from sealkit import output
+
+        make = getattr(output, "_go_style_dumper", None)
+        base = make() if make is not None else None
+        c_dumper = getattr(yaml, "CSafeDumper", None)
+        if base is None or c_dumper is None or issubclass(base, c_dumper):
+            _FAST_YAML = False
+        else:
+            _FAST_YAML = type("FastGoStyleDumper", (c_dumper,), {})
+            _FAST_YAML.yaml_representers = dict(base.yaml_representers)
+            _FAST_YAML.yaml_multi_representers = dict(base.yaml_multi_representers)
+    return _FAST_YAML or None
+
+
+def render_text(docs: Sequence[Any], fmt: str) -> str:
+    """`sealkit.output.dump_all`, on the C emitter for YAML when available."""
     from sealkit.output import dump_all
 
-    return dump_all(plan.render_docs(), plan.fmt).encode("utf-8")
+    dumper = _fast_yaml_dumper() if fmt == "yaml" else None
+    if dumper is None:
+        return dump_all(docs, fmt)
+    import yaml
+
+    return "".join(
+        "---\n"
+        + yaml.dump(
+            doc, Dumper=dumper, default_flow_style=False, sort_keys=True, allow_unicode=True,
+            width=2**31 - 1,
+        )
+        for doc in docs
+    )
+
+
+def render(plan: FilePlan) -> bytes:
+    return render_text(plan.render_docs(), plan.fmt).encode("utf-8")
+
+
+def _write_one(plan: FilePlan) -> bool:
+    from sealkit.edit import atomic_write
+
+    if not file_needs_write(plan):
+        return False
+    # Atomic (readers never see half a twin) but not fsynced one by one: twins are derived
+    # files, and a twin truncated by a crash is just stale to the next --check.
+    atomic_write(plan.twin, render(plan), mode=_twin_mode(plan), fsync=False)
+    return True
 
 
 def write_twins(report: TreeReport) -> list[FilePlan]:
-    """Write every twin whose content changes (atomically, one file at a time)."""
-    from sealkit.edit import atomic_write
-
-    written = []
-    for plan in report.files:
-        if file_needs_write(plan):
-            atomic_write(plan.twin, render(plan), mode=_twin_mode(plan))
-            written.append(plan)
-    return written
+    """Write every twin whose content changed (each atomically), in this process."""
+    return [plan for plan in report.files if _write_one(plan)]
 
 
 def _twin_mode(plan: FilePlan) -> int:

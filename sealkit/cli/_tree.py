@@ -16,6 +16,7 @@ stdout gets one line per written twin (or per stale Secret under ``--check``); p
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -91,9 +92,9 @@ class _Progress:
     "-j",
     "--jobs",
     type=click.IntRange(1, 64),
-    default=1,
-    show_default=True,
-    help="Sealing threads.",
+    default=lambda: min(os.cpu_count() or 1, 4),
+    show_default="CPUs, at most 4",
+    help="Worker processes for big trees (forked; at least 50 files each).",
 )
 @click.option("--progress/--no-progress", default=True, help="Progress on stderr (big trees).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors (and --check findings).")
@@ -152,7 +153,7 @@ def command(
             from sealkit.keys import fingerprint as fingerprint_of
 
             fingerprint = fingerprint_of(load_public_key_from_options(cert_opts))
-        report = plan_tree(directory, opts, key=key, fingerprint=fingerprint)
+        report = plan_tree(directory, opts, key=key, fingerprint=fingerprint, jobs=jobs)
         _print_errors(report.errors)
         return _report_check(report, key_path if key is None else None, quiet) or (
             1 if report.errors else 0
@@ -160,24 +161,20 @@ def command(
 
     from sealkit.cli._common import load_public_key_from_options
     from sealkit.keys import fingerprint as fingerprint_of
-    from sealkit.tree import seal_stale, write_twins
+    from sealkit.tree import seal_and_write
 
     public_key = load_public_key_from_options(cert_opts)
     fingerprint = fingerprint_of(public_key)
     new_key = key is None
     if key is None:
         key = new_digest_key()
-    report = plan_tree(directory, opts, key=key, fingerprint=fingerprint)
+    report = plan_tree(directory, opts, key=key, fingerprint=fingerprint, jobs=jobs)
     if report.errors:
         _print_errors(report.errors)
         return 1
     if force:
         for unit in report.units:
             unit.reason = unit.reason or "forced"
-    sealed = seal_stale(
-        report, public_key, opts, fingerprint, jobs=jobs,
-        progress=_Progress(progress and not quiet),
-    )
     if new_key and report.files:
         save_digest_key(key_path, key)
         if not quiet:
@@ -185,7 +182,10 @@ def command(
                 f"sealkit seal-tree: created digest key {key_path} (keep it out of Git; "
                 "share it with whoever seals this tree)\n"
             )
-    written = write_twins(report)
+    sealed, written = seal_and_write(
+        report, public_key, opts, fingerprint, jobs=jobs,
+        progress=_Progress(progress and not quiet),
+    )
     if not quiet:
         for plan in written:
             sys.stdout.write(f"wrote {plan.twin} ({len(plan.units)} SealedSecret(s))\n")

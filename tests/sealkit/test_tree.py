@@ -459,3 +459,51 @@ def test_real_kubeseal_opens_twins(tree: Path, keys: KeyPair, tmp_path: Path) ->
     opened = kubeseal_recovery_unseal(kubeseal, tree / "apps" / "one.sealed.yaml",
                                       keys.key_secret, home=tmp_path)
     assert base64.b64decode(opened["data"]["k"]) == b"kubeseal-reads-this"
+
+
+def test_fast_yaml_rendering_is_byte_identical_to_sealkit_output() -> None:
+    from sealkit.output import dump_all
+    from sealkit.tree import render_text
+
+    docs = [
+        {"kind": "SealedSecret", "metadata": {"name": "a", "annotations": {
+            DIGEST_ANNOTATION: "hmac-sha256:ab:cd", CERT_ANNOTATION: "SHA256:a+/b"}},
+         "spec": {"encryptedData": {"k": "AgB" + "x" * 700 + "=="},
+                  "template": {"metadata": {"labels": {
+                      f"k{i}{s.strip()}": s for i, s in enumerate(
+                          ["true", "", "12", "x\ny", "héllo", "- x", "null", "~", "0x1f",
+                           "1e3", "n", "yes", "it's", "a: b", "#c", " lead", "trail "])}},
+                      "immutable": True, "type": "Opaque"}}},
+        {"kind": "List", "apiVersion": "v1", "items": [{"a": 1}]},
+    ]
+    assert render_text(docs, "yaml") == dump_all(docs, "yaml")
+    assert render_text(docs, "json") == dump_all(docs, "json")
+
+
+def test_forked_workers_match_single_process(tmp_path: Path, keys: KeyPair) -> None:
+    roots = []
+    for jobs in ("1", "3"):
+        root = tmp_path / f"j{jobs}"
+        root.mkdir()
+        for i in range(110):
+            sub = root / f"d{i % 3}"
+            sub.mkdir(exist_ok=True)
+            (sub / f"s{i:03}.yaml").write_text(
+                f"kind: Secret\nmetadata: {{name: s{i}, namespace: ns1}}\n"
+                f"stringData: {{k: v{i}}}\n")
+        (root / "d1" / "bad.yaml").write_text("kind: Secret\nmetadata: {name: [\n")
+        result = seal(root, keys, "-j", jobs)
+        assert result.code == 1 and result.err.count("error: ") == 1  # found by the workers too
+        assert not list(root.rglob("*.sealed.*"))
+        (root / "d1" / "bad.yaml").unlink()
+        result = seal(root, keys, "-j", jobs, "--digest-key-file", str(tmp_path / "dk"))
+        assert result.code == 0, result.err
+        roots.append((root, result.out.replace(f"{root}/", "")))
+    (r1, out1), (r3, out3) = roots
+    assert out1 == out3 and len(out1.splitlines()) == 110
+    for twin in r1.rglob("*.sealed.yaml"):
+        (doc1,) = load_all(twin)
+        (doc3,) = load_all(r3 / twin.relative_to(r1))
+        assert doc1["metadata"] == doc3["metadata"]  # same digests and fingerprints
+        assert values_of(doc3, keys) == values_of(doc1, keys)
+    assert check(r3, "-j", "3", "--digest-key-file", str(tmp_path / "dk")).code == 0
