@@ -202,3 +202,89 @@ def test_reviewer_jwt_from_a_kubernetes_secret_reference(
     import base64
 
     assert base64.b64decode(reviewer_jwt).decode() not in plan.output + out.output + again.output
+
+
+def test_bootstrap_logs_in_with_kubernetes_auth_and_least_privilege(
+    stack: Any, kube_api: Any, namespace: str, private_bao: Any, rbac: Any, tmp_path: Path
+) -> None:
+    """After a first apply with a root token, the Job runs as its own service account."""
+    require(stack, "kube", "postgres")
+    _service_account(kube_api, namespace, "welcome-message")
+    _service_account(kube_api, namespace, "vault-bootstrap")
+    rbac(namespace, "vault-bootstrap")
+    policy_file = CHAPTER.parent / "bootstrap-policy.hcl"
+    base = CHAPTER.read_text().replace(
+        "policies:\n",
+        f"policies:\n  vault-bootstrap:\n    file: {policy_file}\n",
+        1,
+    ).replace(
+        "    roles:\n      welcome-message:\n        bound",
+        "    roles:\n      vault-bootstrap:\n"
+        "        bound_service_account_names: [vault-bootstrap]\n"
+        f"        bound_service_account_namespaces: [{namespace}]\n"
+        "        token_policies: [vault-bootstrap]\n"
+        "        token_ttl: 10m\n"
+        "      welcome-message:\n        bound",
+        1,
+    )
+    first = tmp_path / "first.yaml"
+    first.write_text(base)
+    env = chapter_env(stack, private_bao, ca_file=stack.ca_file, WELCOME_NAMESPACE=namespace)
+    out = run_cli("apply", "-f", str(first), env=env)
+    assert out.code == 0, out.output
+
+    jwt_file = tmp_path / "sa-token"
+    jwt_file.write_text(_token(kube_api, namespace, "vault-bootstrap"))
+    as_sa = tmp_path / "as-sa.yaml"
+    as_sa.write_text(
+        f"connection:\n  kubernetes_login:\n    role: vault-bootstrap\n    jwt: file:{jwt_file}\n"
+        + base
+    )
+    no_token = {k: v for k, v in env.items() if k != "VAULT_TOKEN"}
+    plan = run_cli("plan", "-v", "-f", str(as_sa), env=no_token)
+    assert plan.code == 0, plan.output
+    assert "logged in with kubernetes auth (role vault-bootstrap)" in plan.stderr
+    # Drift is fixed with the service account's own (non-root) token.
+    hvac_client(private_bao.addr, private_bao.token).write_data(
+        "auth/kubernetes/role/welcome-message", data={"token_ttl": 5}
+    )
+    fixed = run_cli("apply", "-f", str(as_sa), env=no_token)
+    assert fixed.code == 0 and "Apply complete: 1 writes." in fixed.stdout, fixed.output
+    assert jwt_file.read_text() not in plan.output + fixed.output
+
+
+def test_init_keys_into_a_kubernetes_secret(
+    stack: Any, kube_api: Any, namespace: str, file_bao: Any, tmp_path: Path
+) -> None:
+    require(stack, "kube", "postgres")
+    import base64
+
+    from kubernetes import client
+
+    config = tmp_path / "init-k8s.yaml"
+    config.write_text(
+        CHAPTER.read_text()
+        + "\ninit:\n  key_store:\n    kubernetes_secret:\n"
+        + f"      namespace: {namespace}\n      name: vault-unseal-keys\n"
+    )
+    env = chapter_env(stack, file_bao, ca_file=stack.ca_file, WELCOME_NAMESPACE=namespace)
+    assert "VAULT_TOKEN" not in env
+
+    sealed_plan = run_cli("plan", "-f", str(config), env=env)
+    assert sealed_plan.code == 1
+    assert "run apply to init/unseal" in sealed_plan.stderr
+
+    out = run_cli("apply", "-v", "-f", str(config), env=env)
+    assert out.code == 0, out.output
+    secret = client.CoreV1Api(kube_api).read_namespaced_secret("vault-unseal-keys", namespace)
+    assert set(secret.data) == {"unseal-key-0", "root-token"}
+    assert secret.metadata.labels["app.kubernetes.io/managed-by"] == "vault-bootstrap"
+    for value in secret.data.values():
+        assert base64.b64decode(value).decode() not in out.output
+
+    file_bao.stop()
+    file_bao.start()  # sealed again: the next run unseals from the Secret
+    again = run_cli("apply", "-v", "-f", str(config), env=env)
+    assert again.code == 0, again.output
+    assert "unsealing Vault with keys from Secret" in again.stderr
+    assert "Apply complete: 0 writes." in again.stdout
