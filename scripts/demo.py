@@ -379,6 +379,7 @@ class Controller:
         return [
             str(VENV_BIN / "sealkit-controller"),
             "--kubeconfig", self.kubeconfig,
+            "--namespace", self.key_namespace,
             "--all-namespaces=false",
             "--additional-namespaces", ",".join(self.namespaces),
             "--listen-addr", f"127.0.0.1:{self.port}",
@@ -392,8 +393,7 @@ class Controller:
         self.metrics_port = self.metrics_port or free_port()
         self.workdir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
-        # Outside a pod the controller learns its own (= key) namespace from POD_NAMESPACE.
-        env["POD_NAMESPACE"] = self.key_namespace
+        env["POD_NAMESPACE"] = self.key_namespace  # what a pod would get; --namespace wins
         env.pop("KUBERNETES_SERVICE_HOST", None)
         with self.log_path.open("ab") as log:
             proc = subprocess.Popen(  # noqa: S603 - our own console script
