@@ -23,3 +23,25 @@ def test_cli_import_stays_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_layering() -> None:
+    """vault_bootstrap never imports controller; the planner and config stay free of I/O libs."""
+    import ast
+    from pathlib import Path
+
+    pkg = Path(vault_bootstrap.__file__).parent
+
+    def imports(path: Path) -> set[str]:
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names.update(a.name.split(".")[0] for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+        return names
+
+    for path in pkg.glob("*.py"):
+        assert "controller" not in imports(path), path
+    for pure in ("_planner.py", "_model.py", "_render.py", "_config.py", "_desired.py"):
+        assert not imports(pkg / pure) & {"hvac", "requests", "kubernetes", "psycopg"}, pure
