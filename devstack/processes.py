@@ -13,7 +13,7 @@ import os
 import signal
 import subprocess
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 # Popen objects of children started by this Python process: polling them reaps
@@ -42,7 +42,8 @@ class ProcessRecord:
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> ProcessRecord:
-        return cls(**data)  # type: ignore[arg-type]
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})  # type: ignore[arg-type]
 
 
 def _proc_start_time(pid: int) -> str | None:

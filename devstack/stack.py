@@ -17,7 +17,7 @@ import shutil
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from . import binaries, processes
@@ -135,7 +135,10 @@ class Stack:
     @classmethod
     def from_json(cls, data: dict[str, object]) -> Stack:
         procs = data.pop("processes", {}) or {}
-        stack = cls(**data)  # type: ignore[arg-type]
+        # Tolerate state written by another devstack version: unknown keys are
+        # dropped rather than making the stack (and its pids) unloadable.
+        known = {f.name for f in fields(cls)}
+        stack = cls(**{k: v for k, v in data.items() if k in known})  # type: ignore[arg-type]
         stack.processes = {k: ProcessRecord.from_json(v) for k, v in procs.items()}  # type: ignore[union-attr]
         return stack
 
@@ -298,7 +301,8 @@ def _start(
     marker = {"SEALKIT_STACK_DIR": str(d)}
 
     def missing(part: str, err: MissingComponent) -> None:
-        if strict:
+        # kubeseal/kubectl are the cluster's tools: only required with `kube`.
+        if strict and (part in parts or "kube" in parts):
             raise err
         stack.missing[part] = str(err)
         _say(f"skipping {part}: {err}", quiet)
@@ -315,6 +319,9 @@ def _start(
 
     for part in {"kube", "vault", "postgres"} - parts:
         stack.missing[part] = f"{part}: not requested for this stack"
+    etcd: Etcd | None = None
+    bao: OpenBaoServer | None = None
+    pg: PostgresServer | None = None
     try:
         for part, finder in (("kubeseal", binaries.kubeseal), ("kubectl", binaries.kubectl)):
             try:
@@ -322,7 +329,6 @@ def _start(
             except MissingComponent as err:
                 missing(part, err)
 
-        etcd = bao = pg = None
         if "kube" in parts and external_kubeconfig is None:
             try:
                 binaries.kube_apiserver()
