@@ -36,6 +36,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import re
@@ -414,22 +415,53 @@ class ServerHandle:
         self.thread.join(timeout)
 
 
+class _DeadlineReader(io.RawIOBase):
+    """Socket reads bounded by one deadline per request, like Go's ``ReadTimeout``.
+
+    A plain socket timeout bounds each ``recv`` only, so a client trickling one byte just
+    under the timeout could hold a connection (and one of the capped slots) forever.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self.deadline = float("inf")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("request read deadline exceeded")
+        self._sock.settimeout(remaining)
+        return self._sock.recv_into(buffer)
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "sealkit-controller"
-
-    def version_string(self) -> str:
-        return self.server_version
     # Set per server class in serve_api / serve_metrics.
     timeout: float | None = 120.0
     write_timeout: float = 120.0
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def setup(self) -> None:
+        super().setup()
+        self._reader = _DeadlineReader(self.connection)
+        self.rfile = io.BufferedReader(self._reader, buffer_size=65536)
 
     def log_message(self, format: str, *args: Any) -> None:
         _LOG.debug("http: %s %s", self.address_string(), format % args)
 
     def handle_one_request(self) -> None:
-        with contextlib.suppress(TimeoutError, ConnectionError):
+        # The deadline covers waiting for the request (keep-alive idle), its headers and body.
+        self._reader.deadline = time.monotonic() + (self.timeout or 120.0)
+        try:
             super().handle_one_request()
+        except (TimeoutError, ConnectionError):
+            self.close_connection = True
 
     def _send(self, status: int, body: bytes = b"", content_type: str = "text/plain; charset=utf-8",
               headers: Mapping[str, str] | None = None, close: bool = False) -> None:

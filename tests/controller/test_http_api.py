@@ -567,3 +567,31 @@ def test_any_body_is_a_decision_never_a_crash(data: Any, entries: tuple[Any, Any
     except (BadRequest, NotOpenable):
         return
     json.dumps(out)  # always serialisable
+
+
+def test_trickling_client_is_cut_off_by_the_request_deadline(ring: KeyRing) -> None:
+    # Each byte arrives well within the timeout; the request as a whole does not.
+    handle = serve_api("127.0.0.1:0", keys=ring, options=ApiOptions(read_timeout=1.0))
+    try:
+        sock = socket.create_connection(("127.0.0.1", handle.port), timeout=5)
+        started = time.monotonic()
+        closed = False
+        for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 40:
+            try:
+                sock.sendall(bytes([byte]))
+            except OSError:
+                closed = True
+                break
+            sock.settimeout(0.25)
+            try:
+                if sock.recv(100) == b"":
+                    closed = True
+                    break
+            except TimeoutError:
+                pass
+        assert closed
+        assert time.monotonic() - started < 3
+        sock.close()
+        assert Api(handle).request("GET", "/healthz")[0] == 200
+    finally:
+        handle.shutdown()
