@@ -19,7 +19,12 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import log_tail
+
+def log_tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(900)]
 
@@ -189,10 +194,19 @@ def test_key_rotation_with_cutoff_then_re_encrypt(walk, demo):
         ctl.stop()
         ctl.extra_args = ["--key-cutoff-time", _rfc1123z(dt.datetime.now(dt.UTC))]
         ctl.start()
-        keys_after = _key_secrets(walk)
-        assert len(keys_after) == 2, "the cutoff did not generate a new key"
-        new_cert = demo.http_get(ctl.url + "/v1/cert.pem")[1]
-        assert b"BEGIN CERTIFICATE" in new_cert and new_cert != old_cert
+        # The leader makes the key after it wins the Lease; /v1/cert.pem then serves it.
+        def two_keys() -> list[Any] | None:
+            keys = _key_secrets(walk)
+            return keys if len(keys) == 2 else None
+
+        def newer_cert() -> bytes | None:
+            cert = demo.http_get(ctl.url + "/v1/cert.pem")[1]
+            return cert if cert != old_cert else None
+
+        keys_after = demo.wait_for(two_keys, 60)
+        assert keys_after, "the cutoff did not generate a new key"
+        new_cert = demo.wait_for(newer_cert, 30)
+        assert new_cert and b"BEGIN CERTIFICATE" in new_cert
 
         # Re-encrypt through the controller's /v1/rotate. kubeseal would go through the
         # apiserver's service proxy, which needs an endpoint (a pod) that this stack cannot
