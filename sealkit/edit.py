@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import tempfile
+import secrets
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,23 +44,31 @@ def atomic_write(
 ) -> None:
     """Write ``path`` all-or-nothing (temp file in the same directory, then rename).
 
-    ``mode`` is applied to the temp file before any data lands in it (0600 keys are never
+    ``mode`` is set on the temp file before any data lands in it (0600 keys are never
     world-readable, not even for a moment); by default an existing file keeps its mode and a
-    new one gets 0644 minus the umask. With ``overwrite=False`` the final step is a hard link,
-    which fails atomically if ``path`` appeared meanwhile (`InputError`, nothing written).
+    new one gets 0666 minus the umask (as `open` would; no extra chmod, which matters when
+    seal-tree writes thousands of twins). With ``overwrite=False`` the final step is a hard
+    link, which fails atomically if ``path`` appeared meanwhile (`InputError`, nothing written).
     """
     target = Path(path)
-    directory = target.parent if str(target.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    if mode is None:
+        try:
+            mode = target.stat().st_mode & 0o7777
+        except FileNotFoundError:
+            mode = None  # let the umask decide, as for any new file
+    create_mode = 0o666 if mode is None else 0o600
+    for _ in range(100):
+        tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, create_mode)
+            break
+        except FileExistsError:
+            continue
+    else:  # pragma: no cover - 100 collisions of 32 random bits
+        raise InputError(f"{target}: cannot create a temporary file")
     try:
-        if mode is None:
-            try:
-                mode = target.stat().st_mode & 0o7777
-            except FileNotFoundError:
-                mask = os.umask(0)
-                os.umask(mask)
-                mode = 0o666 & ~mask
-        os.fchmod(fd, mode)
+        if mode is not None and mode != create_mode:
+            os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

@@ -674,20 +674,13 @@ def _write_one(plan: FilePlan) -> bool:
         return False
     # Atomic (readers never see half a twin) but not fsynced one by one: twins are derived
     # files, and a twin truncated by a crash is just stale to the next --check.
-    atomic_write(plan.twin, render(plan), mode=_twin_mode(plan), fsync=False)
+    atomic_write(plan.twin, render(plan), fsync=False)
     return True
 
 
 def write_twins(report: TreeReport) -> list[FilePlan]:
     """Write every twin whose content changed (each atomically), in this process."""
     return [plan for plan in report.files if _write_one(plan)]
-
-
-def _twin_mode(plan: FilePlan) -> int:
-    try:
-        return plan.twin.stat().st_mode & 0o777
-    except FileNotFoundError:
-        return 0o644
 
 
 def default_digest_key_path(root: Path, override: str | os.PathLike[str] | None) -> Path:

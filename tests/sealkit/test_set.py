@@ -267,3 +267,29 @@ def test_real_kubeseal_opens_the_edited_file(tmp_path: Path, keys: KeyPair, fmt:
     opened = kubeseal_recovery_unseal(kubeseal, path, keys.key_secret, home=tmp_path)
     values = {k: base64.b64decode(v) for k, v in opened["data"].items()}
     assert values == {"user": b"admin", "password": NEW_VALUE.encode(), "added": b"more"}
+
+
+def test_atomic_write_modes_and_no_clobber(tmp_path: Path) -> None:
+    import os
+
+    from sealkit.edit import atomic_write
+
+    mask = os.umask(0o022)
+    try:
+        new = tmp_path / "new.yaml"
+        atomic_write(new, b"a")
+        assert (new.read_bytes(), new.stat().st_mode & 0o777) == (b"a", 0o644)
+        new.chmod(0o640)
+        atomic_write(new, b"b")
+        assert (new.read_bytes(), new.stat().st_mode & 0o777) == (b"b", 0o640)
+        key = tmp_path / "key.yaml"
+        atomic_write(key, b"k", mode=0o600, overwrite=False)
+        assert key.stat().st_mode & 0o777 == 0o600
+        with pytest.raises(InputError, match="already exists"):
+            atomic_write(key, b"other", mode=0o600, overwrite=False)
+        assert key.read_bytes() == b"k"
+        with pytest.raises(IsADirectoryError):
+            atomic_write(tmp_path, b"x")
+    finally:
+        os.umask(mask)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["key.yaml", "new.yaml"]
