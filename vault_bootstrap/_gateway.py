@@ -93,7 +93,7 @@ class HvacGateway:
         client: hvac.Client | None = None,
     ) -> None:
         self.address = address.rstrip("/")
-        self._verify = verify
+        self.verify = verify
         self._timeout = request_timeout
         self._retry_timeout = retry_timeout
         # token="" stops hvac from reading VAULT_TOKEN/~/.vault-token behind our back.
@@ -154,7 +154,7 @@ class HvacGateway:
     def health(self) -> Health:
         try:
             resp = requests.get(
-                f"{self.address}/v1/sys/health", verify=self._verify, timeout=min(self._timeout, 5)
+                f"{self.address}/v1/sys/health", verify=self.verify, timeout=min(self._timeout, 5)
             )
         except requests.exceptions.RequestException as exc:
             return Health(status=0, detail=type(exc).__name__)

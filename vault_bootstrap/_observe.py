@@ -17,7 +17,7 @@ from ._gateway import VaultGateway
 from ._model import DesiredObject, Observed, ObservedObject, StateRecord
 from ._redact import Sensitive
 
-__all__ = ["NORMALISERS", "observe", "split_key"]
+__all__ = ["NORMALISERS", "mount_of", "observe", "split_key"]
 
 
 def _sorted_list(value: Any) -> list[str]:
@@ -141,7 +141,7 @@ def split_key(key: str) -> tuple[str, str]:
     return kind, path
 
 
-def _mount_of(kind: str, path: str) -> tuple[str, str] | None:
+def mount_of(kind: str, path: str) -> tuple[str, str] | None:
     """(mount table, mount path) an object lives under, or None for mounts/policies."""
     if kind in ("k8s_config", "k8s_role"):
         rest = path.removeprefix("auth/")
@@ -194,7 +194,7 @@ def observe(
         if kind == "secrets_mount":
             obs.objects[key] = _mount_obj(mounts_raw.get(path.removeprefix("sys/mounts/") + "/"))
             continue
-        where = _mount_of(kind, path)
+        where = mount_of(kind, path)
         if where is not None:
             table, mpath = where
             present = obs.auth_mounts if table == "auth" else obs.secrets_mounts

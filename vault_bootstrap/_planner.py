@@ -29,7 +29,7 @@ from ._model import (
     Plan,
     StateRecord,
 )
-from ._observe import split_key
+from ._observe import mount_of, split_key
 
 __all__ = ["BUILTIN_PATHS", "is_builtin", "make_plan"]
 
@@ -107,15 +107,27 @@ def make_plan(
         if c.action == "create":
             new.created.add(c.key)
         elif c.action == "delete":
-            new.created.discard(c.key)
-            for vk in [k for k in new.versions if k.startswith(c.path + "#")]:
-                del new.versions[vk]
+            _forget(new, c.key)
+            if c.kind in ("auth_mount", "secrets_mount"):
+                # Unmounting removes everything below it: forget those records too.
+                table = "auth" if c.kind == "auth_mount" else "secrets"
+                mpath = c.path.split("/", 2)[2]
+                for key in list(new.created):
+                    if mount_of(*split_key(key)) == (table, mpath):
+                        _forget(new, key)
         new.versions.update(c.versions)
     plan.new_state = new
     plan.state_changed = new.to_data() != old.to_data() or (
         not observed.state_exists and bool(new.created or new.versions)
     )
     return plan
+
+
+def _forget(state: StateRecord, key: str) -> None:
+    state.created.discard(key)
+    path = split_key(key)[1]
+    for vk in [k for k in state.versions if k.startswith(path + "#")]:
+        del state.versions[vk]
 
 
 # --- field diffs --------------------------------------------------------------------------

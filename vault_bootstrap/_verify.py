@@ -42,7 +42,7 @@ def run_verify(admin: HvacGateway, config: Config, kube: KubeAccess, r: Resolver
             f"verify.service_account: TokenRequest for {sa.namespace}/{sa.name} failed: "
             f"{type(exc).__name__}: {getattr(exc, 'reason', '')}"
         ) from None
-    app = HvacGateway(admin.address, verify=admin._verify, retry_timeout=10)
+    app = HvacGateway(admin.address, verify=admin.verify, retry_timeout=10)
     try:
         token = Sensitive(app.login_kubernetes(v.auth_mount, v.role, jwt.reveal()))
     except VaultCallError as exc:

@@ -163,6 +163,9 @@ def test_prune_removes_only_owned_objects(env: dict[str, str], private_bao: Any,
         "    roles:\n      extra-role:\n        bound_service_account_names: [x]\n"
         "        bound_service_account_namespaces: [x]\n      welcome-message:\n        bound", 1,
     )
+    with_extra = with_extra.replace(
+        "secrets:\n", "secrets:\n  extra-kv:\n    type: kv-v2\n", 1
+    )
     big = tmp_path / "big.yaml"
     big.write_text(with_extra)
     assert run_cli("apply", "-f", str(big), env=env).code == 0
@@ -177,10 +180,14 @@ def test_prune_removes_only_owned_objects(env: dict[str, str], private_bao: Any,
     assert deletes == [
         "- auth/kubernetes/role/extra-role  [kubernetes auth role] (prune)",
         "- secret/data/extra/entry  [KV v2 entry] (prune)",
+        "- sys/mounts/extra-kv  [secrets engine] (prune)",
         "- sys/policies/acl/extra-policy  [ACL policy] (prune)",
     ]
     out = run_cli("apply", "--prune", "-f", str(small), env=env)
     assert out.code == 0, out.output
+    again = run_cli("apply", "--prune", "-f", str(small), env=env)
+    assert again.code == 0 and _writes(again.stdout) == 0, again.output
+    assert "extra-kv/" not in client.sys.list_mounted_secrets_engines()["data"]
     policies = client.sys.list_acl_policies()["data"]["keys"]
     assert "extra-policy" not in policies
     assert {"handmade", "default", "root", "welcome-message"} <= set(policies)

@@ -235,3 +235,23 @@ def test_render_symbols_and_summary() -> None:
     assert "    + password = (sensitive)" in text
     assert SECRET not in text and SECRET not in plan_to_json(plan)
     assert text.rstrip().endswith("Plan: 1 to add, 0 to change, 0 to delete.")
+
+
+def test_pruning_a_mount_forgets_everything_below_it() -> None:
+    state = StateRecord(
+        created={
+            "auth_mount:sys/auth/old",
+            "k8s_config:auth/old/config",
+            "k8s_role:auth/old/role/r",
+        },
+        versions={"auth/old/config#token_reviewer_jwt": 1},
+    )
+    obs = Observed(state=state, state_exists=True)
+    for key in state.created:
+        obs.objects[key] = ObservedObject(fields={"type": "kubernetes"})
+    plan = _plan([], obs, prune=True)
+    assert [(c.action, c.path) for c in plan.changes] == [
+        ("delete", "auth/old/role/r"),
+        ("delete", "sys/auth/old"),
+    ]
+    assert plan.new_state.created == set() and plan.new_state.versions == {}
