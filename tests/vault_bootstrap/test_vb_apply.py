@@ -24,8 +24,9 @@ def _writes(stdout: str) -> int:
     return int(m.group(1))
 
 
-def test_chapter_first_apply_then_zero_writes(env: dict[str, str], private_bao: Any,
-                                              stack: Any) -> None:
+def test_chapter_first_apply_then_zero_writes(
+    env: dict[str, str], private_bao: Any, stack: Any
+) -> None:
     first_plan = run_cli("plan", "-f", str(CHAPTER), env=env)
     assert first_plan.code == 2, first_plan.output
     assert "+ auth/kubernetes/role/welcome-message" in first_plan.stdout
@@ -56,8 +57,13 @@ def test_chapter_first_apply_then_zero_writes(env: dict[str, str], private_bao: 
     creds = client.secrets.database.generate_credentials("welcome-message", mount_point="database")
     import psycopg
 
-    with psycopg.connect(host=stack.pg_host, port=stack.pg_port, dbname=stack.pg_database,
-                         user=creds["data"]["username"], password=creds["data"]["password"]) as c:
+    with psycopg.connect(
+        host=stack.pg_host,
+        port=stack.pg_port,
+        dbname=stack.pg_database,
+        user=creds["data"]["username"],
+        password=creds["data"]["password"],
+    ) as c:
         assert c.execute("SELECT current_user").fetchone()[0] == creds["data"]["username"]
     client.sys.revoke_lease(creds["lease_id"])
 
@@ -71,19 +77,25 @@ def test_json_plan(env: dict[str, str]) -> None:
     kinds = {c["kind"] for c in data["changes"]}
     assert {"k8s_config", "k8s_role", "db_connection", "db_role", "policy", "kv"} <= kinds
     pw = [f for c in data["changes"] for f in c["fields"] if f["name"] == "password"]
-    assert pw == [{"name": "password", "op": "+", "before": None, "after": "(sensitive)",
-                   "sensitive": True}]
+    assert pw == [
+        {"name": "password", "op": "+", "before": None, "after": "(sensitive)", "sensitive": True}
+    ]
     assert data["summary"]["has_changes"] is True
 
 
-def test_hand_changed_role_shows_in_plan_and_apply_fixes_it(env: dict[str, str],
-                                                            private_bao: Any) -> None:
+def test_hand_changed_role_shows_in_plan_and_apply_fixes_it(
+    env: dict[str, str], private_bao: Any
+) -> None:
     assert run_cli("apply", "-f", str(CHAPTER), env=env).code == 0
     client = hvac_client(private_bao.addr, private_bao.token)
-    client.write_data("auth/kubernetes/role/welcome-message",
-                      data={"token_ttl": "60s", "token_policies": ["default"]})
-    client.write_data("database/roles/welcome-message", data={"db_name": "postgres",
-                      "creation_statements": ["SELECT 1"], "default_ttl": 5})
+    client.write_data(
+        "auth/kubernetes/role/welcome-message",
+        data={"token_ttl": "60s", "token_policies": ["default"]},
+    )
+    client.write_data(
+        "database/roles/welcome-message",
+        data={"db_name": "postgres", "creation_statements": ["SELECT 1"], "default_ttl": 5},
+    )
 
     plan = run_cli("plan", "-f", str(CHAPTER), env=env)
     assert plan.code == 2, plan.output
@@ -149,8 +161,9 @@ PRUNE_EXTRA = """
 """
 
 
-def test_prune_removes_only_owned_objects(env: dict[str, str], private_bao: Any,
-                                          tmp_path: Path) -> None:
+def test_prune_removes_only_owned_objects(
+    env: dict[str, str], private_bao: Any, tmp_path: Path
+) -> None:
     client = hvac_client(private_bao.addr, private_bao.token)
     client.sys.create_or_update_acl_policy("handmade", 'path "x" { capabilities = ["read"] }')
     text = CHAPTER.read_text()
@@ -161,11 +174,10 @@ def test_prune_removes_only_owned_objects(env: dict[str, str], private_bao: Any,
     with_extra = with_extra.replace(
         "    roles:\n      welcome-message:\n        bound",
         "    roles:\n      extra-role:\n        bound_service_account_names: [x]\n"
-        "        bound_service_account_namespaces: [x]\n      welcome-message:\n        bound", 1,
+        "        bound_service_account_namespaces: [x]\n      welcome-message:\n        bound",
+        1,
     )
-    with_extra = with_extra.replace(
-        "secrets:\n", "secrets:\n  extra-kv:\n    type: kv-v2\n", 1
-    )
+    with_extra = with_extra.replace("secrets:\n", "secrets:\n  extra-kv:\n    type: kv-v2\n", 1)
     big = tmp_path / "big.yaml"
     big.write_text(with_extra)
     assert run_cli("apply", "-f", str(big), env=env).code == 0
@@ -200,3 +212,47 @@ def test_prune_removes_only_owned_objects(env: dict[str, str], private_bao: Any,
     out = run_cli("apply", "--prune", "-f", str(small), env=env)
     assert out.code == 0 and _writes(out.stdout) == 0, out.output
     assert "secret/" in client.sys.list_mounted_secrets_engines()["data"]
+
+
+def test_every_optional_field_round_trips_without_a_perpetual_diff(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    text = CHAPTER.read_text()
+    text = (
+        text.replace(
+            "        token_max_ttl: 4h\n",
+            "        token_max_ttl: 4h\n        token_type: service\n        audience: vault\n"
+            "        alias_name_source: serviceaccount_name\n",
+        )
+        .replace(
+            "      disable_local_ca_jwt: true\n",
+            "      disable_local_ca_jwt: true\n      issuer: https://kubernetes.default.svc.cluster.local\n"
+            "      disable_iss_validation: false\n",
+        )
+        .replace(
+            "        allowed_roles: [welcome-message]\n",
+            "        allowed_roles: [welcome-message, other]\n"
+            "        password_authentication: scram-sha-256\n"
+            "        username_template: 'v-{{.RoleName}}-{{random 8}}'\n"
+            "        max_open_connections: 3\n        max_idle_connections: 1\n"
+            "        max_connection_lifetime: 90s\n"
+            "        root_rotation_statements:\n"
+            "          - ALTER ROLE \"{{name}}\" WITH PASSWORD '{{password}}';\n",
+        )
+        .replace(
+            "        max_ttl: 24h\n",
+            "        max_ttl: 24h\n        renew_statements: "
+            '"ALTER ROLE \\"{{name}}\\" VALID UNTIL \'{{expiration}}\';"\n',
+        )
+    )
+    path = tmp_path / "full.yaml"
+    path.write_text(
+        text.replace(
+            "  secret:\n    type: kv-v2\n",
+            "  secret:\n    type: kv-v2\n    description: app secrets\n",
+        )
+    )
+    out = run_cli("apply", "-f", str(path), env=env)
+    assert out.code == 0, out.output
+    plan = run_cli("plan", "-f", str(path), env=env)
+    assert plan.code == 0, plan.stdout
