@@ -1,4 +1,4 @@
-"""E2E fixtures: the walkthrough of `make demo` (scripts/demo.py), isolated per test run.
+"""E2E fixtures: the walkthrough of `make demo` (scripts/walkthrough.py), isolated per run.
 
 The demo itself runs in `default` with keys in `kube-system` against the stack's OpenBao. Test
 runs share the apiserver with other runs and helpers, so here everything is private: the example
@@ -23,12 +23,12 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def load_demo() -> ModuleType:
-    """scripts/demo.py as a module (scripts/ is not a package)."""
-    name = "sealkit_demo_script"
+def load_walkthrough() -> ModuleType:
+    """scripts/walkthrough.py (the demo's building blocks) as a module; scripts/ is no package."""
+    name = "sealkit_walkthrough"
     if name in sys.modules:
         return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / "demo.py")
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / "walkthrough.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
@@ -38,7 +38,8 @@ def load_demo() -> ModuleType:
 
 @pytest.fixture(scope="session")
 def demo() -> ModuleType:
-    return load_demo()
+    """The walkthrough module: the same functions `make demo` runs."""
+    return load_walkthrough()
 
 
 def log_tail(path: Path, lines: int = 25) -> str:
