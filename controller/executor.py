@@ -39,7 +39,13 @@ _LOG = logging.getLogger(__name__)
 
 class Outcome(enum.Enum):
     DONE = "done"
-    RETRY = "retry"
+    RETRY = "retry"  # counts toward --max-unseal-retries
+    TRANSIENT = "transient"  # the apiserver was unreachable/overloaded: retry, no retry budget
+
+
+def _transient(exc: ApiError) -> bool:
+    """No answer, 5xx or 429: the apiserver's trouble, not the object's."""
+    return exc.status == 0 or exc.status >= 500 or exc.status == 429
 
 
 @dataclass(frozen=True)
@@ -94,11 +100,13 @@ class Reconciler:
         except ApiError as exc:
             return self._finish(key, sealed, failure_plan(sealed, ReconcileError(
                 f"cannot read Secret: {exc.message}", event_reason=REASON_UPDATE_FAILED,
-                metric_reason="fetch"), update_status=self.opts.update_status))
+                metric_reason="fetch"), update_status=self.opts.update_status),
+                transient=_transient(exc))
         plan = self._plan(key, sealed, existing)
+        transient = False
         if plan.secret_action != "none":
-            plan = self._apply(key, sealed, plan)
-        return self._finish(key, sealed, plan)
+            plan, transient = self._apply(key, sealed, plan)
+        return self._finish(key, sealed, plan, transient=transient)
 
     # -- steps ------------------------------------------------------------------------------
     def _plan(self, key: str, sealed: Mapping[str, Any],
@@ -117,7 +125,7 @@ class Reconciler:
         with self._lock:
             self.counters[plan.secret_action] += 1
 
-    def _apply(self, key: str, sealed: Mapping[str, Any], plan: Plan) -> Plan:
+    def _apply(self, key: str, sealed: Mapping[str, Any], plan: Plan) -> tuple[Plan, bool]:
         ns, name = split_key(key)
         try:
             try:
@@ -130,15 +138,16 @@ class Reconciler:
                 plan = self._plan(key, sealed, fresh)
                 if plan.secret_action != "none":
                     self._write(ns, plan)
-            return plan
+            return plan, False
         except ApiError as exc:
             retry = exc.status != 422  # e.g. an immutable Secret: retrying cannot help
             message = _redact(f"cannot write Secret: {exc.message}", plan.secret)
             return failure_plan(sealed, ReconcileError(
                 message, event_reason=REASON_UPDATE_FAILED, metric_reason="update", retry=retry,
-            ), update_status=self.opts.update_status)
+            ), update_status=self.opts.update_status), _transient(exc)
 
-    def _finish(self, key: str, sealed: Mapping[str, Any], plan: Plan) -> Outcome:
+    def _finish(self, key: str, sealed: Mapping[str, Any], plan: Plan, *,
+                transient: bool = False) -> Outcome:
         ns, name = split_key(key)
         meta = sealed.get("metadata") or {}
         if plan.synced or plan.error_reason == "update":
@@ -169,11 +178,15 @@ class Reconciler:
                     _LOG.warning("status of %s not updated: %s", key, exc.message)
                     if self.metrics is not None:
                         self.metrics.count_unseal_error("status", ns)
+                    transient = transient or _transient(exc)
         if self.metrics is not None:
             if plan.error_reason:
                 self.metrics.count_unseal_error(plan.error_reason, ns)
             self.metrics.set_condition(ns, name, plan.synced, labels=meta.get("labels") or {})
             self.metrics.set_key_usage(self.keys.usage_counts())
+        if transient:
+            _LOG.warning("reconcile %s hit an apiserver outage: will retry", key)
+            return Outcome.TRANSIENT
         if plan.synced:
             _LOG.info("reconciled %s (secret %s)", key, plan.secret_action)
             return Outcome.DONE

@@ -17,6 +17,7 @@ dropped until its next change (as upstream).
 from __future__ import annotations
 
 import logging
+import random
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -53,6 +54,8 @@ class SealedSecretController:
         self.n_workers = workers
         self.max_retries = max_retries
         self._workers: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._outage_tries: dict[str, int] = {}
         self._leading = threading.Event()
         self._sealed: dict[str | None, Informer] = {}
         self._secrets: dict[str | None, Informer] = {}
@@ -170,6 +173,16 @@ class SealedSecretController:
                 _LOG.exception("reconcile %s crashed", key)
                 outcome = Outcome.RETRY
             try:
+                if outcome is Outcome.TRANSIENT:
+                    # Outages are not the object's fault: back off (capped), never give up.
+                    with self._lock:
+                        n = self._outage_tries.get(key, 0)
+                        self._outage_tries[key] = n + 1
+                    self.queue.add_after(key, min(30.0, 0.25 * 2 ** min(n, 8)) *
+                                         random.uniform(1.0, 1.5))
+                    continue
+                with self._lock:
+                    self._outage_tries.pop(key, None)
                 if outcome is Outcome.RETRY and self.queue.num_requeues(key) < self.max_retries:
                     self.queue.add_rate_limited(key)
                 else:

@@ -239,9 +239,14 @@ def test_executor_failures_retry_and_emit_events() -> None:
     assert "app/db" in rec.failed_unseal
     assert gw.events[-1]["reason"] == "ErrUnsealFailed"
     ring.replace_all(entries(1))
-    gw.fail_next["create"] = ApiError("boom", 500)
+    gw.fail_next["create"] = ApiError("boom", 403)
     assert rec.reconcile("app/db") is Outcome.RETRY
     assert gw.events[-1]["reason"] == "ErrUpdateFailed"
+    gw.fail_next["create"] = ApiError("apiserver down", 0)  # outage: retried without budget
+    assert rec.reconcile("app/db") is Outcome.TRANSIENT
+    gw.fail_next["patch_status"] = ApiError("apiserver down", 503)
+    assert rec.reconcile("app/db") is Outcome.TRANSIENT  # created, but status still unwritten
+    assert gw.sealed[("app", "db")]["status"]["conditions"][0]["status"] == "False"
     assert rec.reconcile("app/db") is Outcome.DONE
     assert "app/db" not in rec.failed_unseal
     for v in SECRET_VALUES.values():
