@@ -191,22 +191,27 @@ def source_digest(
     rest = {k: v for k, v in secret.items() if k not in ("data", "stringData", "status")}
     values = {k: v.hex() for k, v in sorted(_values(secret).items())}
     namespace, name, scope = identity
-    canonical = json.dumps(
-        {
-            "v": 1,
-            "namespace": namespace,
-            "name": name,
-            "scope": scope.value,
-            "secret": rest,
-            "values": values,
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        default=str,
-    ).encode("utf-8")
+    try:
+        canonical = _canonical_json(
+            {
+                "v": 1,
+                "namespace": namespace,
+                "name": name,
+                "scope": scope.value,
+                "secret": rest,
+                "values": values,
+            }
+        )
+    except TypeError:
+        raise InputError("Secret has map keys that are not strings") from None
     mac = hmac.new(key.secret, canonical, hashlib.sha256).hexdigest()
     return f"hmac-sha256:{key.key_id}:{mac}"
+
+
+def _canonical_json(obj: Any) -> bytes:
+    return json.dumps(
+        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    ).encode("utf-8")
 
 
 # --------------------------------------------------------------------------- planning
@@ -409,7 +414,12 @@ def _plan_file(
         if key is None:
             unit.reason = "no digest key"
             continue
-        unit.digest = source_digest(unit.secret, (unit.namespace, unit.name, unit.scope), key)
+        try:
+            unit.digest = source_digest(
+                unit.secret, (unit.namespace, unit.name, unit.scope), key
+            )
+        except InputError as exc:
+            return None, f"{unit.source}:{unit.line}: {exc.message}", None
         found = index.get((unit.namespace, unit.name))
         unit.reason = _staleness(unit, found, fingerprint)
         if not unit.reason:

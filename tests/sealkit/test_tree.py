@@ -355,6 +355,9 @@ def test_malformed_or_invalid_input_writes_nothing(tree: Path, keys: KeyPair) ->
     bad.write_text(f"kind: Secret\nstringData:\n  p: '{A_PASSWORD}\n")
     b64bad = tree / "apps" / "b64.yaml"
     b64bad.write_text("kind: Secret\nmetadata: {name: x, namespace: y}\ndata: {k: '!!'}\n")
+    intkeys = tree / "apps" / "intkeys.yaml"
+    intkeys.write_text("kind: Secret\nmetadata: {name: i, namespace: y, labels: {1: a, b: c}}\n"
+                       "stringData: {k: v}\n")
     noname = tree / "apps" / "noname.json"
     noname.write_text('{"kind": "Secret", "metadata": {"namespace": "y"}, "data": {"k": "eA=="}}')
     result = seal(tree, keys)
@@ -365,6 +368,7 @@ def test_malformed_or_invalid_input_writes_nothing(tree: Path, keys: KeyPair) ->
         f"error: {b64bad}:1: illegal base64 data in data.k",
         f"error: {bad}:4: malformed YAML: found unexpected end of stream",
         f"error: {noname}:1: missing metadata.name in input Secret",
+        f"error: {intkeys}:1: Secret has map keys that are not strings",
     ])
     assert_no_leak(ALL_VALUES, result.out, result.err)
     assert not list(tree.rglob("*.sealed.*")) and not (tree / ".sealkit").exists()
