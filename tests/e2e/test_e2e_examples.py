@@ -462,3 +462,20 @@ def test_sealed_secret_health_matches_argocd(demo):
         "Degraded", "no key could decrypt secret")
     assert demo.sealed_secret_health(obj(3, 2, "True"))[0] == "Progressing"
     assert demo.sealed_secret_health(obj(1, 1))[0] == "Progressing"
+
+
+def test_a_failed_demo_step_is_one_line_naming_the_step(demo, tmp_path, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("sealkit_demo_cli", ROOT / "scripts" / "demo.py")
+    assert spec and spec.loader
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    rep = cli.Reporter(8, cli.wt.Log(tmp_path / "log"))
+    with rep.step("stack", "the stack"):
+        pass
+    with pytest.raises(cli.wt.StepFailed) as err, rep.step("seal", "seal the secrets"):
+        raise cli.wt.StepFailed("sealkit exited 1: error: cannot fetch certificate")
+    assert str(err.value) == "step 2/8 (seal): sealkit exited 1: error: cannot fetch certificate"
+    assert "\n" not in str(err.value)
+    assert "[2/8] seal the secrets ..." in capsys.readouterr().out
