@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -316,3 +317,32 @@ def test_crd_accepts_real_kubeseal_output_and_shows_printer_columns(
     again = api.get_namespaced_custom_object("bitnami.com", "v1alpha1", namespace,
                                              "sealedsecrets", "from-kubeseal")
     assert again["status"]["conditions"][0]["status"] == "False"
+
+
+@pytest.mark.stack
+def test_namespaced_component_passes_a_server_side_dry_run(
+    crd_installed: str, kubectl_path: str, namespace: str, tmp_path: Path
+) -> None:
+    kdir = tmp_path / "kz"
+    kdir.mkdir()
+    (kdir / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+        "resources": [os.path.relpath(DEPLOY, kdir)],
+        "components": [os.path.relpath(DEPLOY / "namespaced", kdir)],
+    }))
+    rendered = _kubectl(kubectl_path, crd_installed, "kustomize", str(kdir)).stdout
+    # The example tenant namespace does not exist here; point it at this test's namespace.
+    rendered = rendered.replace("namespace: team-a", f"namespace: {namespace}").replace(
+        "--additional-namespaces=team-a", f"--additional-namespaces={namespace}")
+    docs = [d for d in yaml.safe_load_all(rendered) if d]
+    dep = [d for d in docs if d["kind"] == "Deployment"][0]
+    args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--all-namespaces=false" in args
+    cluster_role = [d for d in docs if d["kind"] == "ClusterRole"][0]
+    assert cluster_role["rules"] == [
+        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]}]
+    proc = _kubectl(kubectl_path, crd_installed, "apply", "--server-side", "--dry-run=server",
+                    "--field-manager=sealkit-deploy", "--force-conflicts", "-f", "-",
+                    stdin=rendered)
+    applied = [line for line in proc.stdout.splitlines() if "serverside-applied" in line]
+    assert len(applied) == len(docs), proc.stdout
