@@ -125,6 +125,8 @@ def _yaml_documents(text: str, path: str) -> list[Document]:
                 for key, value in node.value:
                     if key.value == "items" and isinstance(value, yaml.SequenceNode):
                         item_lines = tuple(n.start_mark.line + 1 for n in value.value)
+            elif isinstance(node, yaml.SequenceNode):
+                item_lines = tuple(n.start_mark.line + 1 for n in node.value)
             docs.append(Document(obj, node.start_mark.line + 1, item_lines))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
@@ -190,10 +192,19 @@ def read_file_text(path: str | os.PathLike[str]) -> str:
 
 
 def iter_manifests(doc: Document) -> Iterator[tuple[Any, int]]:
-    """Yield `(object, line)` for a document, expanding `kind: List` into its items."""
+    """Yield `(object, line)` for a document, expanding `kind: List` into its items.
+
+    A bare top-level sequence of manifests is expanded the same way: kubectl would not apply
+    it, but a Secret inside it is still plaintext in Git.
+    """
     obj = doc.obj
+    items = None
     if isinstance(obj, dict) and obj.get("kind") == "List" and isinstance(obj.get("items"), list):
-        for i, item in enumerate(obj["items"]):
+        items = obj["items"]
+    elif isinstance(obj, list):
+        items = obj
+    if items is not None:
+        for i, item in enumerate(items):
             line = doc.item_lines[i] if i < len(doc.item_lines) else doc.line
             yield item, line
     else:
@@ -215,7 +226,9 @@ def _meta_str(obj: dict[str, Any], key: str) -> str:
     value = meta.get(key)
     if value in (None, "") and key == "name" and meta.get("generateName"):
         return f"{meta['generateName']}*"
-    return str(value) if value not in (None, "") else "<unset>"
+    if value in (None, ""):
+        return "<unset>"
+    return str(value) if isinstance(value, str | int) else "<invalid>"
 
 
 def scan_text(text: str, path: str) -> list[Finding]:

@@ -302,6 +302,9 @@ def _identity(secret: Mapping[str, Any], opts: TreeOptions) -> tuple[str, str, S
     metadata = secret.get("metadata") or {}
     if not isinstance(metadata, Mapping):
         raise InputError("metadata must be a map")
+    for field_name in ("name", "namespace"):
+        if not isinstance(metadata.get(field_name) or "", str):
+            raise InputError(f"metadata.{field_name} must be a string")
     name = str(metadata.get("name") or "")
     if not name:
         raise InputError("missing metadata.name in input Secret")

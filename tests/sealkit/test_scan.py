@@ -96,6 +96,14 @@ def test_json_with_tabs_falls_back_to_json_parser() -> None:
     assert finding.name == "t"
 
 
+def test_bare_top_level_sequence_and_odd_shapes() -> None:
+    text = "- kind: ConfigMap\n- kind: Secret\n  metadata: {name: [1]}\n  data: {a: eA==}\n"
+    (finding,) = scan_text(text, "seq.yaml")
+    assert str(finding) == "seq.yaml:2: plaintext Secret <unset>/<invalid>"
+    odd = "kind: List\nitems: 5\n---\nSecret\n---\nkind: Secret\nmetadata: text\n"
+    assert scan_text(odd, "odd.yaml") == []
+
+
 def test_generate_name_is_shown() -> None:
     doc = {"kind": "Secret", "metadata": {"generateName": "key-"}, "data": {"k": "eA=="}}
     assert str(scan_text(yaml.safe_dump(doc), "g.yaml")[0]).endswith("<unset>/key-*")
