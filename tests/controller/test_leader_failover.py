@@ -10,7 +10,6 @@ runs sharing the apiserver never see each other.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -30,8 +29,6 @@ from controller.leader import DEFAULT_LEASE_NAME
 pytestmark = [
     pytest.mark.stack,
     pytest.mark.slow,
-    pytest.mark.skipif(importlib.util.find_spec("controller.main") is None,
-                       reason="controller.main (sealkit-controller) not written yet"),
 ]
 
 LEASE_DURATION = 15.0
