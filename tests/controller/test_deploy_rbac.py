@@ -207,6 +207,34 @@ def _no_denials(ctl: Controller, *canaries: str) -> None:
         assert canary not in text
 
 
+def _metrics_of_a_real_run(ctl: Controller, namespace: str, canary: str) -> None:
+    """The real controller's /metrics: upstream names, our extras, and no secret anywhere."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = ""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(f"http://127.0.0.1:{ctl.metrics_port}/metrics",
+                                    timeout=3) as r:
+            text = r.read().decode()
+        if "sealkit_key_sealedsecrets{" in text and 'name="app"' in text:
+            break
+        time.sleep(0.5)
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for f in text_string_to_metric_families(text) for s in f.samples}
+    assert samples[("sealed_secrets_controller_condition_info", (
+        ("condition", "Synced"), ("name", "app"), ("namespace", namespace),
+        ("ss_app_kubernetes_io_instance", "")))] == 1.0, text
+    assert samples[("sealed_secrets_controller_unseal_requests_total", ())] >= 1, text
+    assert samples[("leader_election_master_status",
+                    (("name", DEFAULT_LEASE_NAME),))] == 1.0, text
+    assert ("sealed_secrets_controller_build_info" in {n for n, _ in samples}), text
+    usage = [v for (n, _), v in samples.items() if n == "sealkit_key_sealedsecrets"]
+    assert usage == [1.0], text
+    assert canary not in text
+    assert base64.b64encode(canary.encode()).decode() not in text
+
+
 def test_controller_runs_with_exactly_the_manifest_permissions(
     install: Callable[..., Installed], kube_api: Any, namespace: str, tmp_path: Path
 ) -> None:
@@ -224,6 +252,7 @@ def test_controller_runs_with_exactly_the_manifest_permissions(
             namespace, label_selector="sealedsecrets.bitnami.com/sealed-secrets-key=active")
         assert len(keys.items) == 1
         _no_denials(ctl, "rbac-canary")
+        _metrics_of_a_real_run(ctl, namespace, "rbac-canary")
     finally:
         ctl.stop()
 
