@@ -556,6 +556,7 @@ def _make_api_handler(
 
         def _dispatch(self) -> None:
             started = time.perf_counter()
+            self.status_sent = 0  # the handler object lives as long as a keep-alive connection
             path = self.path.split("?", 1)[0]
             try:
                 self._route(path)
@@ -623,7 +624,7 @@ def _make_api_handler(
             if overwritten:
                 meta = sealed.get("metadata") or {}
                 _LOG.warning(
-                    "rotate: template metadata of SealedSecret %s/%s differs from its metadata; "
+                    "rotate: template metadata of SealedSecret %r/%r differs from its metadata; "
                     "the metadata wins", meta.get("namespace", ""), meta.get("name", ""),
                 )
             body = json.dumps(result, separators=(",", ":"), ensure_ascii=False).encode()

@@ -595,3 +595,20 @@ def test_trickling_client_is_cut_off_by_the_request_deadline(ring: KeyRing) -> N
         assert Api(handle).request("GET", "/healthz")[0] == 200
     finally:
         handle.shutdown()
+
+
+def test_keep_alive_connection_serves_many_requests(api: Api, ring: KeyRing) -> None:
+    body = json.dumps(_sealed(ring)).encode()
+    conn = http.client.HTTPConnection("127.0.0.1", api.handle.port, timeout=10)
+    try:
+        seen = []
+        for method, path, data in [("GET", "/healthz", None), ("POST", "/v1/verify", body),
+                                   ("GET", "/nope", None), ("GET", "/v1/cert.pem", None),
+                                   ("POST", "/v1/rotate", body)]:
+            conn.request(method, path, body=data, headers={"X-Forwarded-For": "198.51.100.9"})
+            resp = conn.getresponse()
+            resp.read()
+            seen.append(resp.status)
+        assert seen == [200, 200, 404, 200, 200]
+    finally:
+        conn.close()
