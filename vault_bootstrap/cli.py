@@ -24,10 +24,30 @@ from ._redact import RedactingFilter, redact
 __all__ = ["main"]
 
 
-def _setup_logging(verbose: bool, debug: bool) -> None:
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line (for log collectors); the message is already redacted."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        import json
+
+        entry = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        return json.dumps(entry)
+
+
+def _setup_logging(verbose: bool, debug: bool, log_format: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RedactingFilter())
-    handler.setFormatter(logging.Formatter("vault-bootstrap: %(levelname)s %(message)s"))
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("vault-bootstrap: %(levelname)s %(message)s"))
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)
@@ -68,6 +88,14 @@ _common = [
     click.option(
         "--debug", is_flag=True, help="Debug logs and tracebacks (values still redacted)."
     ),
+    click.option(
+        "--log-format",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        envvar="VAULT_BOOTSTRAP_LOG_FORMAT",
+        show_default=True,
+        help="Format of the log lines on stderr.",
+    ),
 ]
 
 
@@ -85,9 +113,9 @@ def main() -> None:
 
 @main.command()
 @_with_common
-def validate(config_path: str, verbose: bool, debug: bool) -> None:
+def validate(config_path: str, verbose: bool, debug: bool, log_format: str) -> None:
     """Check the config file offline (schema, references' shape)."""
-    _setup_logging(verbose, debug)
+    _setup_logging(verbose, debug, log_format)
     from ._config import load_config
 
     _guard(lambda: load_config(config_path), debug)
@@ -112,13 +140,14 @@ def plan(
     config_path: str,
     verbose: bool,
     debug: bool,
+    log_format: str,
     as_json: bool,
     prune: bool | None,
     no_wait: bool,
     wait_timeout: float | None,
 ) -> None:
     """Show what apply would change. Exit 0 = nothing, 2 = changes, 1 = error."""
-    _setup_logging(verbose, debug)
+    _setup_logging(verbose, debug, log_format)
     from ._render import plan_to_json, render_plan
 
     result = _guard(
@@ -147,6 +176,7 @@ def apply(
     config_path: str,
     verbose: bool,
     debug: bool,
+    log_format: str,
     as_json: bool,
     prune: bool | None,
     no_wait: bool,
@@ -155,7 +185,7 @@ def apply(
     verify: bool,
 ) -> None:
     """Wait, (init/unseal), log in, plan and apply; then verify. Exit 0 or 1."""
-    _setup_logging(verbose, debug)
+    _setup_logging(verbose, debug, log_format)
     from ._render import plan_to_json, render_plan
 
     result = _guard(

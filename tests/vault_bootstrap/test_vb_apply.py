@@ -256,3 +256,19 @@ def test_every_optional_field_round_trips_without_a_perpetual_diff(
     assert out.code == 0, out.output
     plan = run_cli("plan", "-f", str(path), env=env)
     assert plan.code == 0, plan.stdout
+
+
+def test_json_logs_are_one_object_per_line_and_redacted(env: dict[str, str]) -> None:
+    import json
+
+    out = run_cli("apply", "-v", "--debug", "--log-format", "json", "-f", str(CHAPTER), env=env)
+    assert out.code == 0, out.output
+    records = [json.loads(line) for line in out.stderr.splitlines()]
+    messages = [r["message"] for r in records]
+    assert (
+        "create database/config/postgres (plugin_name, connection_url, username, "
+        "allowed_roles, password)" in messages
+    )
+    assert {r["level"] for r in records} <= {"debug", "info", "warning", "error"}
+    for secret in (NAME_SERVICE_TOKEN, env["PGPASSWORD"], env["VAULT_TOKEN"]):
+        assert secret not in out.output
