@@ -16,7 +16,7 @@ from ._config import Config
 from ._desired import build_desired, state_location
 from ._errors import PlanError
 from ._executor import apply_plan
-from ._gateway import HvacGateway, VaultCallError
+from ._gateway import HvacGateway
 from ._kube import KubeAccess
 from ._model import Plan
 from ._observe import observe
@@ -101,8 +101,5 @@ def run(
     if verify and config.verify is not None:
         from ._verify import run_verify
 
-        try:
-            result.verify_report = run_verify(gw, config, kube, resolver)
-        except VaultCallError as exc:  # pragma: no cover - run_verify wraps its own calls
-            raise PlanError(str(exc)) from None
+        result.verify_report = run_verify(gw, config, kube, resolver)
     return result
