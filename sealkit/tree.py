@@ -80,10 +80,8 @@ __all__ = [
     "plan_tree",
     "save_digest_key",
     "seal_and_write",
-    "seal_stale",
     "source_digest",
     "twin_path",
-    "write_twins",
 ]
 
 DIGEST_ANNOTATION = "sealkit.dev/source-digest"
@@ -484,16 +482,19 @@ def _map_chunks(
     import multiprocessing
 
     workers = min(jobs, count // _MIN_PER_WORKER)
-    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-        out = func((0, count))
-        if on_chunk:
-            on_chunk(count)
-        return out
-    from concurrent.futures import ProcessPoolExecutor
-
-    size = max(10, -(-count // (workers * 8)))  # ~8 chunks per worker: steady progress
+    if "fork" not in multiprocessing.get_all_start_methods():
+        workers = 1
+    size = max(10, -(-count // (max(workers, 1) * 8)))  # ~8 chunks per worker: steady progress
     bounds = [(i, min(i + size, count)) for i in range(0, count, size)]
     results: list[Any] = []
+    if workers <= 1:
+        for lo, hi in bounds:
+            results.extend(func((lo, hi)))
+            if on_chunk:
+                on_chunk(hi - lo)
+        return results
+    from concurrent.futures import ProcessPoolExecutor
+
     ctx = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         for (lo, hi), chunk in zip(bounds, pool.map(func, bounds), strict=True):
@@ -530,23 +531,6 @@ def seal_unit(unit: Unit, public_key: RSAPublicKey, opts: TreeOptions, fingerpri
     annotations[CERT_ANNOTATION] = fingerprint
     meta["annotations"] = annotations
     unit.sealed = sealed
-
-
-def seal_stale(
-    report: TreeReport,
-    public_key: RSAPublicKey,
-    opts: TreeOptions,
-    fingerprint: str,
-    *,
-    progress: Callable[[int, int], None] | None = None,
-) -> int:
-    """Seal every stale unit in this process; returns how many."""
-    todo = report.stale
-    for i, unit in enumerate(todo, 1):
-        seal_unit(unit, public_key, opts, fingerprint)
-        if progress:
-            progress(i, len(todo))
-    return len(todo)
 
 
 def _seal_write_chunk(bounds: tuple[int, int]) -> list[tuple[int, bool]]:
@@ -603,7 +587,10 @@ def seal_and_write(
 
 
 def _strip_for_compare(docs: Sequence[Any]) -> Any:
-    return json.loads(json.dumps(list(docs), sort_keys=True, default=str))
+    try:
+        return json.loads(json.dumps(list(docs), sort_keys=True, default=str))
+    except TypeError:  # non-string keys in a hand-edited twin: never equal, rewrite it
+        return object()
 
 
 def file_needs_write(plan: FilePlan) -> bool:
@@ -689,11 +676,6 @@ def _write_one(plan: FilePlan) -> bool:
     # files, and a twin truncated by a crash is just stale to the next --check.
     atomic_write(plan.twin, render(plan), fsync=False)
     return True
-
-
-def write_twins(report: TreeReport) -> list[FilePlan]:
-    """Write every twin whose content changed (each atomically), in this process."""
-    return [plan for plan in report.files if _write_one(plan)]
 
 
 def default_digest_key_path(root: Path, override: str | os.PathLike[str] | None) -> Path:

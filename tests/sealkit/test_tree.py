@@ -427,6 +427,9 @@ def test_progress_on_stderr_for_large_trees(tmp_path: Path, keys: KeyPair,
     assert result.code == 0
     progress = [line for line in result.err.splitlines() if line.startswith("sealing ")]
     assert progress[-1] == "sealing 120/120" and 2 <= len(progress) <= 11
+    result = seal(root, keys, "-j", "1", "--force")
+    progress = [line for line in result.err.splitlines() if line.startswith("sealing ")]
+    assert progress[-1] == "sealing 120/120" and 2 <= len(progress) <= 11
     assert len(result.out.splitlines()) == 120
     assert "sealing" not in seal(root, keys, "--force", "--no-progress").err
     assert check(root).code == 0
