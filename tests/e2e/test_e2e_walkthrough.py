@@ -208,9 +208,10 @@ def test_key_rotation_with_cutoff_then_re_encrypt(walk, demo):
         new_cert = demo.wait_for(newer_cert, 30)
         assert new_cert and b"BEGIN CERTIFICATE" in new_cert
 
-        # Re-encrypt through the controller's /v1/rotate. kubeseal would go through the
-        # apiserver's service proxy, which needs an endpoint (a pod) that this stack cannot
-        # have; sealkit's --controller-url talks to the controller directly instead.
+        # Re-encrypt through the controller's /v1/rotate. kubeseal (and sealkit by default) go
+        # through the apiserver's service proxy, which needs a Pod endpoint; with no kubelet
+        # this controller has none (tests/sealkit/test_cluster.py registers a placeholder Pod
+        # to test that path), so sealkit's --controller-url talks to the controller directly.
         walk.log.run([walk.sealkit, "--re-encrypt", "--controller-url", ctl.url,
                       "-f", str(src), "-w", str(src)])
         rotated = next(d for d in yaml.safe_load_all(src.read_text()) if d)
