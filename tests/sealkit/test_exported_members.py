@@ -41,3 +41,19 @@ def test_import_is_lazy() -> None:
     code = "import sealkit, sys; print('cryptography' in sys.modules, 'yaml' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_core_is_pure() -> None:
+    """The core never imports the cluster or Vault clients; only sealkit.cluster may."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, sealkit, sealkit.crypto, sealkit.scopes, sealkit.certs, sealkit.keys, "
+        "sealkit.model, sealkit.output, sealkit.documents, sealkit.templates, sealkit.yamlrt, "
+        "sealkit.files, sealkit.cluster, sealkit.cli, sealkit.cli._modes, sealkit.cli._kubeseal; "
+        "print(sorted(m for m in ('kubernetes', 'hvac', 'ruamel', 'controller', "
+        "'vault_bootstrap') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
