@@ -191,7 +191,8 @@ class LeaseElector:
             }
             try:
                 self._api.replace_namespaced_lease(
-                    self.name, self.namespace, body, _request_timeout=self._timeout()
+                    self.name, self.namespace, body, _preload_content=False,
+                    _request_timeout=self._timeout(),
                 )
             except ApiException as exc:
                 _LOG.warning("lease %s/%s: release failed: HTTP %s", self.namespace, self.name,
