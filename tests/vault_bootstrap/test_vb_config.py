@@ -164,6 +164,15 @@ def test_bad_config_is_one_line_with_field_path(
     assert message.startswith(f"{path}: ")
     assert expected in message, message
     assert "hunter2-literal" not in message and "plain-value" not in message
+    # The same through the CLI: exit 1, exactly one line on stderr, nothing on stdout.
+    proc = subprocess.run(
+        [sys.executable, "-m", "vault_bootstrap.cli", "plan", "-f", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (proc.returncode, proc.stdout) == (1, "")
+    assert proc.stderr == f"error: {message}\n"
 
 
 def test_cli_bad_config_exit_1_one_line_no_stdout(tmp_path: Path) -> None:
