@@ -7,9 +7,10 @@ returns None for anything else, and click then parses the command line as usual.
     --cert FILE|URL  -f/--secret-file  -w/--sealed-secret-file  -o/--format  --scope
     -n/--namespace  --name  --allow-empty-data  (``--flag value`` or ``--flag=value``)
 
-It also declines when any ``SEALED_SECRETS_*``/``SEALKIT_*`` variable is set, when ``--cert``
-is missing, or when a value looks like a flag, so both parsers always agree on the result
-(``tests/sealkit/test_cli_fast.py`` checks that they do).
+The same flags' ``SEALED_SECRETS_*`` variables are honoured (the command line wins; an empty
+variable counts as unset, as in click). It declines when any other ``SEALED_SECRETS_*`` or
+``SEALKIT_CONTROLLER_URL`` variable is set, when ``--cert`` is missing, or when a value looks
+like a flag, so both parsers always agree (``tests/sealkit/test_cli_fast.py`` checks it).
 """
 
 from __future__ import annotations
@@ -33,15 +34,34 @@ _VALUED = {
     "--name": "name",
 }
 _FLAGS = {"--allow-empty-data": "allow_empty_data"}
+_ENV = {
+    "SEALED_SECRETS_CERT": "cert",
+    "SEALED_SECRETS_SECRET_FILE": "secret_file",
+    "SEALED_SECRETS_SEALED_SECRET_FILE": "sealed_secret_file",
+    "SEALED_SECRETS_FORMAT": "output_format",
+    "SEALED_SECRETS_SCOPE": "scope",
+    "SEALED_SECRETS_NAMESPACE": "namespace",
+    "SEALED_SECRETS_NAME": "name",
+}
+_ENV_FLAGS = {"SEALED_SECRETS_ALLOW_EMPTY_DATA": "allow_empty_data"}
+_TRUE = {"1", "true", "t", "yes", "y", "on"}  # click's BOOL type, lower-cased
+_FALSE = {"0", "false", "f", "no", "n", "off"}
 
 
 def parse_fast(args: Sequence[str], environ: Mapping[str, str]) -> dict[str, Any] | None:
     """The options dict for ``args``, or None when click must parse them."""
-    if any(k.startswith(("SEALED_SECRETS_", "SEALKIT_")) for k in environ):
-        return None
     from sealkit.cli._modes import DEFAULTS
 
     opts = dict(DEFAULTS)
+    for key, value in environ.items():
+        if not value or not key.startswith(("SEALED_SECRETS_", "SEALKIT_CONTROLLER_URL")):
+            continue
+        if key in _ENV:
+            opts[_ENV[key]] = value
+        elif key in _ENV_FLAGS and value.strip().lower() in _TRUE | _FALSE:
+            opts[_ENV_FLAGS[key]] = value.strip().lower() in _TRUE
+        else:
+            return None
     i = 0
     while i < len(args):
         arg = args[i]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from sealkit.cli._fast import parse_fast
@@ -34,6 +36,32 @@ def test_fast_path_agrees_with_click(args) -> None:
 @pytest.mark.parametrize(
     ("args", "environ"),
     [
+        ([], {"SEALED_SECRETS_CERT": "c.pem"}),
+        (["-o", "json"], {"SEALED_SECRETS_CERT": "c.pem", "SEALED_SECRETS_FORMAT": "yaml",
+                          "SEALED_SECRETS_SCOPE": "cluster-wide", "SEALED_SECRETS_NAME": "n"}),
+        (["--cert", "x.pem", "-f", "a"], {"SEALED_SECRETS_CERT": "c.pem",
+                                          "SEALED_SECRETS_SECRET_FILE": "b",
+                                          "SEALED_SECRETS_SEALED_SECRET_FILE": "o.yaml",
+                                          "SEALED_SECRETS_NAMESPACE": "ns"}),
+        ([], {"SEALED_SECRETS_CERT": "c.pem", "SEALED_SECRETS_ALLOW_EMPTY_DATA": "true"}),
+        ([], {"SEALED_SECRETS_CERT": "c.pem", "SEALED_SECRETS_ALLOW_EMPTY_DATA": "No"}),
+        ([], {"SEALED_SECRETS_CERT": "c.pem", "SEALED_SECRETS_NAME": ""}),  # empty = unset
+        (["--cert", "c.pem"], {"SEALKIT_DEBUG": "1", "UNRELATED": "x"}),
+    ],
+)
+def test_fast_path_agrees_with_click_on_env(args, environ, monkeypatch) -> None:
+    for key in [k for k in os.environ if k.startswith("SEALED_SECRETS_")]:
+        monkeypatch.delenv(key)
+    for key, value in environ.items():
+        monkeypatch.setenv(key, value)
+    fast = parse_fast(args, environ)
+    assert fast is not None
+    assert fast == click_params(args)
+
+
+@pytest.mark.parametrize(
+    ("args", "environ"),
+    [
         (["-f", "x"], {}),  # no --cert: the proxy path
         (["--cert", "c.pem", "--raw"], {}),
         (["--cert", "c.pem", "--recovery-unseal"], {}),
@@ -42,7 +70,8 @@ def test_fast_path_agrees_with_click(args) -> None:
         (["--cert", "c.pem", "-fx"], {}),
         (["--cert", "c.pem", "--help"], {}),
         (["--cert", "c.pem", "--version"], {}),
-        (["--cert", "c.pem"], {"SEALED_SECRETS_FORMAT": "yaml"}),
+        (["--cert", "c.pem"], {"SEALED_SECRETS_RAW": "true"}),
+        (["--cert", "c.pem"], {"SEALED_SECRETS_ALLOW_EMPTY_DATA": "maybe"}),
         (["--cert", "c.pem"], {"SEALKIT_CONTROLLER_URL": "http://x"}),
         (["--cert", "c.pem", "--allow-empty-data=true"], {}),
         (["--cert", "c.pem", "extra-positional"], {}),
