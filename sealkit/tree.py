@@ -601,7 +601,10 @@ def file_needs_write(plan: FilePlan) -> bool:
     """
     if plan.existing is None or plan.twin_error:
         return True
-    return _strip_for_compare(plan.render_docs()) != _strip_for_compare(plan.existing)
+    docs = plan.render_docs()
+    if docs == plan.existing:  # dict equality ignores key order: the common, cheap case
+        return False
+    return _strip_for_compare(docs) != _strip_for_compare(plan.existing)
 
 
 def check_file_layout(plan: FilePlan) -> str:
