@@ -143,3 +143,57 @@ def test_init_once_keys_to_store_then_unseal(tmp_path: Path) -> None:
     with pytest.raises(InitError, match="refusing to overwrite"):
         init_and_unseal(fresh, store, fresh.health(), init)
     assert not any(c[0] == "init" for c in fresh.calls)
+
+
+def test_retry_classification() -> None:
+    import hvac.exceptions as hx
+    import requests
+
+    from vault_bootstrap._gateway import is_retryable
+
+    upgrading = hx.InvalidRequest(
+        errors=[
+            "Upgrading from non-versioned to versioned data. This backend will be "
+            "unavailable for a brief period and will resume service shortly."
+        ]
+    )
+    for exc in (
+        requests.exceptions.ConnectionError(),
+        requests.exceptions.Timeout(),
+        hx.InternalServerError(),
+        hx.BadGateway(),
+        hx.VaultDown(),
+        hx.RateLimitExceeded(),
+        upgrading,
+    ):
+        assert is_retryable(exc), exc
+    for exc in (
+        hx.InvalidRequest(errors=["bad field"]),
+        hx.Forbidden(),
+        hx.InvalidPath(),
+        hx.Unauthorized(),
+        hx.UnexpectedError(),
+        ValueError(),
+    ):
+        assert not is_retryable(exc), exc
+
+
+def test_retryable_failure_is_retried_then_succeeds() -> None:
+    import requests
+
+    from vault_bootstrap._gateway import HvacGateway
+
+    gw = HvacGateway("http://127.0.0.1:1", retry_timeout=5)
+    attempts = []
+
+    def flaky() -> str:
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise requests.exceptions.ConnectionError("refused")
+        return "ok"
+
+    assert gw._call("x", flaky) == "ok" and len(attempts) == 3
+    attempts.clear()
+    with pytest.raises(VaultCallError, match="cannot reach"):
+        gw._call("x", flaky, retry=False)
+    assert len(attempts) == 1
