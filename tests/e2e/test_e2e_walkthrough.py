@@ -258,3 +258,30 @@ def test_demo_log_holds_no_secret_value(walk):
                 continue
             for text in texts:
                 assert value not in text, f"{key} appears in a log"
+
+
+def test_key_backup_and_offline_recovery_as_the_readme_says(walk):
+    """The README's backup command, then `sealkit --recovery-unseal` with no cluster at all."""
+    if not walk.inputs:
+        pytest.skip("the walkthrough did not run")
+    backup = walk.workdir / "keys-backup.yaml"
+    proc = walk.log.run([walk.kubectl, "--kubeconfig", walk.kubeconfig, "get", "secret", "-n",
+                         walk.key_namespace, "-l", "sealedsecrets.bitnami.com/sealed-secrets-key",
+                         "-o", "yaml"], what="(key backup, not logged)")
+    backup.write_text(proc.stdout)
+    assert yaml.safe_load(proc.stdout)["kind"] == "List"
+    sealed_files = [walk.gitops / "cluster" / f"{n}.sealedsecret.yaml" for n in walk.inputs]
+    old = walk.workdir / "vault-secrets.old.yaml"  # sealed for the first key (previous test)
+    if old.exists():
+        sealed_files.append(old)
+    for path in sealed_files:
+        out = subprocess.run(
+            [walk.sealkit, "--recovery-unseal", "--recovery-private-key", str(backup),
+             "-f", str(path), "-o", "json"],
+            capture_output=True, text=True, timeout=60, check=False,
+            env={"PATH": "/usr/bin:/bin", "HOME": str(walk.workdir)})  # no KUBECONFIG
+        assert out.returncode == 0, out.stderr
+        secret = json.loads(out.stdout)
+        name = secret["metadata"]["name"]
+        values = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+        assert values == walk.inputs[name], path.name
