@@ -51,9 +51,12 @@ if [[ ! -x .venv/bin/python || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
     log "creating .venv"
     "$PYTHON" -m venv .venv
   fi
-  log "installing sealkit[controller,vault,dev] into .venv"
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[controller,vault,dev]'
+  log "installing sealkit[controller,vault,dev] into .venv (log: .venv/pip-install.log)"
+  if ! { .venv/bin/python -m pip install --upgrade pip \
+         && .venv/bin/python -m pip install -e '.[controller,vault,dev]'; } >.venv/pip-install.log 2>&1
+  then
+    tail -n 40 .venv/pip-install.log >&2; log "pip install failed"; exit 1
+  fi
   echo "$want" >"$stamp"
 fi
 
