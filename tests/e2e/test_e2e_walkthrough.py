@@ -285,3 +285,27 @@ def test_key_backup_and_offline_recovery_as_the_readme_says(walk):
         name = secret["metadata"]["name"]
         values = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
         assert values == walk.inputs[name], path.name
+
+
+def test_a_sealed_secret_from_elsewhere_is_degraded_and_writes_nothing(walk, demo):
+    """The committed example SealedSecrets (sealed for the discarded demo key) never open:
+    Argo CD would show Degraded with the controller's reason, and no Secret is written."""
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    committed = demo.EXAMPLE / "cluster" / "vault-secrets.sealedsecret.yaml"
+    doc = next(d for d in yaml.safe_load_all(committed.read_text()) if d)
+    doc["metadata"]["name"] = doc["spec"]["template"]["metadata"]["name"] = "from-elsewhere"
+    doc["metadata"]["namespace"] = walk.namespace
+    doc["spec"]["template"]["metadata"]["namespace"] = walk.namespace
+    demo.apply_docs(walk.kubectl, walk.kubeconfig, [doc], walk.log)
+
+    def degraded() -> str | None:
+        health, message = demo.sealed_secret_health(_sealed(walk, "from-elsewhere"))
+        return message if health == "Degraded" else None
+
+    message = demo.wait_for(degraded, 60)
+    assert message and "decrypt" in message, message
+    with pytest.raises(ApiException) as err:
+        client.CoreV1Api(walk.api()).read_namespaced_secret("from-elsewhere", walk.namespace)
+    assert err.value.status == 404
