@@ -91,6 +91,7 @@ def ensure_demo_controller(env: Mapping[str, str]) -> tuple[wt.Controller, bool]
     ctl.start()
     path.write_text(json.dumps({"controller": ctl.to_json(),
                                 "apiserver": env["KUBE_APISERVER_URL"]}))
+    (DEMO_DIR / "controller.pid").write_text(f"{ctl.pid}\n")
     return ctl, False
 
 
@@ -199,6 +200,7 @@ def demo_down() -> int:
                 print(f"stopping sealkit-controller (pid {ctl.pid})")
                 ctl.stop()
         path.unlink(missing_ok=True)
+    (DEMO_DIR / "controller.pid").unlink(missing_ok=True)
     print("stopping the stack")
     proc = subprocess.run([sys.executable, "-m", "devstack", "down"], cwd=REPO, check=False)
     return proc.returncode
