@@ -139,8 +139,9 @@ def run_steps(rep: Reporter, log: wt.Log) -> None:
         ran = walk.post_sync_hooks("cluster", walk.local_overrides())
         d.append(f"Job {', '.join(ran)} created as Argo CD would; with no kubelet, "
                  "`vault-bootstrap apply` ran here, env from the unsealed Secrets")
-        lines = [x.strip() for x in log.path.read_text().splitlines() if x.strip()]
-        d.extend(f"vault-bootstrap: {x[:110]}" for x in lines[-3:-1])
+        for name in ran:  # the plan's summary lines, e.g. "Apply complete: 0 writes."
+            lines = [x.strip() for x in walk.hook_outputs[name].splitlines() if x.strip()]
+            d.extend(f"{name}: {x[:110]}" for x in lines[-2:])
 
     with rep.step("sync apps/", "sync apps/ (welcome-message, name-generator)") as d:
         plan, _ = walk.sync("apps")

@@ -781,6 +781,7 @@ class Walkthrough:
     controller: Controller | None = None
     inputs: dict[str, dict[str, str]] = field(default_factory=dict)
     health_times: dict[str, float] = field(default_factory=dict)  # SealedSecret -> s to Healthy
+    hook_outputs: dict[str, str] = field(default_factory=dict)  # hook Job -> its stdout
 
     @property
     def kubeconfig(self) -> str:
@@ -882,7 +883,8 @@ class Walkthrough:
                 apply_docs(self.kubectl, self.kubeconfig, [job], self.log)
                 hook = hook_as_local_process(job, configmaps, self.api(),
                                              workdir=self.workdir / "hook", overrides=overrides)
-                run_local_hook(hook, self.log)
+                proc = run_local_hook(hook, self.log)
+                self.hook_outputs[job["metadata"]["name"]] = proc.stdout
                 ran.append(job["metadata"]["name"])
         return ran
 
