@@ -131,7 +131,7 @@ _FLAGS: list[tuple[str, Any, Any, str]] = [
     ("kubeconfig", str, "", "kubeconfig path (default: in-cluster config)"),
     ("context", str, "", "kubeconfig context"),
     ("namespace", str, "", "controller namespace (keys, Lease); default $POD_NAMESPACE"),
-    ("workers", int, "4", "reconcile worker threads"),
+    ("workers", int, "8", "reconcile worker threads (RSA releases the GIL)"),
     ("leader-elect", parse_bool, "true", "elect a leader on a Lease (HA)"),
     ("leader-election-id", str, "sealed-secrets-controller", "Lease name"),
 ]

@@ -42,7 +42,7 @@ class SealedSecretController:
         namespaces: list[str] | None,
         label_selector: str = "",
         metrics: Any = None,
-        workers: int = 4,
+        workers: int = 8,
         max_retries: int = 5,
         skip_recreate: bool = False,
         options: ReconcileOptions | None = None,
