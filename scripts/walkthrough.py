@@ -271,15 +271,26 @@ class Log:
         except FileNotFoundError as err:
             raise StepFailed(f"{argv[0]} not found ({err.strerror})") from None
         except subprocess.TimeoutExpired:
-            raise StepFailed(f"{Path(argv[0]).name} timed out after {timeout:.0f}s") from None
+            raise StepFailed(f"{command_label(argv)} timed out after {timeout:.0f}s") from None
         self.write(what if what is not None else proc.stdout)
         if proc.stderr:
             self.write(proc.stderr)
         self.write(f"(exit {proc.returncode})")
         if check and proc.returncode != 0:
             last = (proc.stderr.strip() or proc.stdout.strip() or "no output").splitlines()[-1]
-            raise StepFailed(f"{Path(argv[0]).name} exited {proc.returncode}: {last}")
+            raise StepFailed(f"{command_label(argv)} exited {proc.returncode}: {last}")
         return proc
+
+
+def command_label(argv: list[str]) -> str:
+    """How a failure names a command: `kubectl apply`, `devstack up`, `sealkit`."""
+    name = Path(argv[0]).name
+    if name.startswith("python") and len(argv) > 3 and argv[1] == "-m":
+        return f"{argv[2]} {argv[3]}"
+    if name == "kubectl":
+        verbs = [a for a in argv[1:] if not a.startswith("-")]
+        return f"kubectl {verbs[1]}" if len(verbs) > 1 else name  # skip the kubeconfig path
+    return name
 
 
 def read_env_file(path: Path) -> dict[str, str]:
