@@ -104,7 +104,11 @@ class FakeKubeGateway:
     def create_secret(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
         with self._lock:
             self._maybe_fail("create")
-            name = body["metadata"]["name"]
+            body = copy.deepcopy(dict(body))
+            meta = body["metadata"]
+            if not meta.get("name"):  # generateName, as the apiserver does it
+                meta["name"] = meta.get("generateName", "") + uuid.uuid4().hex[:5]
+            name = meta["name"]
             if (namespace, name) in self.secrets:
                 raise ApiError("already exists", 409, "AlreadyExists")
             obj = copy.deepcopy(dict(body))
