@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what `make test` / `make demo` need, idempotently; fast when done:
-#   1. Debian packages: PostgreSQL server (and python3-venv) only when missing;
+#   1. Debian packages: PostgreSQL server, iproute2 (`ip`, for the tests' private
+#      network namespaces; devstack/netns.py) and python3-venv, only when missing;
 #   2. the Python venv `.venv` (pip install -e '.[controller,vault,dev]'),
 #      reinstalled only when pyproject.toml changed (stamp file);
 #   3. the Go-built binaries (etcd, kube-apiserver, kube-controller-manager,
@@ -34,6 +35,10 @@ if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
   # Debian's package also creates the unprivileged `postgres` user, which the
   # stack runs PostgreSQL as when we are root (initdb refuses to run as root).
   apt_install postgresql
+fi
+if ! command -v ip >/dev/null 2>&1 && [[ ! -x /usr/sbin/ip && ! -x /sbin/ip ]]; then
+  # `ip netns` + veth: the private test hosts the service-proxy tests talk to.
+  apt_install iproute2
 fi
 
 PYTHON="${PYTHON:-python3}"

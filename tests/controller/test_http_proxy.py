@@ -1,10 +1,13 @@
 """The real kubeseal talks to our HTTP API through the real apiserver's service proxy.
 
 There is no kubelet in the test stack, so the "pod" behind the Service is simulated the way the
-apiserver checks it: a Pod object whose status carries this host's non-loopback IP, and an
-Endpoints object pointing at it with a ``targetRef`` (the service proxy refuses addresses
-without one). Our API server listens on that IP, so every request really goes
-kubeseal -> apiserver -> service proxy -> our handler, exactly like in a cluster.
+apiserver checks it: a Pod object whose status carries the pod IP, and an Endpoints object
+pointing at it with a ``targetRef`` (the service proxy refuses addresses without one).
+Endpoints refuse loopback, and test traffic may only go to loopback or to test hosts in
+network namespaces we create, so the pod IP is a private "test host" (`devstack.netns`): a
+netns joined to us by a veth pair, where a forwarder relays to our API server on our end of
+the veth. Every request really goes kubeseal -> apiserver -> service proxy -> (netns
+forwarder) -> our handler, exactly like in a cluster.
 
 Also checks the user-facing Role from ``deploy/rbac.yaml`` by impersonating an ordinary
 authenticated user.
@@ -13,7 +16,6 @@ authenticated user.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -34,17 +36,6 @@ pytestmark = pytest.mark.stack
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICE = "sealed-secrets-controller"
-
-
-def _host_ip() -> str | None:
-    """This host's outgoing non-loopback IPv4 address (Endpoints refuse loopback)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.connect(("192.0.2.1", 9))  # no packet is sent for UDP connect
-            ip = s.getsockname()[0]
-        except OSError:
-            return None
-    return None if ip.startswith("127.") else ip
 
 
 def _entry(name: str, age_days: int) -> Any:
@@ -78,34 +69,37 @@ def proxied(stack: Any, kube_api: Any, namespace: str, kubeseal_path: str,
             kubectl_path: str) -> Iterator[Proxied]:
     from kubernetes import client
 
-    ip = _host_ip()
-    if ip is None:
-        pytest.skip("no non-loopback IPv4 address for an Endpoints object")
+    from devstack.netns import require_private_host
+
     ring = KeyRing()
     ring.add(_entry("sealed-secrets-keyold", 30))
     metrics = Metrics()
-    handle = serve_api(f"{ip}:0", keys=ring, metrics=metrics,
-                       options=ApiOptions(read_timeout=10, write_timeout=10))
-    core = client.CoreV1Api(kube_api)
-    try:
-        core.create_namespaced_pod(namespace, {
-            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "controller-0"},
-            "spec": {"containers": [{"name": "controller", "image": "sealkit:test"}]}})
-        core.patch_namespaced_pod_status("controller-0", namespace, {
-            "status": {"podIP": ip, "podIPs": [{"ip": ip}]}})
-        core.create_namespaced_service(namespace, {
-            "apiVersion": "v1", "kind": "Service", "metadata": {"name": SERVICE},
-            "spec": {"ports": [{"name": "http", "port": 8080, "targetPort": handle.port}]}})
-        core.create_namespaced_endpoints(namespace, {
-            "apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": SERVICE},
-            "subsets": [{
-                "addresses": [{"ip": ip, "targetRef": {
-                    "kind": "Pod", "name": "controller-0", "namespace": namespace}}],
-                "ports": [{"name": "http", "port": handle.port}]}]})
-        yield Proxied(handle, ring, namespace, stack.kubeconfig, kubeseal_path, kubectl_path,
-                      metrics)
-    finally:
-        handle.shutdown()
+    with require_private_host() as host:
+        # Our server listens on our end of the veth; the apiserver connects to the netns
+        # "test host" (pod_ip), whose forwarder relays back to us.
+        handle = serve_api(f"{host.host_ip}:0", keys=ring, metrics=metrics,
+                           options=ApiOptions(read_timeout=10, write_timeout=10))
+        core = client.CoreV1Api(kube_api)
+        try:
+            ip, port = host.pod_ip, host.forward(handle.port)
+            core.create_namespaced_pod(namespace, {
+                "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "controller-0"},
+                "spec": {"containers": [{"name": "controller", "image": "sealkit:test"}]}})
+            core.patch_namespaced_pod_status("controller-0", namespace, {
+                "status": {"podIP": ip, "podIPs": [{"ip": ip}]}})
+            core.create_namespaced_service(namespace, {
+                "apiVersion": "v1", "kind": "Service", "metadata": {"name": SERVICE},
+                "spec": {"ports": [{"name": "http", "port": 8080, "targetPort": port}]}})
+            core.create_namespaced_endpoints(namespace, {
+                "apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": SERVICE},
+                "subsets": [{
+                    "addresses": [{"ip": ip, "targetRef": {
+                        "kind": "Pod", "name": "controller-0", "namespace": namespace}}],
+                    "ports": [{"name": "http", "port": port}]}]})
+            yield Proxied(handle, ring, namespace, stack.kubeconfig, kubeseal_path,
+                          kubectl_path, metrics)
+        finally:
+            handle.shutdown()
 
 
 def _secret(namespace: str, name: str = "db") -> str:

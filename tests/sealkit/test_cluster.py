@@ -2,17 +2,19 @@
 
 kubeseal reaches the controller as ``/api/v1/namespaces/<ns>/services/http:<name>:<port>/proxy``.
 The stack has no kubelet, so no pod runs; but the apiserver only needs an endpoint whose
-``targetRef`` is a Pod with that IP. The `proxied_controller` fixture therefore runs the
-controller's real HTTP API in-process on this host's non-loopback address, and registers a
-placeholder Pod (status.podIP patched to that address), a Service and its Endpoints/
-EndpointSlice. Both sealkit and the real kubeseal then talk to it through the apiserver.
+``targetRef`` is a Pod with that IP. Endpoints refuse loopback, and test traffic may only go to
+loopback or to test hosts in network namespaces we create, so the `proxied_controller` fixture
+makes a private "test host" (`devstack.netns`: a netns joined to us by a veth pair), runs the
+controller's real HTTP API in-process on our end of the veth, and a forwarder inside the netns
+relays to it. It registers a placeholder Pod (status.podIP patched to the netns address), a
+Service and its Endpoints/EndpointSlice. Both sealkit and the real kubeseal then talk to it
+through the apiserver.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import socket
 import subprocess
 import time
 from typing import Any
@@ -30,17 +32,6 @@ SECRET = json.dumps({
     "stringData": {"password": "hunter2"},
 })
 SERVICE = "sealed-secrets-controller"
-
-
-def _host_ip() -> str | None:
-    """This host's outbound non-loopback IPv4 address (no packet is sent)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.connect(("192.0.2.1", 9))
-            ip = probe.getsockname()[0]
-        except OSError:
-            return None
-    return None if ip.startswith("127.") else ip
 
 
 def _service(core: Any, namespace: str, port_name: str | None, target_port: int,
@@ -108,31 +99,33 @@ def proxied_controller(request, stack, kube_api, namespace, private_key):
 
     from controller.http_api import ApiOptions, serve_api
     from controller.keyring import KeyRing, entry_from_secret
+    from devstack.netns import require_private_host
     from sealkit.keys import generate_key_and_cert, key_secret_manifest
     from tests.sealkit.conftest import VECTORS
 
-    ip = _host_ip()
-    if ip is None:
-        pytest.skip("no non-loopback address for the apiserver to proxy to")
     ring = KeyRing()
     old = x509.load_pem_x509_certificate((VECTORS / "test-cert.pem").read_bytes())
     ring.add(entry_from_secret(key_secret_manifest(private_key, old, name="old")))
     newest_key, newest_cert = generate_key_and_cert(2048)
     ring.add(entry_from_secret(key_secret_manifest(newest_key, newest_cert, name="new")))
-    api = serve_api("0.0.0.0:0", keys=ring,
-                    options=ApiOptions(rate_limit=1000, rate_limit_burst=1000))
-    try:
-        port_name = request.param
-        _service(client.CoreV1Api(kube_api), namespace, port_name or None, api.port)
-        _register_endpoint(kube_api, namespace, ip, api.port, port_name)
-        args = ["--kubeconfig", stack.kubeconfig, "--controller-namespace", namespace]
-        deadline = time.monotonic() + 30
-        while run_sealkit("--fetch-cert", *args).returncode != 0:  # endpoints propagate
-            assert time.monotonic() < deadline, "proxy never reached the controller"
-            time.sleep(0.5)
-        yield {"args": args, "newest_key": newest_key, "newest_cert": newest_cert}
-    finally:
-        api.shutdown()
+    with require_private_host() as host:
+        # Our API listens on our end of the veth; the apiserver connects to the netns
+        # "test host" (pod_ip), whose forwarder relays back to us.
+        api = serve_api(f"{host.host_ip}:0", keys=ring,
+                        options=ApiOptions(rate_limit=1000, rate_limit_burst=1000))
+        try:
+            port = host.forward(api.port)
+            port_name = request.param
+            _service(client.CoreV1Api(kube_api), namespace, port_name or None, port)
+            _register_endpoint(kube_api, namespace, host.pod_ip, port, port_name)
+            args = ["--kubeconfig", stack.kubeconfig, "--controller-namespace", namespace]
+            deadline = time.monotonic() + 30
+            while run_sealkit("--fetch-cert", *args).returncode != 0:  # endpoints propagate
+                assert time.monotonic() < deadline, "proxy never reached the controller"
+                time.sleep(0.5)
+            yield {"args": args, "newest_key": newest_key, "newest_cert": newest_cert}
+        finally:
+            api.shutdown()
 
 
 def kubeseal(path: str, *args: str, input: str = "") -> subprocess.CompletedProcess[str]:
