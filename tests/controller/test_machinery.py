@@ -303,3 +303,37 @@ def test_bad_env_value_is_a_usage_error(monkeypatch: pytest.MonkeyPatch,
         build_parser()
     assert exc.value.code == 2
     assert "SEALED_SECRETS_KEY_TTL" in capsys.readouterr().err
+
+
+# --- runner queueing rules ----------------------------------------------------------------------
+
+
+def test_runner_enqueues_on_spec_change_only_and_on_owned_secret_deletion() -> None:
+    from controller.runner import SealedSecretController
+
+    gw = FakeKubeGateway()
+    ctl = SealedSecretController(gw, KeyRing(), namespaces=["ns"])  # type: ignore[arg-type]
+    try:
+        a = obj("a", "1", encryptedData={"k": "v"})
+        ctl._sealed_added(a)
+        assert ctl.queue.get(timeout=1) == "ns/a"
+        ctl.queue.done("ns/a")
+        relabelled = {**a, "metadata": {**a["metadata"], "labels": {"x": "y"},
+                                        "annotations": {
+                                            "sealedsecrets.bitnami.com/cluster-wide": "true"}}}
+        ctl._sealed_updated(a, relabelled)
+        assert len(ctl.queue) == 0  # metadata-only edit: nothing (as upstream)
+        ctl._sealed_updated(a, obj("a", "2", encryptedData={"k": "w"}))
+        assert ctl.queue.get(timeout=1) == "ns/a"
+        ctl.queue.done("ns/a")
+        # an owned Secret deleted while its SealedSecret exists -> re-create
+        ctl._sealed["ns"]._cache["ns/a"] = a
+        owned = {"metadata": {"name": "a", "namespace": "ns", "ownerReferences": [
+            {"kind": "SealedSecret", "name": "a", "uid": "u", "controller": True}]}}
+        ctl._secret_deleted(owned)
+        assert ctl.queue.get(timeout=1) == "ns/a"
+        ctl.queue.done("ns/a")
+        ctl._secret_deleted({"metadata": {"name": "a", "namespace": "ns"}})  # not ours
+        assert len(ctl.queue) == 0
+    finally:
+        ctl.queue.shutdown()
