@@ -207,11 +207,31 @@ def demo_down() -> int:
     return proc.returncode
 
 
+CONFIGMAP = wt.EXAMPLE / "cluster" / "vault-bootstrap-configmap.yaml"
+CHAPTER = REPO / "examples" / "vault-bootstrap" / "chapter.yaml"
+
+
+def sync_config() -> int:
+    """Copy chapter.yaml into the example's ConfigMap, verbatim (keeps the header comment)."""
+    text = CONFIGMAP.read_text()
+    marker = "  bootstrap.yaml: |\n"
+    head = text[: text.index(marker) + len(marker)]
+    body = "".join(("    " + line) if line.strip() else "\n"
+                   for line in CHAPTER.read_text().splitlines(keepends=True))
+    CONFIGMAP.write_text(head + body)
+    print(f"{CONFIGMAP.relative_to(REPO)} now embeds {CHAPTER.relative_to(REPO)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/demo.py", description=__doc__.splitlines()[0])
-    parser.add_argument("command", nargs="?", default="up", choices=("up", "down"))
+    parser.add_argument("command", nargs="?", default="up", choices=("up", "down", "sync-config"),
+                        help="up (default), down, or sync-config (maintainers: copy "
+                             "chapter.yaml into the example's ConfigMap)")
     args = parser.parse_args(argv)
     os.chdir(REPO)
+    if args.command == "sync-config":
+        return sync_config()
     return demo_up() if args.command == "up" else demo_down()
 
 

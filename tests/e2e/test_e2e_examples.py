@@ -350,7 +350,9 @@ def test_the_configmap_mirrors_the_chapter_config():
     chapter = EXAMPLES / "vault-bootstrap" / "chapter.yaml"
     if not chapter.exists():
         pytest.fail("examples/vault-bootstrap/chapter.yaml is missing")
-    assert _bootstrap_config() == chapter.read_text()
+    assert _bootstrap_config() == chapter.read_text(), (
+        "the ConfigMap drifted from chapter.yaml: run `.venv/bin/python scripts/demo.py "
+        "sync-config`")
 
 
 # --------------------------------------------------------------------------- the real apiserver
