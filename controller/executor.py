@@ -19,6 +19,7 @@ import enum
 import logging
 import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +54,9 @@ class ReconcileOptions:
     update_status: bool = True
     accept_v1_data: bool = True
     old_gc_behavior: bool = False
+    # Post events from a small background pool: a worker goes back to RSA work one round trip
+    # sooner. Off in pure tests, which read events right after reconcile().
+    async_events: bool = False
 
 
 def split_key(key: str) -> tuple[str, str]:
@@ -84,6 +88,8 @@ class Reconciler:
         self._written_status: dict[str, tuple[Any, dict[str, Any]]] = {}
         self.failed_unseal: set[str] = set()  # re-enqueued when a key arrives
         self.counters = {"create": 0, "update": 0, "status": 0, "events": 0}
+        self._event_pool = (ThreadPoolExecutor(2, thread_name_prefix="events")
+                            if self.opts.async_events else None)
 
     # -- entry point ------------------------------------------------------------------------
     def reconcile(self, key: str) -> Outcome:
@@ -160,12 +166,10 @@ class Reconciler:
             else:
                 self.failed_unseal.discard(key)
         for ev in plan.events:
-            try:
-                self.gw.emit_event(sealed, ev.type, ev.reason, ev.message)
-                with self._lock:
-                    self.counters["events"] += 1
-            except ApiError as exc:
-                _LOG.warning("event for %s not recorded: %s", key, exc.message)
+            if self._event_pool is not None:
+                self._event_pool.submit(self._emit, key, sealed, ev)
+            else:
+                self._emit(key, sealed, ev)
         if plan.status_patch is not None:
             try:
                 self.gw.patch_sealed_status(ns, name, plan.status_patch)
@@ -192,6 +196,19 @@ class Reconciler:
             return Outcome.DONE
         _LOG.warning("reconcile %s failed: %s", key, plan.message)
         return Outcome.RETRY if plan.retry else Outcome.DONE
+
+    def _emit(self, key: str, sealed: Mapping[str, Any], ev: Any) -> None:
+        try:
+            self.gw.emit_event(sealed, ev.type, ev.reason, ev.message)
+            with self._lock:
+                self.counters["events"] += 1
+        except ApiError as exc:
+            _LOG.warning("event for %s not recorded: %s", key, exc.message)
+
+    def close(self) -> None:
+        """Flush pending events (bounded by their request timeouts)."""
+        if self._event_pool is not None:
+            self._event_pool.shutdown(wait=True, cancel_futures=False)
 
     def _forget(self, key: str, ns: str, name: str) -> None:
         self.keys.record_usage(key, None)

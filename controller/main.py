@@ -265,7 +265,7 @@ class App:
             metrics=self.metrics, workers=args.workers, max_retries=args.max_unseal_retries,
             skip_recreate=args.skip_recreate, options=ReconcileOptions(
                 update_status=args.update_status, accept_v1_data=args.accept_deprecated_v1_data,
-                old_gc_behavior=args.old_gc_behavior),
+                old_gc_behavior=args.old_gc_behavior, async_events=True),
         )
         self.keyring.on_change(lambda: self.metrics.set_key_usage(self.keyring.usage_counts()))
         self.stopping = threading.Event()

@@ -156,6 +156,7 @@ class SealedSecretController:
     def shutdown(self, timeout: float = 10.0) -> None:
         self.stop_workers(timeout)
         self.queue.shutdown()
+        self.reconciler.close()
         for inf in self.informers():
             inf.stop(timeout=2.0)
 

@@ -92,10 +92,13 @@ def test_scopes_status_events_and_renames(kube: Kube, stack: Any,
             assert cond["status"] == "False"
             assert cond["message"].startswith("no key could decrypt secret (")
             assert kube.get_secret(n, name) is None
+        def reasons() -> set[tuple[str, str]]:
+            return {(e["involvedObject"]["name"], e["reason"]) for e in kube.events(ns)}
+
+        # events are posted from a background pool: wait for them
+        wait_for(lambda: {("strict", "Unsealed"), ("strict-renamed", "ErrUnsealFailed")}
+                 <= reasons(), 30, "events")
         events = kube.events(ns)
-        reasons = {(e["involvedObject"]["name"], e["reason"]) for e in events}
-        assert ("strict", "Unsealed") in reasons
-        assert ("strict-renamed", "ErrUnsealFailed") in reasons
         ev = next(e for e in events if e["reason"] == "ErrUnsealFailed")
         assert ev["message"].startswith("Failed to unseal: no key could decrypt secret")
         assert ev["source"]["component"] == "sealed-secrets" and ev["type"] == "Warning"
