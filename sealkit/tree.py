@@ -493,8 +493,11 @@ def _map_chunks(
             if on_chunk:
                 on_chunk(hi - lo)
         return results
+    import sys
     from concurrent.futures import ProcessPoolExecutor
 
+    for stream in (sys.stdout, sys.stderr):  # a child flushing a copied buffer would repeat it
+        stream.flush()
     ctx = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         for (lo, hi), chunk in zip(bounds, pool.map(func, bounds), strict=True):
