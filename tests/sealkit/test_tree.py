@@ -514,3 +514,38 @@ def test_forked_workers_match_single_process(tmp_path: Path, keys: KeyPair) -> N
         assert doc1["metadata"] == doc3["metadata"]  # same digests and fingerprints
         assert values_of(doc3, keys) == values_of(doc1, keys)
     assert check(r3, "-j", "3", "--digest-key-file", str(tmp_path / "dk")).code == 0
+
+
+def test_without_cert_fetches_from_the_controller(tree: Path, keys: KeyPair,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """No --cert: the certificate comes from the controller, as for the main command.
+
+    Here through ``--controller-url`` (our real HTTP API in-process, serving the test key);
+    the apiserver service-proxy path is the main command's, shared via `sealkit.cli._common`.
+    """
+    yaml_key = yaml.safe_load(keys.key_secret.read_text())
+    yaml_key["metadata"]["name"] = "sealed-secrets-key-test"
+    from controller.http_api import serve_api
+    from controller.keyring import KeyRing, entry_from_secret
+
+    ring = KeyRing()
+    ring.add(entry_from_secret(yaml_key))
+    handle = serve_api("127.0.0.1:0", keys=ring)
+    try:
+        monkeypatch.setenv("SEALKIT_CONTROLLER_URL", handle.url)
+        result = run_cli(["seal-tree", str(tree), "-j", "1"])
+        assert result.code == 0, result.err
+        a_doc = load_all(tree / "apps" / "db" / "db.sealed.yaml")[0]
+        assert a_doc["metadata"]["annotations"][CERT_ANNOTATION] == keys.fingerprint
+        assert values_of(a_doc, keys)["password"] == A_PASSWORD.encode()
+        result = run_cli(["set", str(tree / "apps" / "db" / "db.sealed.yaml"), "extra",
+                          "--name", "a"], stdin=b"from-controller")
+        assert result.code == 0, result.err
+        a_doc = load_all(tree / "apps" / "db" / "db.sealed.yaml")[0]
+        assert values_of(a_doc, keys)["extra"] == b"from-controller"
+    finally:
+        handle.shutdown()
+    result = run_cli(["seal-tree", str(tree), "--force", "-j", "1"])  # controller gone
+    assert result.code == 1
+    assert_one_line_error(result)
+    assert "cannot fetch certificate" in result.err
