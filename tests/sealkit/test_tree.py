@@ -523,6 +523,7 @@ def test_without_cert_fetches_from_the_controller(tree: Path, keys: KeyPair,
     Here through ``--controller-url`` (our real HTTP API in-process, serving the test key);
     the apiserver service-proxy path is the main command's, shared via `sealkit.cli._common`.
     """
+    pytest.importorskip("prometheus_client")  # the controller extra
     yaml_key = yaml.safe_load(keys.key_secret.read_text())
     yaml_key["metadata"]["name"] = "sealed-secrets-key-test"
     from controller.http_api import serve_api
