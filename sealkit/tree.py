@@ -28,7 +28,9 @@ values offline ("is the DB password `hunter2`?"); salting or a slow KDF only slo
 An HMAC under a key that never leaves the plaintext's side reveals nothing about the values to
 someone without the key, while `--check` (which needs the plaintext anyway) can recompute it.
 The key id (first 8 bytes of SHA-256 over a prefix and the key) only tells "another digest key"
-apart from "stale". File times are no help: Git does not keep them.
+apart from "stale". File times are no help: Git does not keep them. Out of scope: the digest is
+not a signature. Whoever can write the repository can write any annotation (or any ciphertext);
+`--check` catches forgotten reseals, not tampering, which the controller's decryption does.
 
 The digest key comes from ``--digest-key-file`` / ``SEALKIT_DIGEST_KEY_FILE``, else
 ``<DIR>/.sealkit/digest.key``, created on first use (mode 0600) next to a ``.gitignore``
