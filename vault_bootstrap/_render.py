@@ -66,6 +66,8 @@ def render_plan(plan: Plan) -> str:
             continue
         label = _KIND_LABEL.get(c.kind, c.kind)
         extra = " (prune)" if c.source == "prune" else ""
+        if c.action == "delete" and c.kind in ("auth_mount", "secrets_mount"):
+            extra += " - unmounting destroys everything stored under it"
         lines.append(f"{_SYMBOL[c.action]} {c.path}  [{label}]{extra}")
         lines.extend(_field_line(f) for f in c.fields)
     adopted = [c for c in plan.changes if c.action == "adopt"]

@@ -192,7 +192,8 @@ def test_prune_removes_only_owned_objects(
     assert deletes == [
         "- auth/kubernetes/role/extra-role  [kubernetes auth role] (prune)",
         "- secret/data/extra/entry  [KV v2 entry] (prune)",
-        "- sys/mounts/extra-kv  [secrets engine] (prune)",
+        "- sys/mounts/extra-kv  [secrets engine] (prune) - unmounting destroys everything "
+        "stored under it",
         "- sys/policies/acl/extra-policy  [ACL policy] (prune)",
     ]
     out = run_cli("apply", "--prune", "-f", str(small), env=env)
@@ -272,3 +273,43 @@ def test_json_logs_are_one_object_per_line_and_redacted(env: dict[str, str]) -> 
     assert {r["level"] for r in records} <= {"debug", "info", "warning", "error"}
     for secret in (NAME_SERVICE_TOKEN, env["PGPASSWORD"], env["VAULT_TOKEN"]):
         assert secret not in out.output
+
+
+def test_kv_create_only_never_overwrites_and_enforce_removes_extra_keys(
+    env: dict[str, str], private_bao: Any, tmp_path: Path
+) -> None:
+    client = hvac_client(private_bao.addr, private_bao.token)
+    client.secrets.kv.v2.create_or_update_secret(
+        "seeded/by-hand", secret={"k": "hand-value-1234"}, mount_point="secret"
+    )
+    client.secrets.kv.v2.create_or_update_secret(
+        "myapps/welcome/config",
+        secret={"name-service-token": NAME_SERVICE_TOKEN, "stale": "stale-value-5678"},
+        mount_point="secret",
+    )
+    path = tmp_path / "kv.yaml"
+    path.write_text(
+        CHAPTER.read_text().replace(
+            "kv:\n",
+            "kv:\n  secret/seeded/by-hand:\n    mode: create-only\n    data:\n"
+            "      k: env:NAME_SERVICE_TOKEN\n"
+            "  secret/seeded/fresh:\n    mode: create-only\n    data:\n"
+            "      k: env:NAME_SERVICE_TOKEN\n",
+            1,
+        )
+    )
+    plan = run_cli("plan", "-f", str(path), env=env)
+    assert "secret/data/seeded/by-hand" not in plan.stdout  # exists: create-only leaves it
+    assert "+ secret/data/seeded/fresh" in plan.stdout
+    assert "    - data.stale" in plan.stdout  # enforce: keys not in the file go
+    assert "stale-value-5678" not in plan.output and "hand-value-1234" not in plan.output
+    assert run_cli("apply", "-f", str(path), env=env).code == 0
+    hand = client.secrets.kv.v2.read_secret_version(
+        "seeded/by-hand", mount_point="secret", raise_on_deleted_version=True
+    )
+    assert hand["data"]["data"] == {"k": "hand-value-1234"}
+    app = client.secrets.kv.v2.read_secret_version(
+        "myapps/welcome/config", mount_point="secret", raise_on_deleted_version=True
+    )
+    assert app["data"]["data"] == {"name-service-token": NAME_SERVICE_TOKEN}
+    assert run_cli("plan", "-f", str(path), env=env).code == 0
