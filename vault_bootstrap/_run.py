@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -55,7 +55,9 @@ def run(
     verify: bool = True,
     kube: KubeAccess | None = None,
     gateway: HvacGateway | None = None,
+    on_plan: Callable[[Plan], None] | None = None,
 ) -> RunResult:
+    """Run the phases; `on_plan` sees the plan before anything is written."""
     env = os.environ if env is None else env
     kube = kube or KubeAccess()
     resolver = Resolver(env, kube_secret_reader=kube.read_secret_data)
@@ -93,6 +95,8 @@ def run(
         desired, observed, state_mount=state_mount, state_path=state_path, prune=do_prune
     )
     result = RunResult(plan=plan)
+    if on_plan is not None:
+        on_plan(plan)
     if mode == "plan":
         return result
     applied = apply_plan(gw, plan, old_state=observed.state)

@@ -188,6 +188,10 @@ def apply(
     _setup_logging(verbose, debug, log_format)
     from ._render import plan_to_json, render_plan
 
+    def show_plan(plan: Any) -> None:
+        # Printed before any write, so a Job log shows what was attempted even if a write fails.
+        click.echo(plan_to_json(plan) if as_json else render_plan(plan), nl=False)
+
     result = _guard(
         lambda: _run(
             config_path,
@@ -197,13 +201,11 @@ def apply(
             wait_timeout=wait_timeout,
             retry_timeout=retry_timeout,
             verify=verify,
+            on_plan=show_plan,
         ),
         debug,
     )
-    if as_json:
-        click.echo(plan_to_json(result.plan), nl=False)
-    else:
-        click.echo(render_plan(result.plan), nl=False)
+    if not as_json:
         click.echo(f"Apply complete: {result.writes} writes.")
         for line in result.verify_report:
             click.echo(f"verify: {line}")

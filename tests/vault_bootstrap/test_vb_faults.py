@@ -170,6 +170,8 @@ def test_unreachable_postgres_names_the_connection_without_password(
     assert f"127.0.0.1:{env['PGPORT']}" in lines[-1] or "connect" in lines[-1]
     assert env["PGPASSWORD"] not in out.output
     assert NAME_SERVICE_TOKEN not in out.output
+    assert "+ database/config/postgres" in out.stdout  # the plan was shown before the writes
+    assert "Apply complete" not in out.stdout
 
 
 def test_rotate_root_then_reapply_never_clobbers_and_version_bump_resends(
