@@ -27,9 +27,11 @@ from controller.keyring import KeyRing
 from controller.kube_gateway import ApiError, KubeGateway
 from controller.reconcile import (
     REASON_UPDATE_FAILED,
+    NeedFullSecret,
     Plan,
     ReconcileError,
     failure_plan,
+    is_slim,
     plan_reconcile,
 )
 
@@ -117,10 +119,20 @@ class Reconciler:
     # -- steps ------------------------------------------------------------------------------
     def _plan(self, key: str, sealed: Mapping[str, Any],
               existing: Mapping[str, Any] | None) -> Plan:
-        return plan_reconcile(
-            sealed, existing, self.keys.entries(), hint=self.keys.hint(key),
-            accept_v1_data=self.opts.accept_v1_data, update_status=self.opts.update_status,
-        )
+        def plan(existing: Mapping[str, Any] | None) -> Plan:
+            return plan_reconcile(
+                sealed, existing, self.keys.entries(), hint=self.keys.hint(key),
+                accept_v1_data=self.opts.accept_v1_data, update_status=self.opts.update_status,
+            )
+
+        try:
+            result = plan(existing)
+        except NeedFullSecret:
+            result = plan(self.gw.get_secret(*split_key(key)))
+        if result.secret_action == "update" and is_slim(existing):
+            # The cache holds digests, not values: plan the write from the real Secret.
+            result = plan(self.gw.get_secret(*split_key(key)))
+        return result
 
     def _write(self, ns: str, plan: Plan) -> None:
         assert plan.secret is not None

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from typing import Any, Protocol
 
 from controller.kube_gateway import ApiError
 
-__all__ = ["Handlers", "Informer", "ListWatch", "RawListWatch", "object_key"]
+__all__ = ["Handlers", "Informer", "ListWatch", "RawListWatch", "compact", "object_key"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -118,11 +119,22 @@ class _Gone(Exception):
     pass
 
 
+def compact(value: Any) -> Any:
+    """Intern dict keys and short strings: thousands of cached objects share them."""
+    if isinstance(value, dict):
+        return {sys.intern(k): compact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [compact(v) for v in value]
+    if isinstance(value, str) and len(value) <= 64:
+        return sys.intern(value)
+    return value
+
+
 def _slim(obj: dict[str, Any]) -> dict[str, Any]:
     meta = obj.get("metadata")
     if isinstance(meta, dict):
         meta.pop("managedFields", None)
-    return obj
+    return compact(obj)
 
 
 class Informer:

@@ -39,6 +39,7 @@ __all__ = [
     "ANNOTATION_MANAGED",
     "ANNOTATION_PATCH",
     "ANNOTATION_SKIP_OWNER_REFS",
+    "NeedFullSecret",
     "Event",
     "Plan",
     "ReconcileError",
@@ -46,6 +47,7 @@ __all__ = [
     "desired_secret",
     "is_controlled_by",
     "merge_into_existing",
+    "slim_secret",
     "plan_reconcile",
     "status_patch",
 ]
@@ -61,6 +63,10 @@ REASON_UNSEALED = "Unsealed"
 REASON_UNSEAL_FAILED = "ErrUnsealFailed"
 REASON_UPDATE_FAILED = "ErrUpdateFailed"
 SUCCESS_MESSAGE = "SealedSecret unsealed successfully"
+
+
+class NeedFullSecret(Exception):
+    """The cached (slim) Secret is not enough to plan a patch-mode merge."""
 
 
 class ReconcileError(SealkitError):
@@ -227,10 +233,38 @@ def _refs_key(refs: Any) -> list[tuple[Any, ...]]:
             for r in refs or []]
 
 
+DATA_DIGEST = "__sealkit_data_digest__"
+
+
+def data_digest(data: Mapping[str, Any] | None) -> str:
+    """A digest of a Secret's `data`, so caches need not hold (base64) secret values."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for k in sorted(data or {}):
+        h.update(k.encode() + b"\0" + str((data or {})[k]).encode() + b"\0")
+    return h.hexdigest()
+
+
+def slim_secret(secret: dict[str, Any]) -> dict[str, Any]:
+    """The cached form of a Secret: no managedFields, `data` replaced by its digest."""
+    (secret.get("metadata") or {}).pop("managedFields", None)
+    secret[DATA_DIGEST] = data_digest(secret.pop("data", None))
+    secret.pop("stringData", None)
+    from controller.informer import compact
+
+    return compact(secret)
+
+
+def is_slim(secret: Mapping[str, Any] | None) -> bool:
+    return secret is not None and DATA_DIGEST in secret
+
+
 def _semantic(secret: Mapping[str, Any]) -> tuple[Any, ...]:
     meta = secret.get("metadata") or {}
+    digest = secret.get(DATA_DIGEST) or data_digest(secret.get("data"))
     return (
-        dict(secret.get("data") or {}),
+        digest,
         secret.get("type") or "Opaque",
         bool(secret.get("immutable")),
         dict(meta.get("labels") or {}),
@@ -257,8 +291,11 @@ def merge_into_existing(
             f'Resource "{name}" already exists and is not managed by SealedSecret',
             event_reason=REASON_UPDATE_FAILED, metric_reason="unmanaged", retry=False,
         )
+    if patch and is_slim(existing):
+        raise NeedFullSecret()  # merging needs the existing values: the executor GETs them
     dmeta = desired.get("metadata") or {}
     updated = copy.deepcopy(dict(existing))
+    updated.pop(DATA_DIGEST, None)
     umeta = updated.setdefault("metadata", {})
     if patch:
         updated["data"] = {**(existing.get("data") or {}), **(desired.get("data") or {})}

@@ -26,6 +26,7 @@ from controller.executor import Outcome, ReconcileOptions, Reconciler
 from controller.informer import Handlers, Informer, RawListWatch, object_key
 from controller.keyring import KeyRing
 from controller.kube_gateway import RealKubeGateway, sealed_path, secret_path
+from controller.reconcile import slim_secret
 from controller.workqueue import WorkQueue
 
 __all__ = ["SealedSecretController"]
@@ -69,7 +70,7 @@ class SealedSecretController:
                 self._secrets[ns] = Informer(
                     RawListWatch(gateway, secret_path(ns), label_selector=label_selector),
                     Handlers(on_delete=self._secret_deleted),
-                    name=f"secrets-{ns or 'all'}",
+                    name=f"secrets-{ns or 'all'}", transform=slim_secret,
                 )
         self.reconciler = Reconciler(
             gateway, keyring, sealed_lookup=self.get_sealed,

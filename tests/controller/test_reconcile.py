@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 from typing import Any
 
 import pytest
@@ -277,3 +278,30 @@ def test_immutable_update_is_not_retried() -> None:
     assert rec.reconcile("app/db") is Outcome.DONE
     assert gw.events[-1]["reason"] == "ErrUpdateFailed"
     assert "new-value-xyz" not in gw.texts()
+
+
+def test_slim_secret_cache_holds_no_values_and_still_plans() -> None:
+    from controller.reconcile import slim_secret
+
+    gw, ring = FakeKubeGateway(), KeyRing()
+    ring.replace_all(entries(1))
+    gw.put_sealed(sealed_obj())
+    rec = make_reconciler(gw, ring, secret_lookup=lambda ns, n: (
+        slim_secret(copy.deepcopy(s)) if (s := gw.secrets.get((ns, n))) else None))
+    rec.reconcile("app/db")
+    slim = slim_secret(copy.deepcopy(gw.secrets[("app", "db")]))
+    assert "data" not in slim and not any(v in repr(slim) for v in SECRET_VALUES.values())
+    before = len(gw.writes)
+    assert rec.reconcile("app/db") is Outcome.DONE
+    assert gw.writes[before:] == []  # equal digest: no write, no GET needed
+    # a changed value: planned from the real Secret (GET), written once
+    gw.put_sealed(sealed_obj(values={"password": "changed-xyz"}))
+    rec.reconcile("app/db")
+    assert [w[0] for w in gw.writes[before:]] == ["update", "status"]
+    assert decoded(gw.secrets[("app", "db")]) == {"password": "changed-xyz"}
+    # patch mode needs the existing values: fetched, merged
+    gw.put_secret({"metadata": {"name": "p", "namespace": "app", "annotations": {
+        ANNOTATION_PATCH: "true"}}, "data": {"keep": "eA=="}})
+    gw.put_sealed(sealed_obj("p"))
+    assert rec.reconcile("app/p") is Outcome.DONE
+    assert set(gw.secrets[("app", "p")]["data"]) == {"keep", "password", "token"}
