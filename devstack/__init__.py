@@ -43,6 +43,11 @@ Fault-test helpers
     ``make stack-up`` stack serves other test runs too): use
     ``up(tmp_path / "stack")`` for a private control plane (~10 s, ~0.6 GB).
 ``processes.ProcessRecord``, ``processes.stop``: stop any recorded process.
+``netns.private_host()`` / ``netns.require_private_host()``
+    A test host in a network namespace of the run's own (veth pair), for tests
+    that need the apiserver to proxy to a "Pod IP" (Endpoints refuse loopback).
+``testing.require(stack, *parts)``, ``testing.unavailable(reason)``
+    Skip with the reason, or fail under ``CI=true``.
 """
 
 from __future__ import annotations
