@@ -130,10 +130,20 @@ def compact(value: Any) -> Any:
     return value
 
 
+_LAST_APPLIED = ("kubectl.kubernetes.io/last-applied-configuration",
+                 "kubecfg.ksonnet.io/last-applied-configuration")
+
+
 def _slim(obj: dict[str, Any]) -> dict[str, Any]:
+    """Cache form of a SealedSecret: no managedFields and no last-applied copy of itself
+    (`kubectl apply` doubles every object with that annotation; nothing here reads it)."""
     meta = obj.get("metadata")
     if isinstance(meta, dict):
         meta.pop("managedFields", None)
+        annotations = meta.get("annotations")
+        if isinstance(annotations, dict):
+            for key in _LAST_APPLIED:
+                annotations.pop(key, None)
     return compact(obj)
 
 
