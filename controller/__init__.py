@@ -1,0 +1,15 @@
+"""sealkit-controller: the in-cluster SealedSecret unsealing controller (Bitnami drop-in).
+
+Layout, from pure to I/O:
+
+- `controller.reconcile` - pure planner: SealedSecret + existing Secret + keys -> `Plan`;
+- `controller.keyring` - the thread-safe set of sealing keys, key hint and per-key usage;
+- `controller.executor` - applies plans through a `controller.kube_gateway.KubeGateway`;
+- `controller.informer`, `controller.workqueue`, `controller.runner` - list+watch caches, the
+  rate-limited queue and the workers;
+- `controller.key_manager` - load/watch/generate/renew key Secrets;
+- `controller.http_api`, `controller.metrics`, `controller.leader` - HTTP API, Prometheus
+  metrics, Lease leader election;
+- `controller.main` - flags and wiring (`sealkit-controller`);
+- `controller.testing` - the in-memory gateway for pure tests.
+"""
