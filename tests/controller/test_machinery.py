@@ -337,3 +337,19 @@ def test_runner_enqueues_on_spec_change_only_and_on_owned_secret_deletion() -> N
         assert len(ctl.queue) == 0
     finally:
         ctl.queue.shutdown()
+
+
+def test_startup_error_is_one_line_and_exit_2(tmp_path: Any) -> None:
+    import subprocess
+    import sys
+
+    bad = tmp_path / "kubeconfig"
+    bad.write_text("not: [a kubeconfig")
+    res = subprocess.run([sys.executable, "-m", "controller.main", "--kubeconfig", str(bad),
+                          "--listen-addr", "127.0.0.1:0", "--listen-metrics-addr",
+                          "127.0.0.1:0"], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2
+    assert "startup failed:" in res.stderr and "Traceback" not in res.stderr
+    usage = subprocess.run([sys.executable, "-m", "controller.main", "--key-size", "big"],
+                           capture_output=True, text=True, timeout=60)
+    assert usage.returncode == 2 and "Traceback" not in usage.stderr
