@@ -360,3 +360,23 @@ def test_kubeseal_seals_with_cert_file_and_recovery_unseals(
         cwd=tmp_path,
     )
     assert wrong.returncode != 0
+
+
+def test_kubectl_uses_the_admin_kubeconfig(stack: Any, kube_api: Any, kubectl_path: str) -> None:
+    import json
+
+    def kubectl(*args: str) -> str:
+        return subprocess.run(
+            [kubectl_path, "--kubeconfig", str(stack.kubeconfig), *args],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
+
+    version = json.loads(kubectl("version", "-o", "json"))
+    client_minor = int(version["clientVersion"]["minor"].rstrip("+"))
+    server_minor = int(version["serverVersion"]["minor"].rstrip("+"))
+    assert abs(client_minor - server_minor) <= 1  # supported skew
+    assert kubectl("auth", "can-i", "*", "*").strip() == "yes"  # system:masters
+    assert kubectl("get", "namespace", "default", "-o", "name").strip() == "namespace/default"
