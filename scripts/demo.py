@@ -38,8 +38,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import walkthrough as wt  # noqa: E402 - scripts/ is not a package
 
-REPO, DEMO_DIR, STACK_DIR = wt.REPO, wt.DEMO_DIR, wt.STACK_DIR
+REPO = wt.REPO
+STACK_DIR = wt.STACK_DIR  # --stack-dir moves both (the e2e test runs the demo on its own stack)
+DEMO_DIR = wt.DEMO_DIR
 STEPS = 8
+
+
+def show(path: Path) -> str:
+    """A path as the user should read it: relative to the checkout when inside it."""
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
 class Reporter:
@@ -98,7 +105,8 @@ def ensure_demo_controller(env: Mapping[str, str]) -> tuple[wt.Controller, bool]
 def run_steps(rep: Reporter, log: wt.Log) -> None:
     with rep.step("stack", "local stack: etcd, kube-apiserver, kube-controller-manager, "
                   "OpenBao, PostgreSQL") as d:
-        log.run([sys.executable, "-m", "devstack", "up", "--strict"], timeout=3600)
+        log.run([sys.executable, "-m", "devstack", "up", "--strict", "--dir", str(STACK_DIR)],
+                timeout=3600)
         env = wt.read_env_file(STACK_DIR / "env")
         d.append(f"apiserver {env['KUBE_APISERVER_URL']}, OpenBao {env['VAULT_ADDR']}, "
                  f"PostgreSQL {env['PGHOST']}:{env['PGPORT']}")
@@ -116,7 +124,7 @@ def run_steps(rep: Reporter, log: wt.Log) -> None:
 
     with rep.step("seal", "fetch the certificate; seal the example's secrets with sealkit") as d:
         names = walk.seal_working_copy()
-        d.append(f"sealed {', '.join(names)} into {walk.gitops.relative_to(REPO)}/ "
+        d.append(f"sealed {', '.join(names)} into {show(walk.gitops)}/ "
                  "(values piped from memory, never written in clear)")
 
     with rep.step("sync cluster/", "sync cluster/ in Argo CD order (waves, then kinds; "
@@ -178,7 +186,7 @@ def demo_up() -> int:
     try:
         run_steps(rep, log)
     except wt.StepFailed as err:
-        print(f"demo FAILED at {err} (log: {log.path.relative_to(REPO)})", file=sys.stderr)
+        print(f"demo FAILED at {err} (log: {show(log.path)})", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("demo interrupted", file=sys.stderr)
@@ -187,8 +195,8 @@ def demo_up() -> int:
     print(f"\nsummary: all {STEPS} steps passed in {total:.1f}s")
     for title, took in rep.rows:
         print(f"  {took:6.1f}s  {title}")
-    print(f"logs: {log.path.relative_to(REPO)}, {(DEMO_DIR / 'controller.log').relative_to(REPO)}"
-          "; `make demo` again re-uses everything; `make demo-down` stops it all")
+    print(f"logs: {show(log.path)}, {show(DEMO_DIR / 'controller.log')}; "
+          "`make demo` again re-uses everything; `make demo-down` stops it all")
     return 0
 
 
@@ -203,7 +211,8 @@ def demo_down() -> int:
         path.unlink(missing_ok=True)
     (DEMO_DIR / "controller.pid").unlink(missing_ok=True)
     print("stopping the stack")
-    proc = subprocess.run([sys.executable, "-m", "devstack", "down"], cwd=REPO, check=False)
+    proc = subprocess.run([sys.executable, "-m", "devstack", "down", "--dir", str(STACK_DIR)],
+                          cwd=REPO, check=False)
     return proc.returncode
 
 
@@ -228,7 +237,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", nargs="?", default="up", choices=("up", "down", "sync-config"),
                         help="up (default), down, or sync-config (maintainers: copy "
                              "chapter.yaml into the example's ConfigMap)")
+    parser.add_argument("--stack-dir", type=Path, default=wt.STACK_DIR,
+                        help="stack directory (default: <checkout>/.devstack); the demo's own "
+                             "state goes to its demo/ subdirectory")
     args = parser.parse_args(argv)
+    global STACK_DIR, DEMO_DIR
+    STACK_DIR = args.stack_dir.resolve()
+    DEMO_DIR = STACK_DIR / "demo"
     os.chdir(REPO)
     if args.command == "sync-config":
         return sync_config()
