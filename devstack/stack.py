@@ -170,6 +170,17 @@ class Stack:
     def healthy(self) -> bool:
         return self.unhealthy_reason() is None
 
+    def incomplete_reason(self) -> str | None:
+        """Why to restart a healthy stack: a part missing at its start is available now."""
+        for part, why in self.missing.items():
+            if "not requested" in why:
+                continue
+            if part == "kube" and self.external_kube:
+                continue
+            if binaries.available(part):
+                return f"{part} was missing at start and is available now"
+        return None
+
     # -- stopping ------------------------------------------------------------
     def stop(self) -> None:
         """Stop every recorded process (dependants first) and remove temp dirs."""
@@ -272,7 +283,7 @@ def up(
     with _locked(d):
         existing = load(d)
         if existing is not None:
-            reason = existing.unhealthy_reason()
+            reason = existing.unhealthy_reason() or existing.incomplete_reason()
             if reason is None:
                 _say(f"stack in {d} is already up", quiet)
                 return existing

@@ -52,8 +52,6 @@ def in_ci() -> bool:
 
 def _reusable(candidate: Stack | None) -> bool:
     """A healthy `.devstack` stack is reused unless it lacks a part we could start now."""
-    from devstack.binaries import available
-
     if candidate is None:
         return False
     external = os.environ.get("SEALKIT_TEST_KUBECONFIG")
@@ -62,7 +60,7 @@ def _reusable(candidate: Stack | None) -> bool:
         or Path(candidate.kubeconfig or "").resolve() != Path(external).resolve()
     ):
         return False
-    return not any(available(part) for part in candidate.missing if part != "kube" or not external)
+    return candidate.incomplete_reason() is None
 
 
 @pytest.fixture(scope="session")

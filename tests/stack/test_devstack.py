@@ -294,3 +294,29 @@ def test_a_lost_port_race_is_retried_on_a_new_port(tmp_path: Path) -> None:
     log = (tmp_path / "racy-bao.log").read_text()
     assert "address already in use" in log
     assert stat.S_IMODE((tmp_path / "racy-bao.log").stat().st_mode) == 0o600
+
+
+def test_up_restarts_a_stack_that_lacks_a_part_available_now(tmp_path: Path) -> None:
+    import devstack
+    from devstack.binaries import available
+
+    if not all(available(p) for p in ("kube", "kubeseal", "vault", "postgres")):
+        unavailable("needs every part's binaries")
+    d = tmp_path / "stack"
+    no_go = {"SEALKIT_CACHE_DIR": str(tmp_path / "empty-cache"), "CI": "false"}
+    try:
+        first = devstack_cli("up", "--dir", str(d), env=no_go)
+        assert first.returncode == 0, first.stderr
+        warning = next(ln for ln in first.stderr.splitlines() if "started without" in ln)
+        assert "kube," in warning + "," and "kubeseal" in warning
+        partial = devstack.load(d)
+        assert partial is not None and set(partial.missing) == {"kube", "kubeseal"}
+
+        second = devstack_cli("up", "--dir", str(d), env={"CI": "false"})
+        assert second.returncode == 0, second.stderr
+        assert "was missing at start and is available now" in second.stderr
+        full = devstack.load(d)
+        assert full is not None and full.missing == {} and full.healthy()
+    finally:
+        devstack_cli("down", "--dir", str(d))
+    assert processes_of(d) == []
