@@ -18,6 +18,7 @@ from __future__ import annotations
 import enum
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from controller.reconcile import (
 __all__ = ["Outcome", "ReconcileOptions", "Reconciler", "split_key"]
 
 _LOG = logging.getLogger(__name__)
+_WRITTEN_STATUS_MAX = 1024
 
 
 class Outcome(enum.Enum):
@@ -87,7 +89,9 @@ class Reconciler:
         self.opts = options or ReconcileOptions()
         self._lock = threading.Lock()
         # key -> status we last wrote, so a lagging cache does not make us write it again
-        self._written_status: dict[str, tuple[Any, dict[str, Any]]] = {}
+        # Bounded: it only bridges the short lag until our own status write comes back
+        # through the informer; 10k entries of full status dicts would be ~10 MB for nothing.
+        self._written_status: OrderedDict[str, tuple[Any, dict[str, Any]]] = OrderedDict()
         self.failed_unseal: set[str] = set()  # re-enqueued when a key arrives
         self.counters = {"create": 0, "update": 0, "status": 0, "events": 0}
         self._event_pool = (ThreadPoolExecutor(2, thread_name_prefix="events")
@@ -189,6 +193,9 @@ class Reconciler:
                     self.counters["status"] += 1
                     self._written_status[key] = (meta.get("generation"),
                                                  plan.status_patch["status"])
+                    self._written_status.move_to_end(key)
+                    while len(self._written_status) > _WRITTEN_STATUS_MAX:
+                        self._written_status.popitem(last=False)
             except ApiError as exc:
                 if exc.status != 404:
                     _LOG.warning("status of %s not updated: %s", key, exc.message)
