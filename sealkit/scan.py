@@ -1,7 +1,8 @@
 """Find plaintext Secrets before they reach Git (`sealkit scan` and the pre-commit hook).
 
 A *plaintext Secret* is a document (or an item of a `kind: List` or of a bare top-level
-sequence) with `kind: Secret` and a non-empty `data` or `stringData` mapping. SealedSecrets, Secrets without values and allow-listed paths pass.
+sequence) with `kind: Secret` and a non-empty `data` or `stringData` mapping. SealedSecrets,
+Secrets without values and allow-listed paths pass.
 Findings name the file, the line where the document starts and `<namespace>/<name>`; they never
 carry a value, and neither do parse errors (PyYAML's snippet of the offending line is dropped,
 only its one-line *problem* is kept).
