@@ -424,7 +424,7 @@ class Controller:
             http_get(self.url + "/v1/cert.pem")[0] == 200
 
     def alive(self) -> bool:
-        return self.pid is not None and pid_alive(self.pid)
+        return self.is_ours()
 
     def last_log_line(self) -> str:
         try:
@@ -433,19 +433,33 @@ class Controller:
             return "no log"
         return lines[-1][:300] if lines else "empty log"
 
+    def is_ours(self) -> bool:
+        """The recorded pid still runs *this* controller (a pid from an old state file may have
+        been reused by an unrelated process, which must never be signalled)."""
+        if self.pid is None or not pid_alive(self.pid):
+            return False
+        try:
+            argv = Path(f"/proc/{self.pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return False
+        text = b" ".join(argv).decode(errors="replace")
+        return "sealkit-controller" in text and self.kubeconfig in text
+
     def stop(self, timeout: float = 20) -> None:
         """SIGTERM the process group we started (graceful: releases its Lease), then SIGKILL."""
-        if self.pid is None:
+        proc: subprocess.Popen[bytes] | None = getattr(self, "_proc", None)
+        if (proc is None and not self.is_ours()) or (proc is not None and proc.poll() is not None):
+            self.pid = None
             return
+        assert self.pid is not None
         for sig in (signal.SIGTERM, signal.SIGKILL):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.pid, sig)
-            proc = getattr(self, "_proc", None)
             if proc is not None:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(timeout=timeout)
-            elif wait_for(lambda: not pid_alive(self.pid or 0), timeout):
-                pass
+            else:
+                wait_for(lambda: not pid_alive(self.pid or 0), timeout)
             if not pid_alive(self.pid):
                 break
         self.pid = None
