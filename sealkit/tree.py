@@ -74,16 +74,17 @@ __all__ = [
     "CERT_ANNOTATION",
     "DIGEST_ANNOTATION",
     "DigestKey",
+    "FileResult",
     "TreeOptions",
-    "TreeReport",
+    "TreeRun",
     "is_twin_path",
     "load_or_create_digest_key",
     "new_digest_key",
-    "plan_tree",
+    "run_tree",
     "save_digest_key",
-    "seal_and_write",
     "source_digest",
     "twin_path",
+    "write_results",
 ]
 
 DIGEST_ANNOTATION = "sealkit.dev/source-digest"
@@ -282,21 +283,6 @@ class FilePlan:
         return docs
 
 
-@dataclass
-class TreeReport:
-    files: list[FilePlan] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    orphans: list[Path] = field(default_factory=list)  # twins whose source has no Secret left
-
-    @property
-    def units(self) -> list[Unit]:
-        return [u for f in self.files for u in f.units]
-
-    @property
-    def stale(self) -> list[Unit]:
-        return [u for u in self.units if u.reason]
-
-
 def _identity(secret: Mapping[str, Any], opts: TreeOptions) -> tuple[str, str, Scope]:
     """(namespace, name, scope) exactly as `sealkit.model.seal_secret` will resolve them."""
     metadata = secret.get("metadata") or {}
@@ -430,48 +416,150 @@ def _plan_file(
     return plan, None, None
 
 
-def plan_tree(
+@dataclass
+class UnitResult:
+    """What the parent needs to report about one Secret (never its values)."""
+
+    line: int
+    ref: str
+    reason: str  # why it was (or must be) sealed; "" = up to date
+
+
+@dataclass
+class FileResult:
+    source: Path
+    twin: Path
+    units: list[UnitResult]
+    sealed: int = 0
+    content: bytes | None = None  # seal mode: the new twin, when it must be (re)written
+    layout_problem: str = ""  # check mode: why the twin would change although units are fresh
+
+
+@dataclass
+class TreeRun:
+    files: list[FileResult] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    orphans: list[Path] = field(default_factory=list)  # twins whose source has no Secret left
+
+    @property
+    def secrets(self) -> int:
+        return sum(len(f.units) for f in self.files)
+
+
+def run_tree(
     root: Path,
     opts: TreeOptions,
     *,
     key: DigestKey | None,
     fingerprint: str | None,
+    public_key: RSAPublicKey | None = None,
+    force: bool = False,
     jobs: int = 1,
-) -> TreeReport:
-    """Read the tree and decide, per Secret, whether its twin is up to date. No writes.
+    progress: Callable[[int, int], None] | None = None,
+) -> TreeRun:
+    """Plan every file and, given ``public_key``, seal and render the changed twins. No writes.
 
-    With ``key`` None (no digest key yet) every existing twin counts as stale. ``jobs`` > 1
-    parses in forked worker processes (results keep the sorted file order).
+    Without ``public_key`` this is `--check`: staleness only. With it, each `FileResult`
+    carries the bytes of its new twin (``content``), for the caller to write only if ``errors``
+    is empty: a bad input anywhere never leaves some twins written and others not. With
+    ``jobs`` > 1 the files are split among forked workers, which parse, seal and emit in
+    parallel and send back only these small results. ``key`` None (no digest key yet) makes
+    every twin stale. ``progress(done, total)`` counts source files.
     """
     if not root.is_dir():
         raise InputError(f"{root}: not a directory")
     ignore = IgnoreRules.load(opts.exclude, root=root)
-    paths = list(discover_files([root], ignore=ignore))
-    _SHARED.update(opts=opts, key=key, fingerprint=fingerprint, paths=paths)
+    paths, twins = [], []
+    for path in discover_files([root], ignore=ignore):
+        (twins if is_twin_path(path) else paths).append(path)
+    _SHARED.update(
+        opts=opts, key=key, fingerprint=fingerprint, public_key=public_key, force=force,
+        paths=paths,
+    )
+    done = [0]
+
+    def on_chunk(n_files: int) -> None:
+        done[0] += n_files
+        if progress:
+            progress(done[0], len(paths))
+
     try:
-        results = _map_chunks(_plan_chunk, len(paths), jobs)
+        results = _map_chunks(_run_chunk, len(paths), jobs, on_chunk)
     finally:
         _SHARED.clear()
-    report = TreeReport()
-    for plan, error, orphan in results:
-        if plan is not None:
-            report.files.append(plan)
+    run = TreeRun(orphans=[t for t in twins if not twin_path_source(t).exists()])
+    for result, error, orphan in results:
+        if result is not None:
+            run.files.append(result)
         if error is not None:
-            report.errors.append(error)
+            run.errors.append(error)
         if orphan is not None:
-            report.orphans.append(orphan)
-    return report
+            run.orphans.append(orphan)
+    return run
+
+
+def _run_chunk(bounds: tuple[int, int]) -> list[Any]:
+    """Worker body: plan (and seal + render) files [lo, hi) of the shared path list."""
+    opts, key, fingerprint = _SHARED["opts"], _SHARED["key"], _SHARED["fingerprint"]
+    public_key, force = _SHARED["public_key"], _SHARED["force"]
+    out: list[Any] = []
+    for path in _SHARED["paths"][slice(*bounds)]:
+        plan, error, orphan = _plan_file(path, opts, key, fingerprint)
+        if plan is None:
+            out.append((None, error, orphan))
+            continue
+        if force:
+            for unit in plan.units:
+                unit.reason = unit.reason or "forced"
+        units = [UnitResult(u.line, u.ref, u.reason) for u in plan.units]
+        result = FileResult(plan.source, plan.twin, units)
+        if public_key is None:
+            if not any(u.reason for u in plan.units):
+                result.layout_problem = check_file_layout(plan)
+        else:
+            try:
+                stale = [u for u in plan.units if u.reason]
+                for unit in stale:
+                    seal_unit(unit, public_key, opts, fingerprint or "")
+            except InputError as exc:
+                out.append((None, exc.message, None))
+                continue
+            result.sealed = len(stale)
+            if file_needs_write(plan):
+                result.content = render(plan)
+        out.append((result, None, None))
+    return out
 
 
 # Worker state: set in the parent just before forking, so children inherit it (no pickling of
-# keys, callables or options); only indices go to the workers, plain results come back.
+# keys, callables or options); only index ranges go to the workers, small results come back.
 _SHARED: dict[str, Any] = {}
 _MIN_PER_WORKER = 50
 
 
-def _plan_chunk(bounds: tuple[int, int]) -> list[Any]:
-    opts, key, fingerprint = _SHARED["opts"], _SHARED["key"], _SHARED["fingerprint"]
-    return [_plan_file(p, opts, key, fingerprint) for p in _SHARED["paths"][slice(*bounds)]]
+def write_results(run: TreeRun, *, jobs: int = 1) -> list[FileResult]:
+    """Write every changed twin (each atomically); returns those written.
+
+    Atomic (readers never see half a twin) but not fsynced one by one: twins are derived
+    files, and a twin truncated by a crash is just stale to the next --check. File creation
+    is kernel work, so a few threads overlap it.
+    """
+    from sealkit.edit import atomic_write
+
+    todo = [f for f in run.files if f.content is not None]
+
+    def write(result: FileResult) -> None:
+        atomic_write(result.twin, result.content or b"", fsync=False)
+
+    if jobs <= 1 or len(todo) < 2 * _MIN_PER_WORKER:
+        for result in todo:
+            write(result)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(jobs, 4)) as pool:
+            list(pool.map(write, todo))
+    return todo
 
 
 def _map_chunks(
@@ -536,59 +624,6 @@ def seal_unit(unit: Unit, public_key: RSAPublicKey, opts: TreeOptions, fingerpri
     annotations[CERT_ANNOTATION] = fingerprint
     meta["annotations"] = annotations
     unit.sealed = sealed
-
-
-def _seal_write_chunk(bounds: tuple[int, int]) -> list[tuple[int, bool]]:
-    """Seal, render and write files [lo, hi): (sealed count, written) per file."""
-    public_key, opts, fingerprint = _SHARED["public_key"], _SHARED["opts"], _SHARED["fingerprint"]
-    out = []
-    for plan in _SHARED["files"][slice(*bounds)]:
-        stale = [u for u in plan.units if u.reason]
-        for unit in stale:
-            seal_unit(unit, public_key, opts, fingerprint)
-        out.append((len(stale), _write_one(plan)))
-    return out
-
-
-def seal_and_write(
-    report: TreeReport,
-    public_key: RSAPublicKey,
-    opts: TreeOptions,
-    fingerprint: str,
-    *,
-    jobs: int = 1,
-    progress: Callable[[int, int], None] | None = None,
-) -> tuple[int, list[FilePlan]]:
-    """Seal the stale Secrets and write the changed twins; returns (sealed, written files).
-
-    Call only after `plan_tree` reported no errors: everything `seal_secret` could refuse
-    (names, namespaces, base64, map shapes) is checked there, so a bad input never leaves some
-    twins written and others not. With ``jobs`` > 1 each forked worker seals, renders and
-    writes its share of files (RSA, YAML emitting and inode creation all scale with cores).
-    """
-    import itertools
-
-    total = len(report.stale)
-    # progress counts Secrets: cumulative stale units after each file
-    cumulative = list(itertools.accumulate(sum(1 for u in f.units if u.reason)
-                                           for f in report.files))
-    files_done = [0]
-
-    def on_chunk(n_files: int) -> None:
-        files_done[0] += n_files
-        if progress and total and files_done[0]:
-            progress(cumulative[files_done[0] - 1], total)
-
-    _SHARED.update(
-        public_key=public_key, opts=opts, fingerprint=fingerprint, files=report.files
-    )
-    try:
-        results = _map_chunks(_seal_write_chunk, len(report.files), jobs, on_chunk)
-    finally:
-        _SHARED.clear()
-    sealed = sum(n for n, _ in results)
-    written = [plan for plan, (_, wrote) in zip(report.files, results, strict=True) if wrote]
-    return sealed, written
 
 
 def _strip_for_compare(docs: Sequence[Any]) -> Any:
@@ -673,17 +708,6 @@ def render_text(docs: Sequence[Any], fmt: str) -> str:
 
 def render(plan: FilePlan) -> bytes:
     return render_text(plan.render_docs(), plan.fmt).encode("utf-8")
-
-
-def _write_one(plan: FilePlan) -> bool:
-    from sealkit.edit import atomic_write
-
-    if not file_needs_write(plan):
-        return False
-    # Atomic (readers never see half a twin) but not fsynced one by one: twins are derived
-    # files, and a twin truncated by a crash is just stale to the next --check.
-    atomic_write(plan.twin, render(plan), fsync=False)
-    return True
 
 
 def default_digest_key_path(root: Path, override: str | os.PathLike[str] | None) -> Path:

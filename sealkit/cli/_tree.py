@@ -120,8 +120,9 @@ def command(
         default_digest_key_path,
         load_or_create_digest_key,
         new_digest_key,
-        plan_tree,
+        run_tree,
         save_digest_key,
+        write_results,
     )
 
     if not directory.is_dir():
@@ -146,55 +147,49 @@ def command(
     key_path = default_digest_key_path(directory, digest_key_file)
     key = load_or_create_digest_key(key_path, create=False)
 
+    from sealkit.cli._common import load_public_key_from_options
+    from sealkit.keys import fingerprint as fingerprint_of
+
     if check:
         fingerprint = None
         if cert_opts.get("cert"):
-            from sealkit.cli._common import load_public_key_from_options
-            from sealkit.keys import fingerprint as fingerprint_of
-
             fingerprint = fingerprint_of(load_public_key_from_options(cert_opts))
-        report = plan_tree(directory, opts, key=key, fingerprint=fingerprint, jobs=jobs)
-        _print_errors(report.errors)
-        return _report_check(report, key_path if key is None else None, quiet) or (
-            1 if report.errors else 0
+        run = run_tree(directory, opts, key=key, fingerprint=fingerprint, jobs=jobs)
+        _print_errors(run.errors)
+        return _report_check(run, key_path if key is None else None, quiet) or (
+            1 if run.errors else 0
         )
-
-    from sealkit.cli._common import load_public_key_from_options
-    from sealkit.keys import fingerprint as fingerprint_of
-    from sealkit.tree import seal_and_write
 
     public_key = load_public_key_from_options(cert_opts)
     fingerprint = fingerprint_of(public_key)
     new_key = key is None
     if key is None:
         key = new_digest_key()
-    report = plan_tree(directory, opts, key=key, fingerprint=fingerprint, jobs=jobs)
-    if report.errors:
-        _print_errors(report.errors)
+    run = run_tree(
+        directory, opts, key=key, fingerprint=fingerprint, public_key=public_key, force=force,
+        jobs=jobs, progress=_Progress(progress and not quiet),
+    )
+    if run.errors:
+        _print_errors(run.errors)
         return 1
-    if force:
-        for unit in report.units:
-            unit.reason = unit.reason or "forced"
-    if new_key and report.files:
+    if new_key and run.files:
         save_digest_key(key_path, key)
         if not quiet:
             sys.stderr.write(
                 f"sealkit seal-tree: created digest key {key_path} (keep it out of Git; "
                 "share it with whoever seals this tree)\n"
             )
-    sealed, written = seal_and_write(
-        report, public_key, opts, fingerprint, jobs=jobs,
-        progress=_Progress(progress and not quiet),
-    )
+    written = write_results(run, jobs=jobs)
     if not quiet:
-        for plan in written:
-            sys.stdout.write(f"wrote {plan.twin} ({len(plan.units)} SealedSecret(s))\n")
-        for orphan in report.orphans:
+        for result in written:
+            sys.stdout.write(f"wrote {result.twin} ({len(result.units)} SealedSecret(s))\n")
+        for orphan in run.orphans:
             sys.stderr.write(f"warning: {orphan}: its source holds no plaintext Secret\n")
-        total = len(report.units)
+        sealed = sum(f.sealed for f in run.files)
         sys.stderr.write(
-            f"sealkit seal-tree: {total} Secret(s) in {len(report.files)} file(s): "
-            f"{sealed} sealed, {total - sealed} up to date; {len(written)} twin(s) written\n"
+            f"sealkit seal-tree: {run.secrets} Secret(s) in {len(run.files)} file(s): "
+            f"{sealed} sealed, {run.secrets - sealed} up to date; "
+            f"{len(written)} twin(s) written\n"
         )
     return 0
 
@@ -204,30 +199,25 @@ def _print_errors(errors: list[str]) -> None:
         sys.stderr.write(f"error: {error}\n")
 
 
-def _report_check(report: Any, missing_key: Path | None, quiet: bool) -> int:
-    from sealkit.tree import check_file_layout
-
-    stale = 0
-    for plan in report.files:
-        units_stale = [u for u in plan.units if u.reason]
-        for unit in units_stale:
+def _report_check(run: Any, missing_key: Path | None, quiet: bool) -> int:
+    problems = 0
+    for result in run.files:
+        stale = [u for u in result.units if u.reason]
+        for unit in stale:
             reason = unit.reason
             if missing_key is not None:
                 reason = f"no digest key ({missing_key}); run sealkit seal-tree"
-            sys.stdout.write(f"{unit.source}:{unit.line}: Secret {unit.ref}: {reason}\n")
-        stale += len(units_stale)
-        if not units_stale:
-            why = check_file_layout(plan)
-            if why:
-                sys.stdout.write(f"{plan.twin}: {why}\n")
-                stale += 1
+            sys.stdout.write(f"{result.source}:{unit.line}: Secret {unit.ref}: {reason}\n")
+        problems += len(stale)
+        if result.layout_problem:
+            sys.stdout.write(f"{result.twin}: {result.layout_problem}\n")
+            problems += 1
     if not quiet:
-        for orphan in report.orphans:
+        for orphan in run.orphans:
             sys.stderr.write(f"warning: {orphan}: its source holds no plaintext Secret\n")
-        total = len(report.units)
-        verdict = "out of date" if stale else "up to date"
+        verdict = "out of date" if problems else "up to date"
         sys.stderr.write(
-            f"sealkit seal-tree --check: {total} Secret(s) in {len(report.files)} file(s); "
-            f"{stale} problem(s): {verdict}\n"
+            f"sealkit seal-tree --check: {run.secrets} Secret(s) in {len(run.files)} file(s); "
+            f"{problems} problem(s): {verdict}\n"
         )
-    return 1 if stale else 0
+    return 1 if problems else 0
