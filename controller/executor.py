@@ -33,6 +33,7 @@ from controller.reconcile import (
     ReconcileError,
     failure_plan,
     is_slim,
+    is_slim_sealed,
     plan_reconcile,
 )
 
@@ -103,6 +104,12 @@ class Reconciler:
         sealed = self.sealed_lookup(key)
         if self.metrics is not None:
             self.metrics.count_unseal_request()
+        if sealed is not None and is_slim_sealed(sealed):
+            try:  # the cache keeps only a digest of settled objects: read the real one
+                sealed = self.gw.get_sealed(ns, name)
+            except ApiError as exc:
+                _LOG.warning("cannot read SealedSecret %s: %s", key, exc.message)
+                return Outcome.TRANSIENT if _transient(exc) else Outcome.RETRY
         if sealed is None:
             self._forget(key, ns, name)
             return Outcome.DONE

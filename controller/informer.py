@@ -29,7 +29,8 @@ from typing import Any, Protocol
 
 from controller.kube_gateway import ApiError
 
-__all__ = ["Handlers", "Informer", "ListWatch", "RawListWatch", "compact", "object_key"]
+__all__ = ["Handlers", "Informer", "ListWatch", "RawListWatch", "compact", "object_key",
+           "slim_object"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -134,7 +135,7 @@ _LAST_APPLIED = ("kubectl.kubernetes.io/last-applied-configuration",
                  "kubecfg.ksonnet.io/last-applied-configuration")
 
 
-def _slim(obj: dict[str, Any]) -> dict[str, Any]:
+def slim_object(obj: dict[str, Any]) -> dict[str, Any]:
     """Cache form of a SealedSecret: no managedFields and no last-applied copy of itself
     (`kubectl apply` doubles every object with that annotation; nothing here reads it)."""
     meta = obj.get("metadata")
@@ -157,7 +158,7 @@ class Informer:
         *,
         name: str = "informer",
         page_size: int = 500,
-        transform: Callable[[dict[str, Any]], dict[str, Any]] = _slim,
+        transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
         backoff_initial: float = 0.8,
         backoff_max: float = 30.0,
         watch_timeout: tuple[int, int] = (300, 600),
@@ -166,7 +167,7 @@ class Informer:
         self.handlers = handlers or Handlers()
         self.name = name
         self.page_size = page_size
-        self.transform = transform
+        self.transform = transform or slim_object
         self._cache: dict[str, dict[str, Any]] = {}
         self._lock = threading.RLock()
         self._stop = threading.Event()

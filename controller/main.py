@@ -346,6 +346,18 @@ def _limit_malloc_arenas() -> None:
         pass
 
 
+def _trim_heap_forever(stop: threading.Event, period: float = 30.0) -> None:
+    """Return freed heap to the OS now and then (glibc keeps it after list/watch churn)."""
+    try:
+        import ctypes
+
+        trim = ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return
+    while not stop.wait(period):
+        trim(0)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     _limit_malloc_arenas()
     parser = build_parser()
@@ -379,6 +391,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         msg = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
         _LOG.error("startup failed: %s", msg)
         return 2
+    if sys.platform.startswith("linux"):
+        threading.Thread(target=_trim_heap_forever, args=(stopping,), name="heap-trim",
+                         daemon=True).start()
     while not stopping.wait(0.5):
         pass
     app.shutdown()

@@ -47,7 +47,9 @@ __all__ = [
     "desired_secret",
     "is_controlled_by",
     "merge_into_existing",
+    "slim_sealed",
     "slim_secret",
+    "spec_key",
     "plan_reconcile",
     "status_patch",
 ]
@@ -254,6 +256,51 @@ def slim_secret(secret: dict[str, Any]) -> dict[str, Any]:
     from controller.informer import compact
 
     return compact(secret)
+
+
+SPEC_DIGEST = "__sealkit_spec_digest__"
+
+
+def spec_digest(spec: Any) -> str:
+    import hashlib
+
+    raw = json.dumps(spec, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def is_settled(sealed: Mapping[str, Any]) -> bool:
+    """Synced=True at the current generation: nothing to do until the spec changes."""
+    status = sealed.get("status") or {}
+    generation = (sealed.get("metadata") or {}).get("generation")
+    if generation is None or status.get("observedGeneration") != generation:
+        return False
+    return any(c.get("type") == CONDITION and c.get("status") == "True"
+               for c in status.get("conditions") or [] if isinstance(c, Mapping))
+
+
+def slim_sealed(sealed: dict[str, Any]) -> dict[str, Any]:
+    """Cache form of a *settled* SealedSecret: its ciphertexts replaced by a digest.
+
+    Settled objects are most of a cluster and are rarely reconciled again (resync, leader
+    change, Secret re-creation, new key), so the executor GETs the full object in those cases
+    instead of every replica holding every ciphertext in memory.
+    """
+    if is_settled(sealed):
+        sealed["spec"] = {SPEC_DIGEST: spec_digest(sealed.get("spec"))}
+    return sealed
+
+
+def is_slim_sealed(sealed: Mapping[str, Any] | None) -> bool:
+    spec = (sealed or {}).get("spec")
+    return isinstance(spec, Mapping) and SPEC_DIGEST in spec
+
+
+def spec_key(sealed: Mapping[str, Any]) -> str:
+    """What "spec changed" compares, for full and slim cache entries alike."""
+    spec = sealed.get("spec")
+    if isinstance(spec, Mapping) and SPEC_DIGEST in spec:
+        return str(spec[SPEC_DIGEST])
+    return spec_digest(spec)
 
 
 def is_slim(secret: Mapping[str, Any] | None) -> bool:

@@ -23,10 +23,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from controller.executor import Outcome, ReconcileOptions, Reconciler
-from controller.informer import Handlers, Informer, RawListWatch, object_key
+from controller.informer import Handlers, Informer, RawListWatch, object_key, slim_object
 from controller.keyring import KeyRing
 from controller.kube_gateway import RealKubeGateway, sealed_path, secret_path
-from controller.reconcile import slim_secret
+from controller.reconcile import slim_sealed, slim_secret, spec_key
 from controller.workqueue import WorkQueue
 
 __all__ = ["SealedSecretController"]
@@ -65,6 +65,7 @@ class SealedSecretController:
                 RawListWatch(gateway, sealed_path(ns), label_selector=label_selector),
                 Handlers(self._sealed_added, self._sealed_updated, self._sealed_deleted),
                 name=f"sealedsecrets-{ns or 'all'}",
+                transform=lambda o: slim_object(slim_sealed(o)),
             )
             if not skip_recreate:
                 self._secrets[ns] = Informer(
@@ -107,7 +108,7 @@ class SealedSecretController:
         self.queue.add(object_key(obj))
 
     def _sealed_updated(self, old: dict[str, Any], new: dict[str, Any]) -> None:
-        if old.get("spec") != new.get("spec"):
+        if spec_key(old) != spec_key(new):
             self.queue.forget(object_key(new))
             self.queue.add(object_key(new))
 

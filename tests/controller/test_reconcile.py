@@ -305,3 +305,25 @@ def test_slim_secret_cache_holds_no_values_and_still_plans() -> None:
     gw.put_sealed(sealed_obj("p"))
     assert rec.reconcile("app/p") is Outcome.DONE
     assert set(gw.secrets[("app", "p")]["data"]) == {"keep", "password", "token"}
+
+
+def test_settled_sealed_secrets_are_cached_as_digests_and_fetched_when_needed() -> None:
+    from controller.reconcile import is_slim_sealed, slim_sealed, spec_key
+
+    gw, ring = FakeKubeGateway(), KeyRing()
+    ring.replace_all(entries(1))
+    gw.put_sealed(sealed_obj())
+
+    def lookup(key: str):
+        ns, name = key.split("/", 1)
+        obj = gw.get_sealed(ns, name)
+        return slim_sealed(obj) if obj else None
+
+    rec = Reconciler(gw, ring, sealed_lookup=lookup)
+    assert not is_slim_sealed(lookup("app/db"))  # not synced yet: kept whole
+    rec.reconcile("app/db")
+    slim = lookup("app/db")
+    assert is_slim_sealed(slim) and "encryptedData" not in repr(slim)
+    assert spec_key(slim) == spec_key(gw.get_sealed("app", "db"))
+    gw.secrets.clear()  # deleted out of band: the full object is fetched, Secret re-created
+    assert rec.reconcile("app/db") is Outcome.DONE and ("app", "db") in gw.secrets
