@@ -28,29 +28,24 @@ from sealkit._exceptions import InputError, UsageError
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
-__all__ = ["SetResult", "atomic_write", "set_value", "validate_key"]
+__all__ = ["SetResult", "atomic_write", "set_value", "validate_key", "write_temp"]
 
 # Kubernetes' Secret key rule (IsConfigMapKey).
 _KEY_RE = re.compile(r"^[-._a-zA-Z0-9]+$")
 
 
-def atomic_write(
-    path: str | os.PathLike[str],
-    data: bytes,
-    *,
-    mode: int | None = None,
-    overwrite: bool = True,
-    fsync: bool = True,
-) -> None:
-    """Write ``path`` all-or-nothing (temp file in the same directory, then rename).
+def write_temp(
+    target: str | os.PathLike[str], data: bytes, *, mode: int | None = None, fsync: bool = True
+) -> Path:
+    """Write ``data`` to a new hidden temp file beside ``target``; returns its path.
 
-    ``mode`` is set on the temp file before any data lands in it (0600 keys are never
-    world-readable, not even for a moment); by default an existing file keeps its mode and a
-    new one gets 0666 minus the umask (as `open` would; no extra chmod, which matters when
-    seal-tree writes thousands of twins). With ``overwrite=False`` the final step is a hard
-    link, which fails atomically if ``path`` appeared meanwhile (`InputError`, nothing written).
+    The first half of an atomic write (`atomic_write` renames it over ``target``); seal-tree's
+    workers stage twins this way and the parent renames them only when every file succeeded.
+    ``mode`` is set before any data lands (0600 keys are never world-readable, not even for a
+    moment); by default an existing ``target`` keeps its mode and a new one gets 0666 minus
+    the umask, as `open` would, with no extra chmod.
     """
-    target = Path(path)
+    target = Path(target)
     if mode is None:
         try:
             mode = target.stat().st_mode & 0o7777
@@ -74,6 +69,29 @@ def atomic_write(
             handle.flush()
             if fsync:
                 os.fsync(handle.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return tmp
+
+
+def atomic_write(
+    path: str | os.PathLike[str],
+    data: bytes,
+    *,
+    mode: int | None = None,
+    overwrite: bool = True,
+    fsync: bool = True,
+) -> None:
+    """Write ``path`` all-or-nothing (`write_temp`, then rename).
+
+    With ``overwrite=False`` the final step is a hard link, which fails atomically if ``path``
+    appeared meanwhile (`InputError`, nothing written).
+    """
+    target = Path(path)
+    tmp = write_temp(target, data, mode=mode, fsync=fsync)
+    try:
         if overwrite:
             os.replace(tmp, target)
         else:

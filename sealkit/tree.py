@@ -46,6 +46,7 @@ its content changes, so re-running seal-tree produces no Git noise (upstream pai
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -77,6 +78,8 @@ __all__ = [
     "FileResult",
     "TreeOptions",
     "TreeRun",
+    "commit_results",
+    "discard_results",
     "is_twin_path",
     "load_or_create_digest_key",
     "new_digest_key",
@@ -84,7 +87,6 @@ __all__ = [
     "save_digest_key",
     "source_digest",
     "twin_path",
-    "write_results",
 ]
 
 DIGEST_ANNOTATION = "sealkit.dev/source-digest"
@@ -431,7 +433,7 @@ class FileResult:
     twin: Path
     units: list[UnitResult]
     sealed: int = 0
-    content: bytes | None = None  # seal mode: the new twin, when it must be (re)written
+    staged: Path | None = None  # seal mode: temp file holding the new twin, to rename over it
     layout_problem: str = ""  # check mode: why the twin would change although units are fresh
 
 
@@ -459,11 +461,12 @@ def run_tree(
 ) -> TreeRun:
     """Plan every file and, given ``public_key``, seal and render the changed twins. No writes.
 
-    Without ``public_key`` this is `--check`: staleness only. With it, each `FileResult`
-    carries the bytes of its new twin (``content``), for the caller to write only if ``errors``
-    is empty: a bad input anywhere never leaves some twins written and others not. With
-    ``jobs`` > 1 the files are split among forked workers, which parse, seal and emit in
-    parallel and send back only these small results. ``key`` None (no digest key yet) makes
+    Without ``public_key`` this is `--check`: staleness only. With it, each changed twin is
+    written to a hidden temp file beside it (``staged``); the caller then calls
+    `commit_results` (rename them all) if ``errors`` is empty, else `discard_results`: a bad
+    input anywhere never leaves some twins written and others not. With ``jobs`` > 1 the files
+    are split among forked workers, which parse, seal, emit and stage in parallel and send
+    back only these small results. ``key`` None (no digest key yet) makes
     every twin stale. ``progress(done, total)`` counts source files.
     """
     if not root.is_dir():
@@ -484,7 +487,7 @@ def run_tree(
             progress(done[0], len(paths))
 
     try:
-        results = _map_chunks(_run_chunk, len(paths), jobs, on_chunk)
+        results = _map_chunks(_run_chunk, len(paths), jobs, on_chunk, _discard_staged)
     finally:
         _SHARED.clear()
     run = TreeRun(orphans=[t for t in twins if not twin_path_source(t).exists()])
@@ -498,12 +501,25 @@ def run_tree(
     return run
 
 
+def _discard_staged(results: list[Any]) -> None:
+    discard_results(TreeRun(files=[r for r, _, _ in results if r is not None]))
+
+
 def _run_chunk(bounds: tuple[int, int]) -> list[Any]:
-    """Worker body: plan (and seal + render) files [lo, hi) of the shared path list."""
+    """Worker body: plan (and seal, render, stage) files [lo, hi) of the shared path list."""
+    out: list[Any] = []
+    try:
+        _run_files(_SHARED["paths"][slice(*bounds)], out)
+    except BaseException:
+        _discard_staged(out)
+        raise
+    return out
+
+
+def _run_files(paths: Sequence[Path], out: list[Any]) -> None:
     opts, key, fingerprint = _SHARED["opts"], _SHARED["key"], _SHARED["fingerprint"]
     public_key, force = _SHARED["public_key"], _SHARED["force"]
-    out: list[Any] = []
-    for path in _SHARED["paths"][slice(*bounds)]:
+    for path in paths:
         plan, error, orphan = _plan_file(path, opts, key, fingerprint)
         if plan is None:
             out.append((None, error, orphan))
@@ -526,9 +542,12 @@ def _run_chunk(bounds: tuple[int, int]) -> list[Any]:
                 continue
             result.sealed = len(stale)
             if file_needs_write(plan):
-                result.content = render(plan)
+                from sealkit.edit import write_temp
+
+                # Staged, not renamed: the parent commits only if every file succeeded.
+                # No fsync per twin: derived files; a torn one is just stale to --check.
+                result.staged = write_temp(plan.twin, render(plan), fsync=False)
         out.append((result, None, None))
-    return out
 
 
 # Worker state: set in the parent just before forking, so children inherit it (no pickling of
@@ -537,29 +556,26 @@ _SHARED: dict[str, Any] = {}
 _MIN_PER_WORKER = 50
 
 
-def write_results(run: TreeRun, *, jobs: int = 1) -> list[FileResult]:
-    """Write every changed twin (each atomically); returns those written.
+def commit_results(run: TreeRun) -> list[FileResult]:
+    """Rename every staged twin into place (atomic per file); returns those written."""
+    written = [f for f in run.files if f.staged is not None]
+    try:
+        for result in written:
+            os.replace(result.staged or "", result.twin)
+            result.staged = None
+    except BaseException:
+        discard_results(run)
+        raise
+    return written
 
-    Atomic (readers never see half a twin) but not fsynced one by one: twins are derived
-    files, and a twin truncated by a crash is just stale to the next --check. File creation
-    is kernel work, so a few threads overlap it.
-    """
-    from sealkit.edit import atomic_write
 
-    todo = [f for f in run.files if f.content is not None]
-
-    def write(result: FileResult) -> None:
-        atomic_write(result.twin, result.content or b"", fsync=False)
-
-    if jobs <= 1 or len(todo) < 2 * _MIN_PER_WORKER:
-        for result in todo:
-            write(result)
-    else:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=min(jobs, 4)) as pool:
-            list(pool.map(write, todo))
-    return todo
+def discard_results(run: TreeRun) -> None:
+    """Remove every staged temp file (after an error or an interrupt)."""
+    for result in run.files:
+        if result.staged is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(result.staged)
+            result.staged = None
 
 
 def _map_chunks(
@@ -567,8 +583,13 @@ def _map_chunks(
     count: int,
     jobs: int,
     on_chunk: Callable[[int], None] | None = None,
+    cleanup: Callable[[list[Any]], None] | None = None,
 ) -> list[Any]:
-    """``func`` over index ranges covering ``count`` items, in order; forked if worthwhile."""
+    """``func`` over index ranges covering ``count`` items, in order; forked if worthwhile.
+
+    If any chunk fails, ``cleanup`` gets the results of every chunk that did not (so staged
+    files never leak) and the first error is raised.
+    """
     import multiprocessing
 
     workers = min(jobs, count // _MIN_PER_WORKER)
@@ -578,10 +599,15 @@ def _map_chunks(
     bounds = [(i, min(i + size, count)) for i in range(0, count, size)]
     results: list[Any] = []
     if workers <= 1:
-        for lo, hi in bounds:
-            results.extend(func((lo, hi)))
-            if on_chunk:
-                on_chunk(hi - lo)
+        try:
+            for lo, hi in bounds:
+                results.extend(func((lo, hi)))
+                if on_chunk:
+                    on_chunk(hi - lo)
+        except BaseException:
+            if cleanup:
+                cleanup(results)
+            raise
         return results
     import sys
     from concurrent.futures import ProcessPoolExecutor
@@ -589,11 +615,20 @@ def _map_chunks(
     for stream in (sys.stdout, sys.stderr):  # a child flushing a copied buffer would repeat it
         stream.flush()
     ctx = multiprocessing.get_context("fork")
+    failure: BaseException | None = None
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        for (lo, hi), chunk in zip(bounds, pool.map(func, bounds), strict=True):
-            results.extend(chunk)
-            if on_chunk:
+        futures = [pool.submit(func, b) for b in bounds]
+        for (lo, hi), future in zip(bounds, futures, strict=True):
+            try:
+                results.extend(future.result())
+            except BaseException as exc:  # noqa: BLE001 - re-raised below, after cleanup
+                failure = failure or exc
+            if on_chunk and failure is None:
                 on_chunk(hi - lo)
+    if failure is not None:
+        if cleanup:
+            cleanup(results)
+        raise failure
     return results
 
 

@@ -117,12 +117,13 @@ def command(
     from sealkit.scopes import parse_scope
     from sealkit.tree import (
         TreeOptions,
+        commit_results,
         default_digest_key_path,
+        discard_results,
         load_or_create_digest_key,
         new_digest_key,
         run_tree,
         save_digest_key,
-        write_results,
     )
 
     if not directory.is_dir():
@@ -169,17 +170,22 @@ def command(
         directory, opts, key=key, fingerprint=fingerprint, public_key=public_key, force=force,
         jobs=jobs, progress=_Progress(progress and not quiet),
     )
-    if run.errors:
-        _print_errors(run.errors)
-        return 1
-    if new_key and run.files:
-        save_digest_key(key_path, key)
-        if not quiet:
-            sys.stderr.write(
-                f"sealkit seal-tree: created digest key {key_path} (keep it out of Git; "
-                "share it with whoever seals this tree)\n"
-            )
-    written = write_results(run, jobs=jobs)
+    try:
+        if run.errors:
+            _print_errors(run.errors)
+            discard_results(run)
+            return 1
+        if new_key and run.files:
+            save_digest_key(key_path, key)
+            if not quiet:
+                sys.stderr.write(
+                    f"sealkit seal-tree: created digest key {key_path} (keep it out of Git; "
+                    "share it with whoever seals this tree)\n"
+                )
+        written = commit_results(run)
+    except BaseException:
+        discard_results(run)
+        raise
     if not quiet:
         for result in written:
             sys.stdout.write(f"wrote {result.twin} ({len(result.units)} SealedSecret(s))\n")

@@ -501,7 +501,8 @@ def test_forked_workers_match_single_process(tmp_path: Path, keys: KeyPair) -> N
         (root / "d1" / "bad.yaml").write_text("kind: Secret\nmetadata: {name: [\n")
         result = seal(root, keys, "-j", jobs)
         assert result.code == 1 and result.err.count("error: ") == 1  # found by the workers too
-        assert not list(root.rglob("*.sealed.*"))
+        assert not list(root.rglob("*.sealed.*"))  # staged twins discarded too
+        assert not list(root.rglob("*.tmp"))
         (root / "d1" / "bad.yaml").unlink()
         result = seal(root, keys, "-j", jobs, "--digest-key-file", str(tmp_path / "dk"))
         assert result.code == 0, result.err
@@ -514,6 +515,7 @@ def test_forked_workers_match_single_process(tmp_path: Path, keys: KeyPair) -> N
         assert doc1["metadata"] == doc3["metadata"]  # same digests and fingerprints
         assert values_of(doc3, keys) == values_of(doc1, keys)
     assert check(r3, "-j", "3", "--digest-key-file", str(tmp_path / "dk")).code == 0
+    assert not list(tmp_path.rglob("*.tmp"))
 
 
 def test_without_cert_fetches_from_the_controller(tree: Path, keys: KeyPair,
@@ -550,3 +552,31 @@ def test_without_cert_fetches_from_the_controller(tree: Path, keys: KeyPair,
     assert result.code == 1
     assert_one_line_error(result)
     assert "cannot fetch certificate" in result.err
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_worker_crash_leaves_no_staged_files(tmp_path: Path, keys: KeyPair, jobs: int,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import sealkit.tree as tree_mod
+
+    root = tmp_path / "t"
+    root.mkdir()
+    for i in range(110):
+        (root / f"s{i:03}.yaml").write_text(
+            f"kind: Secret\nmetadata: {{name: s{i}, namespace: ns1}}\nstringData: {{k: v}}\n")
+    real = tree_mod.seal_unit
+
+    def flaky(unit, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if unit.name == "s105":
+            raise RuntimeError("boom")
+        return real(unit, *args, **kwargs)
+
+    monkeypatch.setattr(tree_mod, "seal_unit", flaky)
+    with pytest.raises(RuntimeError):
+        tree_mod.run_tree(root, tree_mod.TreeOptions(), key=DigestKey(b"k" * 32),
+                          fingerprint=keys.fingerprint, public_key=keys.public_key(),
+                          jobs=jobs)
+    assert sorted(p.name for p in root.iterdir()) == [f"s{i:03}.yaml" for i in range(110)]
+    result = run_cli(["seal-tree", str(root), "--cert", str(keys.cert), "-j", str(jobs)])
+    assert result.code == 1 and "internal error (RuntimeError)" in result.err
+    assert len(list(root.iterdir())) == 110
