@@ -693,56 +693,10 @@ def check_file_layout(plan: FilePlan) -> str:
     return ""
 
 
-_FAST_YAML: Any = None
-
-
-def _fast_yaml_dumper() -> Any:
-    """`sealkit.output`'s YAML quoting rules on libyaml's C emitter, when both are there.
-
-    Interim: `sealkit.output.to_yaml` subclasses the pure-Python SafeDumper, ~15x slower than
-    the C emitter, which dominated seal-tree's time. The representers (the quoting rules) are
-    taken from `sealkit.output`, never restated here; output is byte-identical (tested). Once
-    `sealkit.output` emits through CSafeDumper itself, this returns None and goes away.
-    """
-    global _FAST_YAML
-    if _FAST_YAML is None:
-        import yaml
-
-        from sealkit import output
-
-        make = getattr(output, "_go_style_dumper", None)
-        base = make() if make is not None else None
-        c_dumper = getattr(yaml, "CSafeDumper", None)
-        if base is None or c_dumper is None or issubclass(base, c_dumper):
-            _FAST_YAML = False
-        else:
-            _FAST_YAML = type("FastGoStyleDumper", (c_dumper,), {})
-            _FAST_YAML.yaml_representers = dict(base.yaml_representers)
-            _FAST_YAML.yaml_multi_representers = dict(base.yaml_multi_representers)
-    return _FAST_YAML or None
-
-
-def render_text(docs: Sequence[Any], fmt: str) -> str:
-    """`sealkit.output.dump_all`, on the C emitter for YAML when available."""
+def render(plan: FilePlan) -> bytes:
     from sealkit.output import dump_all
 
-    dumper = _fast_yaml_dumper() if fmt == "yaml" else None
-    if dumper is None:
-        return dump_all(docs, fmt)
-    import yaml
-
-    return "".join(
-        "---\n"
-        + yaml.dump(
-            doc, Dumper=dumper, default_flow_style=False, sort_keys=True, allow_unicode=True,
-            width=2**31 - 1,
-        )
-        for doc in docs
-    )
-
-
-def render(plan: FilePlan) -> bytes:
-    return render_text(plan.render_docs(), plan.fmt).encode("utf-8")
+    return dump_all(plan.render_docs(), plan.fmt).encode("utf-8")
 
 
 def default_digest_key_path(root: Path, override: str | os.PathLike[str] | None) -> Path:

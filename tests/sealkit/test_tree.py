@@ -468,25 +468,6 @@ def test_real_kubeseal_opens_twins(tree: Path, keys: KeyPair, tmp_path: Path) ->
     assert base64.b64decode(opened["data"]["k"]) == b"kubeseal-reads-this"
 
 
-def test_fast_yaml_rendering_is_byte_identical_to_sealkit_output() -> None:
-    from sealkit.output import dump_all
-    from sealkit.tree import render_text
-
-    docs = [
-        {"kind": "SealedSecret", "metadata": {"name": "a", "annotations": {
-            DIGEST_ANNOTATION: "hmac-sha256:ab:cd", CERT_ANNOTATION: "SHA256:a+/b"}},
-         "spec": {"encryptedData": {"k": "AgB" + "x" * 700 + "=="},
-                  "template": {"metadata": {"labels": {
-                      f"k{i}{s.strip()}": s for i, s in enumerate(
-                          ["true", "", "12", "x\ny", "héllo", "- x", "null", "~", "0x1f",
-                           "1e3", "n", "yes", "it's", "a: b", "#c", " lead", "trail "])}},
-                      "immutable": True, "type": "Opaque"}}},
-        {"kind": "List", "apiVersion": "v1", "items": [{"a": 1}]},
-    ]
-    assert render_text(docs, "yaml") == dump_all(docs, "yaml")
-    assert render_text(docs, "json") == dump_all(docs, "json")
-
-
 def test_forked_workers_match_single_process(tmp_path: Path, keys: KeyPair) -> None:
     roots = []
     for jobs in ("1", "3"):
