@@ -116,6 +116,10 @@ def to_json(doc: Any) -> str:
 
 _DUMPER: Any = None
 
+# Go's YAML 1.1 reader (kubeseal, kubectl) also takes these as booleans; PyYAML's resolver
+# does not, so it would leave them plain and kubeseal would read `namespace: n` as false.
+_GO_ONLY_BOOLS = frozenset({"y", "Y", "n", "N"})
+
 
 def _go_style_dumper() -> Any:
     """A SafeDumper that quotes like kubeseal's Go YAML encoder.
@@ -139,7 +143,8 @@ def _go_style_dumper() -> Any:
             style = None
             if "\n" in data:
                 style = "|"
-            elif dumper.resolve(yaml.ScalarNode, data, (True, False)) != str_tag:
+            elif (data in _GO_ONLY_BOOLS
+                  or dumper.resolve(yaml.ScalarNode, data, (True, False)) != str_tag):
                 style = '"'
             return dumper.represent_scalar(str_tag, data, style=style)
 

@@ -170,3 +170,19 @@ def test_vectors_are_reproducible_by_kubeseal(kubeseal_path, key_path) -> None:
         opened = kubeseal(kubeseal_path, "--recovery-unseal", "--recovery-private-key", key_path,
                           "-f", str(sealed))
         assert opened.returncode == 0, (sealed.name, opened.stderr)
+
+
+@pytest.mark.parametrize("word", ["y", "N"])
+def test_yaml_1_1_boolean_words_survive_kubeseal(kubeseal_path, cert_path, key_path, word):
+    """`namespace: n` is a boolean to Go's YAML 1.1 reader: our YAML must quote it."""
+    secret = {"apiVersion": "v1", "kind": "Secret",
+              "metadata": {"name": "app", "namespace": word, "labels": {"flag": word}},
+              "stringData": {"k": "v"}}
+    sealed = run_sealkit("--cert", cert_path, "-o", "yaml", input=json.dumps(secret))
+    assert sealed.returncode == 0, sealed.stderr
+    assert f'namespace: "{word}"' in sealed.stdout
+    opened = kubeseal(kubeseal_path, "--recovery-unseal", "--recovery-private-key", key_path,
+                      "-o", "yaml", input=sealed.stdout.encode())
+    assert opened.returncode == 0, opened.stderr
+    doc = yaml.safe_load(opened.stdout)
+    assert doc["metadata"]["namespace"] == word and doc["data"]["k"] == "dg=="
