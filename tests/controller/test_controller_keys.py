@@ -114,7 +114,9 @@ def test_byo_key_is_picked_up_live_and_deactivation_unloads(kube: Kube, stack: A
         created = kube.create_secret(key_secret_manifest(byo_key, byo_cert, namespace=keys,
                                                          name="restored-key"))
         wait_for(lambda: value_of(kube, ns, "byo") == VALUE, 30, "unsealed with the BYO key")
-        assert kube.synced(ns, "byo")["status"] == "True"
+        # the controller writes the Secret first and /status after it: wait, don't race
+        wait_for(lambda: (kube.synced(ns, "byo") or {}).get("status") == "True", 30,
+                 "Synced=True after the BYO key")
         fp = fingerprint_of(byo_key.public_key())
         assert app.keyring.by_fingerprint(fp) is not None
         # a key labelled e.g. `compromised` is not loaded any more (the Secret is untouched)
@@ -143,4 +145,5 @@ def test_real_kubeseal_seals_with_our_cert_and_we_unseal(kube: Kube, stack: Any,
         s = wait_for(lambda: kube.get_secret(ns, "from-kubeseal"), 30, "Secret from kubeseal")
         assert s["type"] == "kubernetes.io/basic-auth"
         assert base64.b64decode(s["data"]["password"]).decode() == VALUE
-        assert kube.synced(ns, "from-kubeseal")["status"] == "True"
+        wait_for(lambda: (kube.synced(ns, "from-kubeseal") or {}).get("status") == "True", 30,
+                 "Synced=True for the kubeseal-made SealedSecret")

@@ -49,7 +49,7 @@ def _service(core: Any, namespace: str, port_name: str | None, target_port: int,
 
 def _settle(args: list[str], name: str = SERVICE) -> None:
     """Wait until the apiserver's proxy sees a just-created Service (its view lags a GET)."""
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90  # the apiserver sees new Endpoints late under load
     while f'services "{name}" not found' in run_sealkit("--fetch-cert", *args).stderr:
         assert time.monotonic() < deadline, "the service proxy never saw the Service"
         time.sleep(0.5)
@@ -119,7 +119,7 @@ def proxied_controller(request, stack, kube_api, namespace, private_key):
             _service(client.CoreV1Api(kube_api), namespace, port_name or None, port)
             _register_endpoint(kube_api, namespace, host.pod_ip, port, port_name)
             args = ["--kubeconfig", stack.kubeconfig, "--controller-namespace", namespace]
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 90
             while run_sealkit("--fetch-cert", *args).returncode != 0:  # endpoints propagate
                 assert time.monotonic() < deadline, "proxy never reached the controller"
                 time.sleep(0.5)
