@@ -11,7 +11,7 @@ from typing import Any
 
 from sealkit._exceptions import InputError
 
-__all__ = ["load_documents"]
+__all__ = ["load_documents", "load_json_stream"]
 
 
 def load_documents(data: bytes | str, *, source: str = "input") -> list[Any]:
@@ -20,13 +20,14 @@ def load_documents(data: bytes | str, *, source: str = "input") -> list[Any]:
     stripped = text.lstrip()
     if stripped.startswith(("{", "[")):
         try:
-            return _load_json_stream(stripped)
+            return load_json_stream(stripped)
         except ValueError:
             pass  # flow-style YAML also starts with "{"; let the YAML parser judge
     return _load_yaml_stream(text, source)
 
 
-def _load_json_stream(text: str) -> list[Any]:
+def load_json_stream(text: str) -> list[Any]:
+    """Concatenated JSON objects, as kubeseal reads them (no separators, no array)."""
     decoder = json.JSONDecoder()
     docs: list[Any] = []
     pos = 0

@@ -7,20 +7,13 @@ its comments, quoting and key order, JSON stays JSON; the rewrite is atomic.
 
 Editing a twin made by `sealkit seal-tree` drops its ``sealkit.dev/source-digest`` annotation:
 the twin no longer matches its plaintext source, and ``seal-tree --check`` must say so.
-
-Also home of `write_atomic`, the no-clobber/mode-aware atomic write that `keygen` and
-`seal-tree` share.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import secrets
 from collections.abc import MutableMapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sealkit._exceptions import InputError, UsageError
@@ -28,82 +21,10 @@ from sealkit._exceptions import InputError, UsageError
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
-__all__ = ["SetResult", "atomic_write", "set_value", "validate_key", "write_temp"]
+__all__ = ["SetResult", "set_value", "validate_key"]
 
 # Kubernetes' Secret key rule (IsConfigMapKey).
 _KEY_RE = re.compile(r"^[-._a-zA-Z0-9]+$")
-
-
-def write_temp(
-    target: str | os.PathLike[str], data: bytes, *, mode: int | None = None, fsync: bool = True
-) -> Path:
-    """Write ``data`` to a new hidden temp file beside ``target``; returns its path.
-
-    The first half of an atomic write (`atomic_write` renames it over ``target``); seal-tree's
-    workers stage twins this way and the parent renames them only when every file succeeded.
-    ``mode`` is set before any data lands (0600 keys are never world-readable, not even for a
-    moment); by default an existing ``target`` keeps its mode and a new one gets 0666 minus
-    the umask, as `open` would, with no extra chmod.
-    """
-    target = Path(target)
-    if mode is None:
-        try:
-            mode = target.stat().st_mode & 0o7777
-        except FileNotFoundError:
-            mode = None  # let the umask decide, as for any new file
-    create_mode = 0o666 if mode is None else 0o600
-    for _ in range(100):
-        tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, create_mode)
-            break
-        except FileExistsError:
-            continue
-    else:  # pragma: no cover - 100 collisions of 32 random bits
-        raise InputError(f"{target}: cannot create a temporary file")
-    try:
-        if mode is not None and mode != create_mode:
-            os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            if fsync:
-                os.fsync(handle.fileno())
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return tmp
-
-
-def atomic_write(
-    path: str | os.PathLike[str],
-    data: bytes,
-    *,
-    mode: int | None = None,
-    overwrite: bool = True,
-    fsync: bool = True,
-) -> None:
-    """Write ``path`` all-or-nothing (`write_temp`, then rename).
-
-    With ``overwrite=False`` the final step is a hard link, which fails atomically if ``path``
-    appeared meanwhile (`InputError`, nothing written).
-    """
-    target = Path(path)
-    tmp = write_temp(target, data, mode=mode, fsync=fsync)
-    try:
-        if overwrite:
-            os.replace(tmp, target)
-        else:
-            try:
-                os.link(tmp, target)
-            except FileExistsError:
-                raise InputError(f"{target}: already exists (use --force to overwrite)") from None
-            os.unlink(tmp)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def validate_key(key: str) -> str:

@@ -101,7 +101,7 @@ def write_files(
     material: KeyMaterial, key_secret_file: Path, cert_file: Path, *, force: bool = False
 ) -> None:
     """Write both files or neither: existence is checked for both before either is written."""
-    from sealkit.edit import atomic_write
+    from sealkit.files import atomic_write
 
     if key_secret_file.resolve() == cert_file.resolve():
         raise UsageError("the key Secret file and the certificate file must differ")

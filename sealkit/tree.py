@@ -154,7 +154,7 @@ def _create_digest_key(path: Path) -> DigestKey:
 
 def save_digest_key(path: Path, key: DigestKey) -> None:
     """Write a new digest key file (0600, never over an existing one)."""
-    from sealkit.edit import atomic_write
+    from sealkit.files import atomic_write
 
     raw = key.secret
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -542,7 +542,7 @@ def _run_files(paths: Sequence[Path], out: list[Any]) -> None:
                 continue
             result.sealed = len(stale)
             if file_needs_write(plan):
-                from sealkit.edit import write_temp
+                from sealkit.files import write_temp
 
                 # Staged, not renamed: the parent commits only if every file succeeded.
                 # No fsync per twin: derived files; a torn one is just stale to --check.

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sealkit._exceptions import InputError
+from sealkit.documents import load_json_stream
 
 __all__ = ["RoundTrip", "detect_format", "dump_roundtrip", "load_roundtrip"]
 
@@ -52,7 +53,7 @@ def load_roundtrip(text: str, *, source: str = "file") -> RoundTrip:
     """Parse ``text`` (JSON or multi-document YAML) for editing; raises `InputError`."""
     if detect_format(text) == "json":
         try:
-            docs = _load_json_stream(text)
+            docs = load_json_stream(text)
         except ValueError as exc:
             raise InputError(f"malformed JSON in {source}: {exc.args[0].split(':')[0]}") from None
         indent = 2
@@ -77,19 +78,6 @@ def load_roundtrip(text: str, *, source: str = "file") -> RoundTrip:
         raise InputError(f"malformed YAML in {source}{where}") from None
     explicit_start = text.lstrip().startswith("---")
     return RoundTrip(docs, "yaml", explicit_start=explicit_start, _yaml=yaml)
-
-
-def _load_json_stream(text: str) -> list[Any]:
-    decoder = json.JSONDecoder()
-    docs: list[Any] = []
-    pos = 0
-    while True:
-        while pos < len(text) and text[pos].isspace():
-            pos += 1
-        if pos >= len(text):
-            return docs
-        doc, pos = decoder.raw_decode(text, pos)
-        docs.append(doc)
 
 
 def dump_roundtrip(rt: RoundTrip) -> str:

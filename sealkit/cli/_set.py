@@ -41,7 +41,8 @@ def command(
     **cert_opts: Any,
 ) -> int:
     from sealkit._exceptions import InputError
-    from sealkit.edit import atomic_write, set_value, validate_key
+    from sealkit.edit import set_value, validate_key
+    from sealkit.files import atomic_write
     from sealkit.scan import read_file_text
 
     validate_key(key)

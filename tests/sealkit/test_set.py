@@ -272,7 +272,7 @@ def test_real_kubeseal_opens_the_edited_file(tmp_path: Path, keys: KeyPair, fmt:
 def test_atomic_write_modes_and_no_clobber(tmp_path: Path) -> None:
     import os
 
-    from sealkit.edit import atomic_write
+    from sealkit.files import atomic_write
 
     mask = os.umask(0o022)
     try:
