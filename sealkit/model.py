@@ -29,6 +29,7 @@ __all__ = [
     "is_sealed_secret",
     "is_secret",
     "seal_secret",
+    "secret_values",
     "seal_value",
     "unseal_sealed_secret",
 ]
@@ -117,7 +118,7 @@ def seal_secret(
     missing namespace when the scope is not cluster-wide. ``scope`` other than strict replaces
     the input's scope annotations; ``None``/strict keeps them.
     """
-    from sealkit.crypto import b64decode, b64encode, seal
+    from sealkit.crypto import b64encode, seal
 
     if not is_secret(secret):
         raise InputError(f"input is not a v1 Secret ({_describe(secret)})")
@@ -163,18 +164,7 @@ def seal_secret(
         metadata.pop("annotations", None)
 
     label = label_for(effective_scope, metadata.get("namespace"), metadata["name"])
-    plaintexts: dict[str, bytes] = {}
-    for key, value in data.items():
-        if not isinstance(value, str):
-            raise InputError(f"data.{key} must be a base64 string")
-        try:
-            plaintexts[str(key)] = b64decode(value)
-        except InputError:
-            raise InputError(f"illegal base64 data in data.{key}") from None
-    for key, value in string_data.items():
-        if not isinstance(value, str):
-            raise InputError(f"stringData.{key} must be a string")
-        plaintexts[str(key)] = value.encode("utf-8")
+    plaintexts = secret_values(secret)
     encrypted = {k: b64encode(seal(v, public_key, label)) for k, v in sorted(plaintexts.items())}
 
     outer: dict[str, Any] = {"name": metadata["name"]}
@@ -194,6 +184,32 @@ def seal_secret(
         "metadata": outer,
         "spec": {"template": template, "encryptedData": encrypted},
     }
+
+
+def secret_values(secret: Mapping[str, Any]) -> dict[str, bytes]:
+    """The plaintext bytes per key, as kubeseal seals them: `data` decoded, then `stringData`.
+
+    `stringData` comes second, so it wins a collision, as in kubeseal and the apiserver.
+    """
+    from sealkit.crypto import b64decode
+
+    data = secret.get("data") or {}
+    string_data = secret.get("stringData") or {}
+    if not isinstance(data, Mapping) or not isinstance(string_data, Mapping):
+        raise InputError("data and stringData must be maps of strings")
+    values: dict[str, bytes] = {}
+    for key, value in data.items():
+        if not isinstance(value, str):
+            raise InputError(f"data.{key} must be a base64 string")
+        try:
+            values[str(key)] = b64decode(value)
+        except InputError:
+            raise InputError(f"illegal base64 data in data.{key}") from None
+    for key, value in string_data.items():
+        if not isinstance(value, str):
+            raise InputError(f"stringData.{key} must be a string")
+        values[str(key)] = value.encode("utf-8")
+    return values
 
 
 def unseal_sealed_secret(

@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sealkit._exceptions import InputError
+from sealkit.model import secret_values
 from sealkit.scan import (
     MANIFEST_SUFFIXES,
     IgnoreRules,
@@ -165,34 +166,12 @@ def save_digest_key(path: Path, key: DigestKey) -> None:
     atomic_write(path, (raw.hex() + "\n").encode("ascii"), mode=0o600, overwrite=False)
 
 
-def _values(secret: Mapping[str, Any]) -> dict[str, bytes]:
-    """The plaintext bytes per key, as sealing sees them (stringData wins)."""
-    from sealkit.crypto import b64decode
-
-    values: dict[str, bytes] = {}
-    for field_name in ("data", "stringData"):
-        if not isinstance(secret.get(field_name) or {}, Mapping):
-            raise InputError("data and stringData must be maps of strings")
-    for key, value in (secret.get("data") or {}).items():
-        if not isinstance(value, str):
-            raise InputError(f"data.{key} must be a base64 string")
-        try:
-            values[str(key)] = b64decode(value)
-        except InputError:
-            raise InputError(f"illegal base64 data in data.{key}") from None
-    for key, value in (secret.get("stringData") or {}).items():
-        if not isinstance(value, str):
-            raise InputError(f"stringData.{key} must be a string")
-        values[str(key)] = value.encode("utf-8")
-    return values
-
-
 def source_digest(
     secret: Mapping[str, Any], identity: tuple[str, str, Scope], key: DigestKey
 ) -> str:
     """``hmac-sha256:<key id>:<hex>`` over the canonical source Secret (see module doc)."""
     rest = {k: v for k, v in secret.items() if k not in ("data", "stringData", "status")}
-    values = {k: v.hex() for k, v in sorted(_values(secret).items())}
+    values = {k: v.hex() for k, v in sorted(secret_values(secret).items())}
     namespace, name, scope = identity
     try:
         canonical = _canonical_json(
@@ -320,7 +299,7 @@ def _source_units(path: Path, text: str, opts: TreeOptions) -> list[tuple[Any, .
     def unit(obj: dict[str, Any], line: int) -> Unit:
         try:
             ns, name, scope = _identity(obj, opts)
-            _values(obj)  # validate now: bad base64 is an input error, found before any write
+            secret_values(obj)  # validate now: bad base64 is an input error, found before any write
         except InputError as exc:
             raise InputError(f"{path}:{line}: {exc.message}") from None
         return Unit(path, line, obj, ns, name, scope)
@@ -373,7 +352,7 @@ def _staleness(
             return "twin was sealed with another digest key"
         return "twin is out of date"
     encrypted = (twin.get("spec") or {}).get("encryptedData") or {}
-    if not isinstance(encrypted, dict) or set(encrypted) != set(_values(unit.secret)):
+    if not isinstance(encrypted, dict) or set(encrypted) != set(secret_values(unit.secret)):
         return "twin keys differ from the source"
     if fingerprint is not None and annotations.get(CERT_ANNOTATION) != fingerprint:
         return "twin was sealed with another certificate"
