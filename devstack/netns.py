@@ -36,6 +36,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from devstack.processes import pid_alive
+
 SUBNET_PREFIX = "10.213"
 _LOCK = Path("/run/lock/sealkit-netns.lock")
 _ROOT = Path(__file__).resolve().parent.parent
@@ -52,23 +54,13 @@ def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return proc
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def sweep_stale() -> list[str]:
     """Delete namespaces ``sk-<pid>-<hex>`` whose creating process is gone (their veth
     pairs go with them: deleting one end of a veth deletes both)."""
     gone = []
     listing = _ip("netns", "list", check=False).stdout
     for name in re.findall(r"^(sk-(\d+)-[0-9a-f]+)\b", listing, re.MULTILINE):
-        if not _pid_alive(int(name[1])):
+        if not pid_alive(int(name[1])):
             _ip("netns", "del", name[0], check=False)
             gone.append(name[0])
     return gone

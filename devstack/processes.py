@@ -60,6 +60,11 @@ def _proc_start_time(pid: int) -> str | None:
     return start
 
 
+def pid_alive(pid: int) -> bool:
+    """True while ``pid`` runs; a zombie (exited, not yet reaped) counts as gone."""
+    return pid > 0 and _proc_start_time(pid) is not None
+
+
 def is_alive(rec: ProcessRecord) -> bool:
     """True when the recorded pid still runs and is the process we started."""
     if rec.pid <= 0:

@@ -45,6 +45,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # devstack is a repo package, not installed in the venv
     sys.path.insert(0, str(REPO))
 
+from devstack.processes import pid_alive  # noqa: E402  (needs the path above)
+
 EXAMPLE = REPO / "examples" / "welcome-message-gitops"
 VENV_BIN = Path(sys.executable).parent if (Path(sys.executable).parent / "sealkit").exists() \
     else REPO / ".venv" / "bin"
@@ -336,19 +338,6 @@ def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.2
         if time.monotonic() >= deadline:
             return None
         time.sleep(interval)
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (our own child, not yet reaped) is not alive
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return False
 
 
 def free_port() -> int:

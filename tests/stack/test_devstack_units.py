@@ -85,3 +85,21 @@ def test_kubeconfig_round_trip_and_external_parsing(tmp_path: Path) -> None:
     (tmp_path / "rel" / "config").write_text(yaml.safe_dump(doc))
     server, ca = server_and_ca(tmp_path / "rel" / "config", tmp_path / "unused.crt")
     assert (server, ca) == ("https://h:1", str(tmp_path / "rel" / "ca.pem"))
+
+
+def test_pid_alive_treats_an_unreaped_child_as_gone() -> None:
+    import time
+
+    from devstack.processes import pid_alive
+
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        assert pid_alive(child.pid)
+    finally:
+        child.kill()
+    deadline = time.monotonic() + 5
+    while pid_alive(child.pid):  # exited but not reaped: a zombie, which is not alive
+        assert time.monotonic() < deadline, "a zombie still counts as alive"
+        time.sleep(0.05)
+    child.wait()
+    assert not pid_alive(child.pid) and not pid_alive(0)
