@@ -10,13 +10,16 @@ returns None for anything else, and click then parses the command line as usual.
 The same flags' ``SEALED_SECRETS_*`` variables are honoured (the command line wins; an empty
 variable counts as unset, as in click). It declines when any other ``SEALED_SECRETS_*`` or
 ``SEALKIT_CONTROLLER_URL`` variable is set, when ``--cert`` is missing, or when a value looks
-like a flag, so both parsers always agree (``tests/sealkit/test_cli_fast.py`` checks it).
+like a flag, so both parsers always agree: both build the same frozen `Options`
+(``tests/sealkit/test_cli_fast.py`` compares them).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from sealkit.cli._options import Options
 
 __all__ = ["parse_fast"]
 
@@ -48,11 +51,9 @@ _TRUE = {"1", "true", "t", "yes", "y", "on"}  # click's BOOL type, lower-cased
 _FALSE = {"0", "false", "f", "no", "n", "off"}
 
 
-def parse_fast(args: Sequence[str], environ: Mapping[str, str]) -> dict[str, Any] | None:
-    """The options dict for ``args``, or None when click must parse them."""
-    from sealkit.cli._modes import DEFAULTS
-
-    opts = dict(DEFAULTS)
+def parse_fast(args: Sequence[str], environ: Mapping[str, str]) -> Options | None:
+    """The options for ``args``, or None when click must parse them."""
+    opts: dict[str, Any] = {}
     for key, value in environ.items():
         if not value or not key.startswith(("SEALED_SECRETS_", "SEALKIT_CONTROLLER_URL")):
             continue
@@ -83,6 +84,6 @@ def parse_fast(args: Sequence[str], environ: Mapping[str, str]) -> dict[str, Any
         if not value or value.startswith("-"):
             return None
         opts[_VALUED[name]] = value
-    if not opts["cert"]:
+    if not opts.get("cert"):
         return None
-    return opts
+    return Options.from_mapping(opts)

@@ -8,11 +8,15 @@ import pytest
 
 from sealkit.cli._fast import parse_fast
 from sealkit.cli._kubeseal import command
+from sealkit.cli._options import Options
 
 
-def click_params(args: list[str]) -> dict:
+def click_params(args: list[str]) -> Options:
+    """The frozen options click builds (the command's body does the same conversion)."""
     ctx = command.make_context("sealkit", list(args))
-    return dict(ctx.params)
+    params = dict(ctx.params)
+    params.pop("rotate", None)
+    return Options.from_mapping(params)
 
 
 @pytest.mark.parametrize(
