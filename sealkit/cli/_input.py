@@ -77,7 +77,15 @@ def _loader() -> Any:
     def integer(loader: Any, node: Any) -> Any:
         if ":" in node.value:  # YAML 1.1 sexagesimal: go-yaml v2 keeps it as text
             return str(node.value)
-        return loader.construct_yaml_int(node)
+        try:  # Go's strconv.ParseInt(s, 0, 64): 0x, 0o, 0b, and a leading 0 means octal
+            plain = str(node.value).replace("_", "")
+            sign = -1 if plain.startswith("-") else 1
+            digits = plain.lstrip("+-")
+            if len(digits) > 1 and digits[0] == "0" and digits[1].isdigit():
+                return sign * int(digits, 8)
+            return sign * int(digits, 0)
+        except ValueError:
+            return loader.construct_yaml_int(node)
 
     def floating(loader: Any, node: Any) -> Any:
         if ":" in node.value:
@@ -94,6 +102,8 @@ def _loader() -> Any:
     GoYamlV2Loader.add_constructor("tag:yaml.org,2002:bool", boolean)
     GoYamlV2Loader.add_implicit_resolver(  # go-yaml v2 also takes y/Y/n/N as booleans
         "tag:yaml.org,2002:bool", re.compile(r"^(?:y|Y|n|N)$"), list("yYnN"))
+    GoYamlV2Loader.add_implicit_resolver(  # ... and 0o17 as an octal int
+        "tag:yaml.org,2002:int", re.compile(r"^[-+]?0o[0-7_]+$"), list("-+0"))
     GoYamlV2Loader.add_implicit_resolver(  # ... and floats without a dot (1e3, 2E-4)
         "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9]+[eE][-+]?[0-9]+$"),
         list("-+0123456789"))
@@ -127,7 +137,9 @@ def go_string(value: Any, where: str) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
-        return str(value)
+        if -(1 << 63) <= value < (1 << 64):  # go-yaml v2: int64, else uint64, else float64
+            return str(value)
+        return _format_float32(float(value))
     if isinstance(value, float):
         return _format_float32(value)
     if value is None:
