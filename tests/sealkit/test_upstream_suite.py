@@ -68,10 +68,49 @@ def _delete(fn: Any, *args: Any) -> None:
         fn(*args)
 
 
-@pytest.fixture(scope="module")
-def controller_behind_proxy(stack: Any, kube_api: Any, tmp_path_factory: Any) -> Iterator[str]:
-    """sealkit-controller (cluster-wide, keys in kube-system) behind the Service upstream's
-    suite expects; yields the kubeconfig path."""
+def _upstream_controller_argv(stack: Any, kube_api: Any, workdir: Path, listen: str,
+                              metrics: str) -> list[str]:
+    """Upstream's controller has in-cluster config only: give it a service-account token and
+    the stack's CA at the in-cluster paths, in a private mount namespace (a tmpfs over /run
+    seen by that process alone; the host is untouched)."""
+    import base64
+
+    import yaml
+    from kubernetes import client
+
+    core = client.CoreV1Api(kube_api)
+    rbac = client.RbacAuthorizationV1Api(kube_api)
+    with contextlib.suppress(Exception):
+        core.create_namespaced_service_account(NS, {"metadata": {"name": "upstream-it"}})
+    with contextlib.suppress(Exception):
+        rbac.create_cluster_role_binding({
+            "metadata": {"name": "upstream-it"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                        "name": "cluster-admin"},
+            "subjects": [{"kind": "ServiceAccount", "name": "upstream-it", "namespace": NS}]})
+    token = core.create_namespaced_service_account_token(
+        "upstream-it", NS, {"spec": {"expirationSeconds": 7200}}).status.token
+    config = yaml.safe_load(Path(stack.kubeconfig).read_text())
+    cluster = config["clusters"][0]["cluster"]
+    (workdir / "token").write_text(token)
+    (workdir / "ca.crt").write_bytes(base64.b64decode(cluster["certificate-authority-data"]))
+    (workdir / "namespace").write_text(NS)
+    url = cluster["server"].split("://", 1)[1].rstrip("/")
+    host, port = url.rsplit(":", 1)
+    sa = "/run/secrets/kubernetes.io/serviceaccount"
+    script = (f"mount -t tmpfs none /run && mkdir -p {sa} && cp {workdir}/token "
+              f"{workdir}/ca.crt {workdir}/namespace {sa}/ && "
+              f"KUBERNETES_SERVICE_HOST={host} KUBERNETES_SERVICE_PORT={port} "
+              f"POD_NAMESPACE={NS} exec {_cache_dir() / 'controller'} "
+              f"--listen-addr {listen} --listen-metrics-addr {metrics}")
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
+
+
+@contextlib.contextmanager
+def controller_behind_proxy(kind: str, stack: Any, kube_api: Any,
+                            workdir: Path) -> Iterator[str]:
+    """A controller (`sealkit` or `upstream`; cluster-wide, keys in kube-system) behind the
+    Service upstream's suite expects; yields the kubeconfig path."""
     from kubernetes import client
 
     from devstack.netns import require_private_host
@@ -79,25 +118,29 @@ def controller_behind_proxy(stack: Any, kube_api: Any, tmp_path_factory: Any) ->
 
     ensure_crd(kube_api)
     core = client.CoreV1Api(kube_api)
-    log = tmp_path_factory.mktemp("upstream-suite") / "controller.log"
+    log = workdir / f"{kind}-controller.log"
     with require_private_host() as host, open(log, "wb") as log_fh:
         port = _free_port(host.host_ip)
-        proc = subprocess.Popen(
-            [str(BIN_DIR / "sealkit-controller"), "--kubeconfig", stack.kubeconfig,
-             "--namespace", NS, "--listen-addr", f"{host.host_ip}:{port}",
-             "--listen-metrics-addr", f"127.0.0.1:{_free_port('127.0.0.1')}",
-             "--leader-elect=false"],
-            stdout=log_fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        listen, metrics = f"{host.host_ip}:{port}", f"127.0.0.1:{_free_port('127.0.0.1')}"
+        if kind == "upstream":
+            argv = _upstream_controller_argv(stack, kube_api, workdir, listen, metrics)
+        else:
+            argv = [str(BIN_DIR / "sealkit-controller"), "--kubeconfig", stack.kubeconfig,
+                    "--namespace", NS, "--listen-addr", listen, "--listen-metrics-addr",
+                    metrics, "--leader-elect=false"]
+        proc = subprocess.Popen(argv, stdout=log_fh, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+        pod = f"{SERVICE}-0"
         try:
             forwarded = host.forward(port)
-            pod = f"{SERVICE}-0"
             for fn, name in ((core.delete_namespaced_pod, pod),
                              (core.delete_namespaced_service, SERVICE),
                              (core.delete_namespaced_endpoints, SERVICE)):
                 _delete(fn, name, NS)
             core.create_namespaced_pod(NS, {
                 "apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod},
-                "spec": {"containers": [{"name": "controller", "image": "sealkit:test"}]}})
+                "spec": {"automountServiceAccountToken": False,
+                         "containers": [{"name": "controller", "image": "sealkit:test"}]}})
             core.patch_namespaced_pod_status(pod, NS, {
                 "status": {"podIP": host.pod_ip, "podIPs": [{"ip": host.pod_ip}]}})
             core.create_namespaced_service(NS, {
@@ -119,7 +162,7 @@ def controller_behind_proxy(stack: Any, kube_api: Any, tmp_path_factory: Any) ->
                     return True
                 return False
 
-            wait_for(cert_served, 60, "certificate served through the service proxy", 0.5)
+            wait_for(cert_served, 90, "certificate served through the service proxy", 0.5)
             yield stack.kubeconfig
         finally:
             proc.terminate()
@@ -128,10 +171,17 @@ def controller_behind_proxy(stack: Any, kube_api: Any, tmp_path_factory: Any) ->
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-            for fn, name in ((core.delete_namespaced_pod, f"{SERVICE}-0"),
+            for fn, name in ((core.delete_namespaced_pod, pod),
                              (core.delete_namespaced_service, SERVICE),
                              (core.delete_namespaced_endpoints, SERVICE)):
                 _delete(fn, name, NS)
+
+
+@pytest.fixture(scope="module")
+def sealkit_controller(stack: Any, kube_api: Any, tmp_path_factory: Any) -> Iterator[str]:
+    with controller_behind_proxy("sealkit", stack, kube_api,
+                                 tmp_path_factory.mktemp("upstream-suite")) as kubeconfig:
+        yield kubeconfig
 
 
 def run_suite(binary: str, kubeconfig: str, kubeseal: str, controller: str, report: Path,
@@ -173,19 +223,48 @@ def _check(specs: list[dict[str, Any]], expected_total: int, label: str) -> None
     assert len(ran) == expected_total, (len(ran), lines)
 
 
-def test_upstream_suite_with_real_kubeseal(suite_binary: str, controller_behind_proxy: str,
+def test_upstream_suite_with_real_kubeseal(suite_binary: str, sealkit_controller: str,
                                           kubeseal_path: str, tmp_path: Path) -> None:
-    specs = run_suite(suite_binary, controller_behind_proxy, kubeseal_path,
+    specs = run_suite(suite_binary, sealkit_controller, kubeseal_path,
                       str(BIN_DIR / "sealkit-controller"), tmp_path / "report.json")
     _check(specs, 41, "sealkit-controller + kubeseal")
 
 
-def test_upstream_kubeseal_specs_with_sealkit(suite_binary: str, controller_behind_proxy: str,
+def test_upstream_kubeseal_specs_with_sealkit(suite_binary: str, sealkit_controller: str,
                                              tmp_path: Path) -> None:
-    specs = run_suite(suite_binary, controller_behind_proxy, str(BIN_DIR / "sealkit"),
+    specs = run_suite(suite_binary, sealkit_controller, str(BIN_DIR / "sealkit"),
                       str(BIN_DIR / "sealkit-controller"), tmp_path / "report.json",
                       focus="^kubeseal")
     _check(specs, 15, "sealkit-controller + sealkit as kubeseal")
+
+
+RACY = "should not recreate the secret"
+
+
+@pytest.mark.slow
+def test_racy_specs_pass_at_upstreams_rate(suite_binary: str, stack: Any, kube_api: Any,
+                                           kubeseal_path: str, tmp_path: Path) -> None:
+    """The two "should not recreate" specs race the controller against a 100 ms Consistently
+    window; upstream passes them thanks to its client rate limit (QPS 5, burst 10). sealkit
+    has the same defaults: over the same repeats it must pass at least as often."""
+    repeats = int(os.environ.get("SEALKIT_RACY_REPEATS", "10"))
+    if not os.access(_cache_dir() / "controller", os.X_OK):
+        pytest.skip("upstream controller not built (devstack/build-binaries.sh sealed-secrets-it)")
+    rates = {}
+    for kind in ("upstream", "sealkit"):
+        with controller_behind_proxy(kind, stack, kube_api, tmp_path) as kubeconfig:
+            passed = total = 0
+            for i in range(repeats):
+                specs = run_suite(suite_binary, kubeconfig, kubeseal_path,
+                                  str(BIN_DIR / "sealkit-controller"),
+                                  tmp_path / f"{kind}-{i}.json", focus=RACY)
+                total += len(specs)
+                passed += sum(s["state"] == "passed" for s in specs)
+            rates[kind] = (passed, total)
+    print(f"\nracy specs passed: {rates}")
+    (up_pass, up_total), (sk_pass, sk_total) = rates["upstream"], rates["sealkit"]
+    assert up_total == sk_total == 2 * repeats
+    assert sk_pass >= up_pass, rates
 
 
 def test_report_parsing_names_failed_specs() -> None:
