@@ -108,8 +108,7 @@ STDERR_DIFFERS = {
     "help": "help texts differ",
     "not-yaml": "parser messages differ (Go's yaml.v2 vs libyaml); both name the problem",
     "metadata-list": "Go: json: cannot unmarshal array into ...; sealkit: metadata must be a map",
-    "empty-input": "kubeseal reads nothing and prints nothing; same exit code",
-    "deep-json": "Go: exceeded max depth; sealkit: nests too deeply",
+    "deep-json": "Go: no secrets found; sealkit: nests too deeply",
 }
 
 
