@@ -76,7 +76,8 @@ class Options:
     """Every kubeseal flag (and sealkit's ``--controller-url``), parsed but not yet validated.
 
     ``scope`` and ``output_format`` stay as typed so both parsers agree on bad values; the
-    `scope_value` and `format_value` properties validate them (UsageError, exit 2).
+    `scope_value` (UsageError, exit 2, a flag error in kubeseal) and `format_value`
+    (InputError, exit 1, a runtime error in kubeseal) properties validate them.
     """
 
     secret_file: str = ""
@@ -95,7 +96,6 @@ class Options:
     recovery_unseal: bool = False
     recovery_private_key: tuple[str, ...] = ()
     show_version: bool = False
-    show_help: bool = False
     verbosity: int = 0  # klog's -v; the other klog flags are accepted and ignored
     cluster: ClusterOptions = field(default_factory=ClusterOptions)
 
