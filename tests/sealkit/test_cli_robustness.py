@@ -115,11 +115,9 @@ def test_yaml_1_1_scalars_resolve_as_go_yaml_v2() -> None:
 
 
 def test_options_are_frozen_and_shared_by_both_parsers(tmp_path: Path) -> None:
-    import dataclasses
-
     from sealkit.cli._fast import parse_fast
 
     opts = parse_fast(["--cert", "c.pem", "-n", "x"], {})
     assert opts is not None and opts.cert == "c.pem" and opts.cluster.namespace == "x"
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):
         opts.cert = "other"  # type: ignore[misc]
