@@ -52,8 +52,7 @@ def _exec_credential(rc: RestConfig) -> dict[str, Any]:
     interactive = mode != "Never" and sys.stdin.isatty()
     info: dict[str, Any] = {"interactive": interactive}
     if spec.get("provideClusterInfo"):
-        info["cluster"] = {k.replace("-data", "Data").replace("-", ""): v
-                           for k, v in rc.cluster_info.items()}
+        info["cluster"] = dict(rc.cluster_info)  # the ExecCredential keys are kubeconfig's
     env = dict(os.environ)
     for item in spec.get("env") or []:
         if isinstance(item, dict) and item.get("name"):
