@@ -141,11 +141,21 @@ def _dump(docs: list[Any], fmt: str) -> str:
 
 
 # --- modes ------------------------------------------------------------------------------------
-def _default_namespace(opts: Options) -> Any:
+def _default_namespace(opts: Options, *, strict: bool = False) -> Any:
+    """The kubeconfig namespace, resolved only when needed. Sealing a Secret, kubeseal
+    ignores a missing or broken kubeconfig (the Secret then "must declare a namespace");
+    ``--raw`` reports it (``strict``)."""
+
     def resolve() -> str:
+        from sealkit._exceptions import ClusterError
         from sealkit.cluster import kubeconfig_namespace
 
-        return kubeconfig_namespace(opts.cluster)
+        try:
+            return kubeconfig_namespace(opts.cluster)
+        except ClusterError:
+            if strict:
+                raise
+            return ""
 
     return resolve
 
@@ -179,7 +189,7 @@ def _raw(opts: Options) -> None:
     scope = opts.scope_value
     namespace = opts.cluster.namespace
     if scope is not Scope.CLUSTER_WIDE and not namespace:
-        namespace = _default_namespace(opts)()
+        namespace = _default_namespace(opts, strict=True)()
     # Runtime errors in kubeseal (exit 1), not flag errors.
     if scope is not Scope.CLUSTER_WIDE and not namespace:
         raise InputError(f"must provide the --namespace flag with --raw and --scope {scope}")

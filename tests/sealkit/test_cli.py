@@ -509,7 +509,7 @@ def test_input_errors(cert_path, text, needle) -> None:
 def test_missing_namespace_without_kubeconfig(cert_path, tmp_path) -> None:
     no_ns = SECRET_YAML.replace("  namespace: prod\n", "")
     proc = run_sealkit("--cert", cert_path, "--kubeconfig", str(tmp_path / "none"), input=no_ns)
-    assert_one_line_error(proc, 1, "none: no such file or directory")
+    assert_one_line_error(proc, 1, "secret must declare a namespace")  # as kubeseal
 
 
 def test_namespace_mismatch(cert_path) -> None:

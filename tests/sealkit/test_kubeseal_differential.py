@@ -135,6 +135,13 @@ def _rows(tmp: Path, cert: str, key: str, sealed: str) -> list[tuple[str, list[s
          "apiVersion: v1\nkind: Secret\nmetadata: {name: e, namespace: n}\n"),
         ("empty-data", ["--cert", cert], "apiVersion: v1\nkind: Secret\nmetadata: {name: e, "
                                          "namespace: n}\n"),
+        ("no-ns-no-kubeconfig", ["--cert", cert],
+         "apiVersion: v1\nkind: Secret\nmetadata: {name: a}\nstringData: {a: b}\n"),
+        ("no-ns-missing-kubeconfig", ["--cert", cert, "--kubeconfig", str(tmp / "nope")],
+         "apiVersion: v1\nkind: Secret\nmetadata: {name: a}\nstringData: {a: b}\n"),
+        ("raw-no-kubeconfig", ["--cert", cert, "--raw", "--scope", "namespace-wide"], "x"),
+        ("raw-missing-kubeconfig", ["--cert", cert, "--raw", "--scope", "namespace-wide",
+                                    "--kubeconfig", str(tmp / "nope")], "x"),
         ("no-name", ["--cert", cert], "apiVersion: v1\nkind: Secret\nmetadata: {namespace: n}\n"
                                       "stringData: {a: b}\n"),
         ("bool-false", ["--cert", cert, "--allow-empty-data=false"], SECRET),
