@@ -17,9 +17,7 @@ namespace kubectl would use.
 from __future__ import annotations
 
 import json
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -27,7 +25,7 @@ from sealkit._exceptions import ClusterError, InputError, UnsealError
 
 if TYPE_CHECKING:
     from sealkit.cli._options import ClusterOptions
-    from sealkit.kubeconfig import RestConfig
+    from sealkit.kubehttp import Session
 
 __all__ = [
     "ControllerGateway",
@@ -53,6 +51,9 @@ class ControllerGateway(Protocol):
 
 def fetch_url(url: str, timeout: float = 30.0) -> bytes:
     """GET ``url`` (``http(s)://``, honouring proxy env vars, or ``file://``)."""
+    import urllib.error
+    import urllib.request
+
     if url.startswith("file://"):
         path = urllib.request.url2pathname(urllib.parse.urlparse(url).path)
         try:
@@ -79,6 +80,9 @@ class DirectGateway:
         self.timeout = timeout
 
     def _post(self, path: str, body: Mapping[str, Any]) -> tuple[int, bytes]:
+        import urllib.error
+        import urllib.request
+
         request = urllib.request.Request(
             self.base_url + path,
             data=json.dumps(body).encode(),
@@ -138,18 +142,18 @@ class ProxyGateway:
         self.name = cluster.controller_name or DEFAULT_CONTROLLER_NAME
         self.namespace = cluster.controller_namespace or DEFAULT_CONTROLLER_NAMESPACE
         self.timeout = timeout
-        self._rest: RestConfig | None = None
+        self._session: Session | None = None
         self._prefix: str | None = None
 
     def _call(self, method: str, path: str, *, body: Any = None,
               accept: str = "application/json") -> bytes:
         from sealkit.kubeconfig import rest_config
-        from sealkit.kubehttp import request
+        from sealkit.kubehttp import Session
 
-        if self._rest is None:
-            self._rest = rest_config(self.cluster)
+        if self._session is None:  # one keep-alive connection for all calls, as client-go
+            self._session = Session(rest_config(self.cluster), self.timeout)
         data = None if body is None else json.dumps(body).encode()
-        return request(self._rest, method, path, body=data, accept=accept, timeout=self.timeout)
+        return self._session.request(method, path, body=data, accept=accept)
 
     def _proxy_prefix(self) -> str:
         from sealkit.kubehttp import HttpFailure
