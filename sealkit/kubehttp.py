@@ -18,9 +18,7 @@ import base64
 import contextlib
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import urllib.parse
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +44,8 @@ class HttpFailure(Exception):
 
 def _exec_credential(rc: RestConfig) -> dict[str, Any]:
     """Run the kubeconfig's exec plugin; its ExecCredential ``status``."""
+    import subprocess
+
     spec = rc.exec_config or {}
     command = str(spec.get("command") or "")
     api_version = str(spec.get("apiVersion") or "client.authentication.k8s.io/v1")
@@ -97,6 +97,7 @@ def _ssl_context(rc: RestConfig, cert: bytes | None, key: bytes | None) -> ssl.S
     """client-go's TLS: the kubeconfig's CA only when it has one (the system roots otherwise;
     loading them costs more than the request), or no verification when told so."""
     import ssl
+    import tempfile
 
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     if rc.insecure:
