@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -72,12 +73,22 @@ def _setup(stack, host, namespace: str):  # noqa: ANN001, ANN202
     return api, core
 
 
+CPU: dict[str, list[float]] = {}
+
+
 def _time(argv: list[str], stdin: bytes) -> float:
+    """Wall time; the child's CPU time (user+sys, less sensitive to load) goes to `CPU`."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(argv, input=stdin, capture_output=True, timeout=120)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"{argv[0]} failed: {proc.stderr.decode(errors='replace')[-500:]}")
+    CPU.setdefault(argv[0], []).append(after.ru_utime + after.ru_stime - before.ru_utime
+                                       - before.ru_stime)
     return elapsed
 
 
@@ -99,6 +110,7 @@ def main() -> int:
     sealkit = str(Path(sys.executable).parent / "sealkit")
     namespace = f"bench-cluster-{secrets.token_hex(3)}"
     results: dict[str, dict[str, list[float]]] = {}
+    cpu: dict[str, dict[str, float]] = {}
     with private_host() as host:
         api, core = _setup(stack, host, namespace)
         try:
@@ -116,22 +128,29 @@ def main() -> int:
                 for tool in tools.values():  # warm-up: page cache, .pyc files
                     _time([tool, *common, *extra], stdin)
                 runs: dict[str, list[float]] = {name: [] for name in tools}
+                CPU.clear()
                 for i in range(args.rounds):
                     order = list(tools.items()) if i % 2 == 0 else list(tools.items())[::-1]
                     for name, tool in order:
                         runs[name].append(_time([tool, *common, *extra], stdin))
                 results[case] = runs
+                cpu[case] = {name: statistics.median(CPU[tool]) for name, tool in tools.items()}
         finally:
             api.shutdown()
             core.delete_namespace(namespace)
             if own is not None:
                 own.stop()
-    report = {case: {name: {"median_ms": round(statistics.median(v) * 1000, 1),
-                            "min_ms": round(min(v) * 1000, 1)} for name, v in runs.items()}
-              for case, runs in results.items()}
+    report: dict[str, Any] = {
+        case: {name: {"median_ms": round(statistics.median(v) * 1000, 1),
+                      "min_ms": round(min(v) * 1000, 1),
+                      "cpu_median_ms": round(cpu[case][name] * 1000, 1)}
+               for name, v in runs.items()}
+        for case, runs in results.items()}
     for runs in report.values():
         runs["ratio_median"] = round(runs["sealkit"]["median_ms"] / runs["kubeseal"]["median_ms"],
                                      2)
+        runs["ratio_cpu"] = round(runs["sealkit"]["cpu_median_ms"]
+                                  / runs["kubeseal"]["cpu_median_ms"], 2)
     report["uptime"] = os.popen("uptime").read().strip()  # noqa: S605,S607 - load at the time
     if args.json:
         print(json.dumps(report, indent=2))
@@ -142,7 +161,9 @@ def main() -> int:
             print(f"{case:18} kubeseal {runs['kubeseal']['median_ms']:7.1f} ms  "
                   f"sealkit {runs['sealkit']['median_ms']:7.1f} ms  "
                   f"(min {runs['kubeseal']['min_ms']:.1f} / {runs['sealkit']['min_ms']:.1f})  "
-                  f"ratio {runs['ratio_median']:.2f}x")
+                  f"ratio {runs['ratio_median']:.2f}x wall; CPU "
+                  f"{runs['kubeseal']['cpu_median_ms']:.1f} / "
+                  f"{runs['sealkit']['cpu_median_ms']:.1f} ms = {runs['ratio_cpu']:.2f}x")
         print(f"load: {report['uptime']}")
     return 0
 

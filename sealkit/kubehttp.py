@@ -97,7 +97,6 @@ def _ssl_context(rc: RestConfig, cert: bytes | None, key: bytes | None) -> ssl.S
     """client-go's TLS: the kubeconfig's CA only when it has one (the system roots otherwise;
     loading them costs more than the request), or no verification when told so."""
     import ssl
-    import tempfile
 
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     if rc.insecure:
@@ -111,15 +110,30 @@ def _ssl_context(rc: RestConfig, cert: bytes | None, key: bytes | None) -> ssl.S
     else:
         ctx.load_default_certs()
     if cert and key:
-        # ssl loads client keys from files only: a private temp dir, removed at once.
-        with tempfile.TemporaryDirectory(prefix="sealkit-tls-") as tmp:
-            try:
-                ctx.load_cert_chain(_write_private(tmp, "crt", cert),
-                                    _write_private(tmp, "key", key))
-            except ssl.SSLError:
-                raise ClusterError("tls: failed to load the client certificate/key "
-                                   "pair") from None
+        try:
+            _load_client_pair(ctx, cert, key)
+        except ssl.SSLError:
+            raise ClusterError("tls: failed to load the client certificate/key pair") from None
     return ctx
+
+
+def _load_client_pair(ctx: ssl.SSLContext, cert: bytes, key: bytes) -> None:
+    """ssl loads client keys from files only: anonymous memory files where Linux has them
+    (nothing touches a disk), else a private temp dir removed at once."""
+    if hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd"):
+        fds = [os.memfd_create(name, os.MFD_CLOEXEC) for name in ("crt", "key")]
+        try:
+            for fd, data in zip(fds, (cert, key), strict=True):
+                os.write(fd, data)
+            ctx.load_cert_chain(f"/proc/self/fd/{fds[0]}", f"/proc/self/fd/{fds[1]}")
+        finally:
+            for fd in fds:
+                os.close(fd)
+        return
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="sealkit-tls-") as tmp:
+        ctx.load_cert_chain(_write_private(tmp, "crt", cert), _write_private(tmp, "key", key))
 
 
 def _env_proxy(scheme: str, host: str) -> str:
