@@ -26,6 +26,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 SECRET = ("apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: prod\n"
           "stringData:\n  password: s3cret\n")
@@ -106,8 +107,12 @@ def main() -> int:
     own = None
     if stack is None:
         own = stack = devstack.up(Path(tempfile.mkdtemp(prefix="bench-cluster-")), quiet=True)
+    from sealkit_cold import _installed_python  # type: ignore[import-not-found]
+
     kubeseal = os.environ.get("KUBESEAL") or binaries.kubeseal()
-    sealkit = str(Path(sys.executable).parent / "sealkit")
+    # As a wheel install runs it: no editable-install finder (a fixed ~20 ms per start).
+    installed = _installed_python(tempfile.mkdtemp(prefix="bench-cluster-venv-"))
+    entry = "import sys; from sealkit.cli import main; sys.exit(main())"
     namespace = f"bench-cluster-{secrets.token_hex(3)}"
     results: dict[str, dict[str, list[float]]] = {}
     cpu: dict[str, dict[str, float]] = {}
@@ -123,18 +128,18 @@ def main() -> int:
                 time.sleep(0.5)
             cases = {"--fetch-cert": (["--fetch-cert"], b""),
                      "seal (no --cert)": ([], SECRET.encode())}
-            tools = {"kubeseal": kubeseal, "sealkit": sealkit}
+            tools = {"kubeseal": [kubeseal], "sealkit": [installed, "-c", entry]}
             for case, (extra, stdin) in cases.items():
                 for tool in tools.values():  # warm-up: page cache, .pyc files
-                    _time([tool, *common, *extra], stdin)
+                    _time([*tool, *common, *extra], stdin)
                 runs: dict[str, list[float]] = {name: [] for name in tools}
                 CPU.clear()
                 for i in range(args.rounds):
                     order = list(tools.items()) if i % 2 == 0 else list(tools.items())[::-1]
                     for name, tool in order:
-                        runs[name].append(_time([tool, *common, *extra], stdin))
+                        runs[name].append(_time([*tool, *common, *extra], stdin))
                 results[case] = runs
-                cpu[case] = {name: statistics.median(CPU[tool]) for name, tool in tools.items()}
+                cpu[case] = {name: statistics.median(CPU[tool[0]]) for name, tool in tools.items()}
         finally:
             api.shutdown()
             core.delete_namespace(namespace)

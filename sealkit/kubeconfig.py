@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import base64
 import os
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sealkit._exceptions import ClusterError
 
@@ -37,9 +36,9 @@ _NO_CONFIG = ("invalid configuration: no configuration has been provided, try se
               "KUBERNETES_MASTER environment variable")
 
 
-@dataclass(frozen=True)
-class RestConfig:
-    """Everything needed for one request to the apiserver."""
+class RestConfig(NamedTuple):
+    """Everything needed for one request to the apiserver (a NamedTuple: no dataclasses
+    import on the cold start of a cluster call)."""
 
     server: str
     ca_data: bytes | None = None
@@ -55,17 +54,19 @@ class RestConfig:
     impersonate: str = ""
     impersonate_uid: str = ""
     impersonate_groups: tuple[str, ...] = ()
-    impersonate_extra: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    cluster_info: dict[str, Any] = field(default_factory=dict)  # for exec provideClusterInfo
+    impersonate_extra: dict[str, tuple[str, ...]] = {}  # noqa: RUF012 - never mutated
+    cluster_info: dict[str, Any] = {}  # noqa: RUF012 - for exec provideClusterInfo
 
 
-@dataclass
 class _Raw:
-    clusters: dict[str, dict[str, Any]] = field(default_factory=dict)
-    users: dict[str, dict[str, Any]] = field(default_factory=dict)
-    contexts: dict[str, dict[str, Any]] = field(default_factory=dict)
-    current_context: str = ""
-    found: bool = False
+    """The merged kubeconfig files."""
+
+    def __init__(self) -> None:
+        self.clusters: dict[str, dict[str, Any]] = {}
+        self.users: dict[str, dict[str, Any]] = {}
+        self.contexts: dict[str, dict[str, Any]] = {}
+        self.current_context = ""
+        self.found = False
 
 
 def _paths(opts: ClusterOptions) -> tuple[list[str], bool]:
