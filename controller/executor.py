@@ -64,6 +64,18 @@ class ReconcileOptions:
     async_events: bool = False
 
 
+_IMMUTABLE = (
+    "Error updating {key}: the target Secret is immutable. Once a Secret is marked as "
+    "immutable, it is not possible to revert this change nor to mutate the contents of the "
+    "data field. You can only delete and recreate the Secret."
+)
+
+
+def _immutable(exc: ApiError) -> bool:
+    """The apiserver refused to change an immutable Secret (upstream's `isImmutableError`)."""
+    return exc.status == 422 and "field is immutable when `immutable` is set" in exc.message
+
+
 def split_key(key: str) -> tuple[str, str]:
     ns, _, name = key.partition("/")
     return ns, name
@@ -170,7 +182,10 @@ class Reconciler:
             return plan, False
         except ApiError as exc:
             retry = exc.status != 422  # e.g. an immutable Secret: retrying cannot help
-            message = _redact(f"cannot write Secret: {exc.message}", plan.secret)
+            if _immutable(exc):  # upstream's wording (its integration suite checks it)
+                message = _IMMUTABLE.format(key=key)
+            else:
+                message = _redact(f"cannot write Secret: {exc.message}", plan.secret)
             return failure_plan(sealed, ReconcileError(
                 message, event_reason=REASON_UPDATE_FAILED, metric_reason="update", retry=retry,
             ), update_status=self.opts.update_status), _transient(exc)

@@ -366,7 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except argparse.ArgumentTypeError as exc:  # pragma: no cover - argparse reports these
         parser.error(str(exc))
     if args.version:
-        print(f"controller version: {VERSION}")
+        print(f"controller version: {VERSION if VERSION.startswith('v') else 'v' + VERSION}")
         return 0
     setup_logging(args.log_level, args.log_format, args.log_info_stdout)
     if args.log_format.lower() not in ("text", "json"):

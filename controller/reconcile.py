@@ -353,7 +353,10 @@ def merge_into_existing(
     else:
         updated["data"] = dict(desired.get("data") or {})
         new_annotations = dict(dmeta.get("annotations") or {})
-        if managed:  # keep the opt-in, or a skip-owner-references Secret locks itself out
+        if managed and not dmeta.get("ownerReferences"):
+            # Upstream drops `managed` on takeover (the ownerRef takes over its role). Without
+            # an ownerRef (skip-set-owner-references) that would lock the Secret out of later
+            # updates, so only then is the opt-in kept (docs/compatibility.md).
             new_annotations.setdefault(ANNOTATION_MANAGED, "true")
         umeta["annotations"] = new_annotations
         umeta["labels"] = dict(dmeta.get("labels") or {})

@@ -90,6 +90,22 @@ build_kubeseal() {
   rm -rf "$kubeseal_dir"; mv "$kubeseal_dir.tmp" "$kubeseal_dir"
 }
 
+# Upstream's integration suite (Ginkgo, build tag `integration`) as a test binary, unmodified,
+# plus upstream's controller as the reference peer (tests/sealkit/test_upstream_suite.py,
+# docs/compatibility.md). Same checksum-db gap as kubeseal: the wrapper's go.sum pins the hash.
+build_sealed_secrets_it() {
+  local d="$CACHE/sealed-secrets-it-$KUBESEAL_VERSION"
+  [[ -x "$d/integration.test" && -x "$d/controller" ]] && return
+  log "building sealed-secrets $KUBESEAL_VERSION integration test binary and controller"
+  mkdir -p "$d.tmp"
+  (cd "$HERE/go/sealed-secrets-it" \
+     && go test -c -trimpath -tags integration -ldflags "-s -w" -o "$d.tmp/integration.test" \
+          github.com/bitnami/sealed-secrets/integration \
+     && go build -trimpath -ldflags "-s -w -X main.VERSION=$KUBESEAL_VERSION" \
+          -o "$d.tmp/controller" github.com/bitnami/sealed-secrets/cmd/controller)
+  rm -rf "$d"; mv "$d.tmp" "$d"
+}
+
 # The node's container runtime. containerd's go.mod has no replace directives,
 # so `go install pkg@version` works without a wrapper module; the checksum
 # database verifies it. One invocation builds all three commands.
@@ -134,6 +150,7 @@ case "${1:-all}" in
   containerd) build_containerd ;;
   coredns) build_coredns ;;
   helm) build_helm ;;
-  all) build_etcd; build_kubeseal; build_kube; build_containerd; build_coredns; build_helm ;;
-  *) log "usage: $0 [all|etcd|kube|kubeseal|containerd|coredns|helm]"; exit 2 ;;
+  sealed-secrets-it) build_sealed_secrets_it ;;
+  all) build_etcd; build_kubeseal; build_kube; build_containerd; build_coredns; build_helm; build_sealed_secrets_it ;;
+  *) log "usage: $0 [all|etcd|kube|kubeseal|containerd|coredns|helm|sealed-secrets-it]"; exit 2 ;;
 esac

@@ -10,11 +10,18 @@ only its one-line *problem* is kept).
 The same reading code serves `sealkit seal-tree` (`read_documents`, `iter_manifests`,
 `discover_files`, `IgnoreRules`), so both commands agree on what a manifest file is:
 
-- `*.yaml`, `*.yml` and `*.json` files; a directory is walked recursively, skipping hidden
-  directories (`.git`, `.venv`, …) and `node_modules`;
-- a file whose text never mentions `Secret` is not parsed at all. That keeps templated files
-  (Helm charts) from failing the scan, and makes big trees cheap. The scan guards against
-  accidents, not against someone spelling `kind` with YAML escapes on purpose;
+- `*.yaml`, `*.yml` and `*.json` files; a directory is walked recursively, skipping
+  `node_modules` and hidden directories for seal-tree; the scan walks hidden directories too
+  (a `.secrets/` folder is committed like any other), except VCS metadata and tool caches
+  (`SCAN_SKIP_HIDDEN`);
+- a file whose text never mentions `Secret` (nor `secretGenerator`, nor an escape sequence
+  that could spell it) is not parsed at all, which makes big trees cheap;
+- a file with Go-template actions (`{{ ... }}`: a Helm chart's `templates/`) is a template,
+  not YAML: it passes with a warning that it was not checked;
+- kustomize `secretGenerator` entries with `literals` are plaintext in Git (findings); entries
+  that read `files`/`envs` get a warning (those files are not manifests and are not read);
+- OpenShift `Template` objects are expanded like `kind: List`; a Secret there whose values are
+  all `${PARAMETER}` references holds no plaintext and passes;
 - YAML may hold many documents; JSON files may hold one value or several concatenated objects
   (kubeseal's own JSON output shape).
 
@@ -33,6 +40,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,11 +62,20 @@ __all__ = [
     "read_documents",
     "scan_paths",
     "scan_text",
+    "to_json",
+    "to_sarif",
 ]
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 IGNORE_FILE = ".sealkitignore"
 _SKIP_DIRS = frozenset({"node_modules", "__pycache__"})
+# Hidden directories the scan still skips: VCS metadata and tool caches, never manifests.
+SCAN_SKIP_HIDDEN = frozenset({".git", ".hg", ".svn", ".venv", ".tox", ".nox", ".mypy_cache",
+                              ".pytest_cache", ".ruff_cache", ".cache", ".terraform",
+                              ".sealkit", ".devstack"})
+_TEMPLATE_ACTION = re.compile(r"\{\{.*?\}\}", re.S)
+_PARAMETER = re.compile(r"^\$\{\{?[A-Za-z0-9_]+\}?\}$")
+_KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 
 try:  # libyaml is ~10x faster; the pure-Python loader gives the same nodes and marks.
     _Loader: Any = yaml.CSafeLoader
@@ -84,14 +101,17 @@ class Finding:
     namespace: str
     name: str
 
+    what: str = "plaintext Secret"
+
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}: plaintext Secret {self.namespace}/{self.name}"
+        return f"{self.path}:{self.line}: {self.what} {self.namespace}/{self.name}"
 
 
 @dataclass
 class ScanResult:
     findings: list[Finding] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # "file:line: message", one line each
+    warnings: list[str] = field(default_factory=list)  # "file:line: message": not checked
     files_scanned: int = 0
 
     @property
@@ -232,17 +252,65 @@ def _meta_str(obj: dict[str, Any], key: str) -> str:
     return str(value) if isinstance(value, str | int) else "<invalid>"
 
 
-def scan_text(text: str, path: str) -> list[Finding]:
-    """Findings for one file's text. Raises InputError (one line, `path:line:`) if malformed."""
-    if "Secret" not in text:
+def _worth_parsing(text: str) -> bool:
+    return ("Secret" in text or "secretGenerator" in text or "\\u" in text
+            or "\\x" in text or "\\U" in text)
+
+
+def is_template(text: str) -> bool:
+    """Go-template actions (Helm): the file is not YAML until rendered."""
+    return "{{" in text and _TEMPLATE_ACTION.search(text) is not None
+
+
+def _only_parameters(secret: dict[str, Any]) -> bool:
+    """An OpenShift Template's Secret whose values are all ``${PARAM}`` references."""
+    values = [v for k in ("data", "stringData") if isinstance(secret.get(k), dict)
+              for v in secret[k].values()]
+    return bool(values) and all(isinstance(v, str) and _PARAMETER.match(v.strip())
+                                for v in values)
+
+
+def _generator_entries(obj: Any, path: str) -> Iterator[dict[str, Any]]:
+    is_kustomization = isinstance(obj, dict) and (
+        obj.get("kind") in ("Kustomization", "Component")
+        or os.path.basename(path) in _KUSTOMIZATION_NAMES)
+    if is_kustomization and isinstance(obj.get("secretGenerator"), list):
+        yield from (e for e in obj["secretGenerator"] if isinstance(e, dict))
+
+
+def scan_text(text: str, path: str, warnings: list[str] | None = None) -> list[Finding]:
+    """Findings for one file's text. Raises InputError (one line, `path:line:`) if malformed.
+
+    Notes for files that pass unchecked (templates, generator files) go to ``warnings``.
+    """
+    if not _worth_parsing(text):
+        return []
+    notes = warnings if warnings is not None else []
+    if is_template(text):
+        notes.append(f"{path}:1: template ({{{{ }}}} actions): not checked")
         return []
     findings = []
     for doc in read_documents(text, path):
+        for gen in _generator_entries(doc.obj, path):
+            name = str(gen.get("name") or "<unset>")
+            namespace = str(gen.get("namespace") or "<unset>")
+            if gen.get("literals"):
+                findings.append(Finding(path, doc.line, namespace, name,
+                                        "plaintext secretGenerator literals"))
+            if gen.get("files") or gen.get("envs"):
+                notes.append(f"{path}:{doc.line}: secretGenerator {name} reads files or envs: "
+                             "not checked")
         for obj, line in iter_manifests(doc):
-            if is_secret(obj) and has_values(obj):
-                findings.append(
-                    Finding(path, line, _meta_str(obj, "namespace"), _meta_str(obj, "name"))
-                )
+            if isinstance(obj, dict) and obj.get("kind") == "Template" and isinstance(
+                    obj.get("objects"), list):
+                objects = [(o, line) for o in obj["objects"]]
+            else:
+                objects = [(obj, line)]
+            for item, item_line in objects:
+                if is_secret(item) and has_values(item) and not (
+                        objects[0][0] is not obj and _only_parameters(item)):
+                    findings.append(Finding(path, item_line, _meta_str(item, "namespace"),
+                                            _meta_str(item, "name")))
     return findings
 
 
@@ -307,7 +375,8 @@ class IgnoreRules:
 
 
 def discover_files(
-    paths: Iterable[str | os.PathLike[str]], *, ignore: IgnoreRules | None = None
+    paths: Iterable[str | os.PathLike[str]], *, ignore: IgnoreRules | None = None,
+    hidden: bool = False,
 ) -> Iterator[Path]:
     """Manifest files under `paths`, in a stable (sorted) order.
 
@@ -321,7 +390,8 @@ def discover_files(
         if p.is_dir():
             for dirpath, dirnames, filenames in os.walk(p):
                 dirnames[:] = sorted(
-                    d for d in dirnames if not d.startswith(".") and d not in _SKIP_DIRS
+                    d for d in dirnames if d not in _SKIP_DIRS and (
+                        d not in SCAN_SKIP_HIDDEN if hidden else not d.startswith("."))
                 )
                 base = Path(dirpath)
                 if ignore is not None:
@@ -347,7 +417,7 @@ def scan_paths(
         path = str(path_obj)
         result.files_scanned += 1
         try:
-            result.findings.extend(scan_text(read_file_text(path_obj), path))
+            result.findings.extend(scan_text(read_file_text(path_obj), path, result.warnings))
         except InputError as exc:
             result.errors.append(str(exc))
     return result
@@ -358,6 +428,64 @@ def _safe_discover(
 ) -> Iterator[Path]:
     for raw in paths:
         try:
-            yield from discover_files([raw], ignore=ignore)
+            yield from discover_files([raw], ignore=ignore, hidden=True)
         except InputError as exc:
             result.errors.append(str(exc))
+
+
+# --------------------------------------------------------------------------- reports
+
+
+def _where(message: str) -> tuple[str, int, str]:
+    """Split ``file:line: text`` (the shape of every error and warning)."""
+    match = re.match(r"^(.*?):(\d+): (.*)$", message)
+    if not match:
+        return "", 0, message
+    return match.group(1), int(match.group(2)), match.group(3)
+
+
+def to_json(result: ScanResult) -> dict[str, Any]:
+    """The result as one JSON object; findings carry names only, never values."""
+    return {
+        "findings": [{"path": f.path, "line": f.line, "kind": f.what,
+                      "namespace": f.namespace, "name": f.name} for f in result.findings],
+        "errors": [dict(zip(("path", "line", "message"), _where(e), strict=True))
+                   for e in result.errors],
+        "warnings": [dict(zip(("path", "line", "message"), _where(w), strict=True))
+                     for w in result.warnings],
+        "filesScanned": result.files_scanned,
+        "exitCode": result.exit_code,
+    }
+
+
+def to_sarif(result: ScanResult) -> dict[str, Any]:
+    """A SARIF 2.1.0 log (GitHub code scanning and most CI dashboards read it)."""
+
+    def location(path: str, line: int) -> dict[str, Any]:
+        return {"physicalLocation": {"artifactLocation": {"uri": path.replace(os.sep, "/")},
+                                     "region": {"startLine": max(line, 1)}}}
+
+    results = [{"ruleId": "plaintext-secret", "level": "error",
+                "message": {"text": f"{f.what} {f.namespace}/{f.name}"},
+                "locations": [location(f.path, f.line)]} for f in result.findings]
+    for level, rule, items in (("error", "unreadable", result.errors),
+                               ("warning", "not-checked", result.warnings)):
+        for item in items:
+            path, line, text = _where(item)
+            entry: dict[str, Any] = {"ruleId": rule, "level": level, "message": {"text": text}}
+            if path:
+                entry["locations"] = [location(path, line)]
+            results.append(entry)
+    rules = [
+        {"id": "plaintext-secret", "shortDescription": {
+            "text": "A Kubernetes Secret (or generator literal) with plaintext values"}},
+        {"id": "unreadable", "shortDescription": {"text": "A manifest that cannot be parsed"}},
+        {"id": "not-checked", "shortDescription": {
+            "text": "A template or generator input the scan does not check"}},
+    ]
+    return {
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{"tool": {"driver": {"name": "sealkit scan", "rules": rules}},
+                  "results": results}],
+    }

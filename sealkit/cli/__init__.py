@@ -23,7 +23,10 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sealkit.cli._options import Options
 
 __all__ = ["SUBCOMMANDS", "main", "run_click"]
 
@@ -70,11 +73,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         def command() -> Any:
             return _load("sealkit.cli._kubeseal:command")
 
+        from sealkit.cli._kubeseal import normalize_argv
+
+        args = normalize_argv(args)
         prog = "sealkit"
     sys.exit(run_click(command, args, prog_name=prog, debug=debug))
 
 
-def _run_fast(opts: dict[str, Any], debug: bool) -> int:
+def _run_fast(opts: Options, debug: bool) -> int:
     try:
         from sealkit.cli._modes import run
 

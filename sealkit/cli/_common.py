@@ -8,8 +8,9 @@ Subcommand modules reuse them so every command finds the certificate the same wa
         public_key = load_public_key_from_options(opts)
 
 `cert_options` adds ``--cert``, ``--controller-name``, ``--controller-namespace``,
-``--controller-url``, ``--kubeconfig``, ``--context`` and ``--request-timeout``, each with its
-``SEALED_SECRETS_*`` environment variable (``SEALKIT_CONTROLLER_URL`` for our own flag).
+``--controller-url`` and kubectl's connection overrides (``--kubeconfig``, ``--context``,
+``--server``, ``--token``, ``--as``, ...), each with its ``SEALED_SECRETS_*`` environment
+variable (``SEALKIT_CONTROLLER_URL`` for our own flag).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from sealkit._exceptions import CertError, UsageError
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
+    from sealkit.cli._options import ClusterOptions
     from sealkit.cluster import ControllerGateway
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "env",
     "gateway_from_options",
     "load_cert_bytes",
+    "load_public_key",
     "load_public_key_from_options",
     "parse_duration",
     "split_list",
@@ -45,54 +48,54 @@ def env(flag: str) -> str:
 
 
 def cert_options(func: F) -> F:
-    """Decorate a click command with the certificate / controller / cluster options."""
+    """Decorate a click command with the certificate / controller / cluster options.
+
+    The cluster options are client-go's kubectl overrides as kubeseal registers them
+    (``RecommendedConfigOverrideFlags``), minus ``-n/--namespace``, which each command declares
+    itself (seal-tree has its own meaning for it).
+    """
     import click
 
+    def text(name: str, help_text: str, default: str = "", **kw: Any) -> Any:
+        return click.option(f"--{name}", envvar=env(name), default=default, help=help_text, **kw)
+
     options = [
-        click.option(
-            "--cert",
-            envvar=env("cert"),
-            default="",
-            help="Certificate file or URL (http(s)://, file://) to seal with. "
-            "Overrides --controller-*.",
-        ),
-        click.option(
-            "--controller-name",
-            envvar=env("controller-name"),
-            default="sealed-secrets-controller",
-            show_default=True,
-            help="Name of the sealed-secrets controller Service.",
-        ),
-        click.option(
-            "--controller-namespace",
-            envvar=env("controller-namespace"),
-            default="kube-system",
-            show_default=True,
-            help="Namespace of the sealed-secrets controller.",
-        ),
-        click.option(
-            "--controller-url",
-            envvar="SEALKIT_CONTROLLER_URL",
-            default="",
-            help="(sealkit) Talk to the controller at this URL instead of through the "
-            "apiserver service proxy.",
-        ),
-        click.option(
-            "--kubeconfig",
-            envvar=env("kubeconfig"),
-            default="",
-            help="Path to a kubeconfig (default: $KUBECONFIG, ~/.kube/config).",
-        ),
-        click.option(
-            "--context", envvar=env("context"), default="", help="kubeconfig context to use."
-        ),
-        click.option(
-            "--request-timeout",
-            envvar=env("request-timeout"),
-            default="30s",
-            show_default=True,
-            help="Timeout of one request to the apiserver/controller (e.g. 10s, 2m; 0 = none).",
-        ),
+        text("cert", "Certificate file or URL (http(s)://, file://) to seal with. "
+             "Overrides --controller-*."),
+        text("controller-name", "Name of the sealed-secrets controller Service.",
+             "sealed-secrets-controller", show_default=True),
+        text("controller-namespace", "Namespace of the sealed-secrets controller.",
+             "kube-system", show_default=True),
+        click.option("--controller-url", envvar="SEALKIT_CONTROLLER_URL", default="",
+                     help="(sealkit) Talk to the controller at this URL instead of through the "
+                     "apiserver service proxy."),
+        text("kubeconfig", "Path to a kubeconfig (default: $KUBECONFIG, ~/.kube/config)."),
+        text("context", "The name of the kubeconfig context to use."),
+        text("cluster", "The name of the kubeconfig cluster to use."),
+        text("user", "The name of the kubeconfig user to use."),
+        text("server", "The address and port of the Kubernetes API server."),
+        text("tls-server-name", "Server name to validate the server certificate against."),
+        click.option("--insecure-skip-tls-verify/--no-insecure-skip-tls-verify",
+                     envvar=env("insecure-skip-tls-verify"), default=False,
+                     help="Do not check the server's certificate (insecure)."),
+        text("certificate-authority", "Path to a cert file for the certificate authority."),
+        text("client-certificate", "Path to a client certificate file for TLS."),
+        text("client-key", "Path to a client key file for TLS."),
+        text("token", "Bearer token for authentication to the API server."),
+        click.option("--as", "as_user", envvar=env("as"), default="",
+                     help="Username to impersonate for the operation."),
+        text("as-uid", "UID to impersonate for the operation."),
+        click.option("--as-group", envvar=env("as-group"), multiple=True,
+                     help="Group to impersonate for the operation (repeatable)."),
+        text("username", "Username for basic authentication to the API server."),
+        text("password", "Password for basic authentication to the API server."),
+        text("proxy-url", "Proxy URL for the connection to the API server."),
+        click.option("--disable-compression/--no-disable-compression",
+                     envvar=env("disable-compression"), default=False,
+                     help="Opt out of response compression (accepted; sealkit never asks "
+                     "for compressed responses)."),
+        text("request-timeout", "Timeout of one request to the apiserver/controller (e.g. 10s, "
+             "2m; 0 = none).", "30s", show_default=True),
     ]
     for option in reversed(options):
         func = option(func)
@@ -119,38 +122,39 @@ def split_list(values: tuple[str, ...] | list[str] | None) -> list[str]:
     return [part for value in values or () for part in value.split(",") if part]
 
 
-def gateway_from_options(opts: Mapping[str, Any]) -> ControllerGateway:
+def gateway_from_options(cluster: ClusterOptions) -> ControllerGateway:
     from sealkit.cluster import DirectGateway, ProxyGateway
 
-    timeout = parse_duration(opts.get("request_timeout") or "30s")
-    if opts.get("controller_url"):
-        return DirectGateway(opts["controller_url"], timeout=timeout or 30.0)
-    return ProxyGateway(
-        controller_name=opts.get("controller_name") or "sealed-secrets-controller",
-        controller_namespace=opts.get("controller_namespace") or "kube-system",
-        kubeconfig=opts.get("kubeconfig") or None,
-        context=opts.get("context") or None,
-        timeout=timeout,
-    )
+    timeout = parse_duration(cluster.request_timeout or "30s")
+    if cluster.controller_url:
+        return DirectGateway(cluster.controller_url, timeout=timeout or 30.0)
+    return ProxyGateway(cluster, timeout=timeout)
 
 
-def load_cert_bytes(opts: Mapping[str, Any]) -> bytes:
+def load_cert_bytes(cert: str, cluster: ClusterOptions) -> bytes:
     """The certificate PEM from ``--cert`` (path or URL), else from the controller."""
-    cert = opts.get("cert") or ""
     if cert:
         if cert.startswith(("http://", "https://", "file://")):
             from sealkit.cluster import fetch_url
 
-            return fetch_url(cert, parse_duration(opts.get("request_timeout") or "30s") or 30.0)
+            return fetch_url(cert, parse_duration(cluster.request_timeout or "30s") or 30.0)
         try:
             with open(os.path.expanduser(cert), "rb") as handle:
                 return handle.read()
         except OSError as exc:
-            raise CertError(f"cannot read certificate {cert}: {exc.strerror}") from None
-    return gateway_from_options(opts).cert_pem()
+            # kubeseal's wording (its integration suite matches "no such file or directory")
+            raise CertError(f"open {cert}: {(exc.strerror or '').lower()}") from None
+    return gateway_from_options(cluster).cert_pem()
+
+
+def load_public_key(cert: str, cluster: ClusterOptions) -> RSAPublicKey:
+    from sealkit.certs import load_public_key as parse
+
+    return parse(load_cert_bytes(cert, cluster))
 
 
 def load_public_key_from_options(opts: Mapping[str, Any]) -> RSAPublicKey:
-    from sealkit.certs import load_public_key
+    """For subcommands that take `cert_options` as a click params mapping."""
+    from sealkit.cli._options import ClusterOptions
 
-    return load_public_key(load_cert_bytes(opts))
+    return load_public_key(opts.get("cert") or "", ClusterOptions.from_mapping(opts))

@@ -1,22 +1,27 @@
-"""A click-free parser for the most common invocation: seal offline with ``--cert``.
+"""A click-free parser for the common invocations: seal (offline with ``--cert``, or through
+the cluster) and ``--fetch-cert``.
 
 Importing click costs about as much as everything else a seal needs, and the cold start is
 benchmarked against Go's kubeseal. `parse_fast` understands only a conservative subset and
 returns None for anything else, and click then parses the command line as usual. The subset:
 
     --cert FILE|URL  -f/--secret-file  -w/--sealed-secret-file  -o/--format  --scope
-    -n/--namespace  --name  --allow-empty-data  (``--flag value`` or ``--flag=value``)
+    -n/--namespace  --name  --allow-empty-data  --fetch-cert  --kubeconfig  --context
+    --controller-name  --controller-namespace  (``--flag value`` or ``--flag=value``)
 
 The same flags' ``SEALED_SECRETS_*`` variables are honoured (the command line wins; an empty
 variable counts as unset, as in click). It declines when any other ``SEALED_SECRETS_*`` or
-``SEALKIT_CONTROLLER_URL`` variable is set, when ``--cert`` is missing, or when a value looks
-like a flag, so both parsers always agree (``tests/sealkit/test_cli_fast.py`` checks it).
+``SEALKIT_CONTROLLER_URL`` variable is set, or when a value looks like a flag, so both parsers
+always agree: both build the same frozen `Options`
+(``tests/sealkit/test_cli_fast.py`` compares them).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from sealkit.cli._options import Options
 
 __all__ = ["parse_fast"]
 
@@ -32,8 +37,12 @@ _VALUED = {
     "-n": "namespace",
     "--namespace": "namespace",
     "--name": "name",
+    "--kubeconfig": "kubeconfig",
+    "--context": "context",
+    "--controller-name": "controller_name",
+    "--controller-namespace": "controller_namespace",
 }
-_FLAGS = {"--allow-empty-data": "allow_empty_data"}
+_FLAGS = {"--allow-empty-data": "allow_empty_data", "--fetch-cert": "fetch_cert"}
 _ENV = {
     "SEALED_SECRETS_CERT": "cert",
     "SEALED_SECRETS_SECRET_FILE": "secret_file",
@@ -42,17 +51,20 @@ _ENV = {
     "SEALED_SECRETS_SCOPE": "scope",
     "SEALED_SECRETS_NAMESPACE": "namespace",
     "SEALED_SECRETS_NAME": "name",
+    "SEALED_SECRETS_KUBECONFIG": "kubeconfig",
+    "SEALED_SECRETS_CONTEXT": "context",
+    "SEALED_SECRETS_CONTROLLER_NAME": "controller_name",
+    "SEALED_SECRETS_CONTROLLER_NAMESPACE": "controller_namespace",
 }
-_ENV_FLAGS = {"SEALED_SECRETS_ALLOW_EMPTY_DATA": "allow_empty_data"}
+_ENV_FLAGS = {"SEALED_SECRETS_ALLOW_EMPTY_DATA": "allow_empty_data",
+              "SEALED_SECRETS_FETCH_CERT": "fetch_cert"}
 _TRUE = {"1", "true", "t", "yes", "y", "on"}  # click's BOOL type, lower-cased
 _FALSE = {"0", "false", "f", "no", "n", "off"}
 
 
-def parse_fast(args: Sequence[str], environ: Mapping[str, str]) -> dict[str, Any] | None:
-    """The options dict for ``args``, or None when click must parse them."""
-    from sealkit.cli._modes import DEFAULTS
-
-    opts = dict(DEFAULTS)
+def parse_fast(args: Sequence[str], environ: Mapping[str, str]) -> Options | None:
+    """The options for ``args``, or None when click must parse them."""
+    opts: dict[str, Any] = {}
     for key, value in environ.items():
         if not value or not key.startswith(("SEALED_SECRETS_", "SEALKIT_CONTROLLER_URL")):
             continue
@@ -83,6 +95,4 @@ def parse_fast(args: Sequence[str], environ: Mapping[str, str]) -> dict[str, Any
         if not value or value.startswith("-"):
             return None
         opts[_VALUED[name]] = value
-    if not opts["cert"]:
-        return None
-    return opts
+    return Options.from_mapping(opts)

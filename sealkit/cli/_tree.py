@@ -132,11 +132,14 @@ def command(
 
     def default_namespace() -> str:
         if "ns" not in ns_cache:
+            from sealkit._exceptions import ClusterError
+            from sealkit.cli._options import ClusterOptions
             from sealkit.cluster import kubeconfig_namespace
 
-            ns_cache["ns"] = kubeconfig_namespace(
-                cert_opts.get("kubeconfig") or None, cert_opts.get("context") or None
-            )
+            try:
+                ns_cache["ns"] = kubeconfig_namespace(ClusterOptions.from_mapping(cert_opts))
+            except ClusterError:  # no kubeconfig: each file then needs its own namespace
+                ns_cache["ns"] = ""
         return ns_cache["ns"]
 
     opts = TreeOptions(

@@ -231,16 +231,17 @@ def test_raw_errors(cert_path, tmp_path) -> None:
     kubeconfig = tmp_path / "kc"
     kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
     base = ["--cert", cert_path, "--kubeconfig", str(kubeconfig)]
-    assert_one_line_error(run_sealkit(*base, "--raw", "-n", "x", "--from-file", str(value)), 2,
+    # Runtime errors in kubeseal: exit 1, like every error but a flag parse error.
+    assert_one_line_error(run_sealkit(*base, "--raw", "-n", "x", "--from-file", str(value)), 1,
                           "must provide the --name flag with --raw and --scope strict")
     assert_one_line_error(
         run_sealkit(*base, "--raw", "--scope", "cluster-wide", "--from-file", f"{value},{value}"),
-        2, "must provide only one --from-file")
-    assert_one_line_error(run_sealkit(*base, "--from-file", str(value)), 2,
+        1, "must provide only one --from-file")
+    assert_one_line_error(run_sealkit(*base, "--from-file", str(value)), 1,
                           "--from-file requires --raw")
     no_kubeconfig = run_sealkit("--cert", cert_path, "--kubeconfig", str(tmp_path / "none"),
                                 "--raw", "--scope", "namespace-wide", "--from-file", str(value))
-    assert_one_line_error(no_kubeconfig, 1, "namespace")
+    assert_one_line_error(no_kubeconfig, 1, "no such file or directory")
 
 
 # --- --merge-into -------------------------------------------------------------------------
@@ -390,8 +391,8 @@ def test_recovery_unseal_key_list_comma_and_repeat(cert_path, private_key, other
 
 def test_recovery_unseal_errors(cert_path, key_path, tmp_path) -> None:
     sealed = _sealed_file(cert_path, tmp_path)
-    assert_one_line_error(run_sealkit("--recovery-unseal", "-f", str(sealed)), 2,
-                          "--recovery-private-key")
+    assert_one_line_error(run_sealkit("--recovery-unseal", "-f", str(sealed)), 1,
+                          "no key could decrypt secret (")
     assert_one_line_error(run_sealkit("--recovery-unseal", "--recovery-private-key", key_path,
                                       input=SECRET_YAML), 1, 'not a SealedSecret (kind "Secret")')
     assert_one_line_error(run_sealkit("--recovery-unseal", "--recovery-private-key", cert_path,
@@ -401,7 +402,7 @@ def test_recovery_unseal_errors(cert_path, key_path, tmp_path) -> None:
 def test_recovery_private_key_ignored_without_recovery_unseal(cert_path, key_path) -> None:
     proc = run_sealkit("--cert", cert_path, "--recovery-private-key", key_path, input=SECRET_YAML)
     assert proc.returncode == 0
-    assert "ignored without --recovery-unseal" in proc.stderr
+    assert proc.stderr == ""  # kubeseal warns only when stderr is a terminal
 
 
 # --- certificates -----------------------------------------------------------------------------
@@ -475,7 +476,7 @@ def test_cert_errors(tmp_path, cert_server, key_path) -> None:
     assert_one_line_error(run_sealkit("--cert", key_path, input=SECRET_YAML), 1,
                           "does not contain any valid RSA or ECDSA certificates")
     assert_one_line_error(run_sealkit("--cert", str(tmp_path / "nope.pem"), input=SECRET_YAML), 1,
-                          "cannot read certificate")
+                          "nope.pem: no such file or directory")
     env = {"NO_PROXY": "*", "no_proxy": "*"}
     assert_one_line_error(run_sealkit("--cert", f"{cert_server}/missing.pem", input=SECRET_YAML,
                                       env=env), 1, f'cannot fetch "{cert_server}/missing.pem": 404')
@@ -508,7 +509,7 @@ def test_input_errors(cert_path, text, needle) -> None:
 def test_missing_namespace_without_kubeconfig(cert_path, tmp_path) -> None:
     no_ns = SECRET_YAML.replace("  namespace: prod\n", "")
     proc = run_sealkit("--cert", cert_path, "--kubeconfig", str(tmp_path / "none"), input=no_ns)
-    assert_one_line_error(proc, 1, "secret must declare a namespace")
+    assert_one_line_error(proc, 1, "secret must declare a namespace")  # as kubeseal
 
 
 def test_namespace_mismatch(cert_path) -> None:
@@ -519,7 +520,7 @@ def test_namespace_mismatch(cert_path) -> None:
 
 def test_missing_input_file(cert_path, tmp_path) -> None:
     assert_one_line_error(run_sealkit("--cert", cert_path, "-f", str(tmp_path / "x.yaml")), 1,
-                          "cannot read")
+                          "Could not read file specified with --secret-file")
 
 
 # --- usage errors ---------------------------------------------------------------------------
@@ -528,9 +529,7 @@ def test_missing_input_file(cert_path, tmp_path) -> None:
     [
         (["--scope", "cluster"], 'invalid argument "cluster" for "--scope" flag: must be one of: '
                                  "strict, namespace-wide, cluster-wide"),
-        (["-o", "xml"], "unsupported output format: xml"),
         (["--bogus"], "No such option"),
-        (["--raw", "--validate"], "cannot be combined"),
         (["--cert"], "requires an argument"),
     ],
 )
@@ -540,7 +539,7 @@ def test_usage_errors_exit_2(cert_path, args, needle) -> None:
 
 
 def test_version_and_help() -> None:
-    assert run_sealkit("--version").stdout == "sealkit version: 0.1.0\n"
+    assert run_sealkit("--version").stdout == "kubeseal version: v0.1.0 (sealkit)\n"
     helptext = run_sealkit("--help").stdout
     for flag in ("--cert", "--fetch-cert", "--merge-into", "--re-encrypt", "--recovery-unseal",
                  "--recovery-private-key", "--controller-namespace", "--kubeconfig", "-n,"):

@@ -8,11 +8,15 @@ import pytest
 
 from sealkit.cli._fast import parse_fast
 from sealkit.cli._kubeseal import command
+from sealkit.cli._options import Options
 
 
-def click_params(args: list[str]) -> dict:
+def click_params(args: list[str]) -> Options:
+    """The frozen options click builds (the command's body does the same conversion)."""
     ctx = command.make_context("sealkit", list(args))
-    return dict(ctx.params)
+    params = dict(ctx.params)
+    params.pop("rotate", None)
+    return Options.from_mapping(params)
 
 
 @pytest.mark.parametrize(
@@ -25,6 +29,9 @@ def click_params(args: list[str]) -> dict:
         ["--cert", "c.pem", "--format=JSON", "-n", "ns", "--name", "n", "--namespace", "ns2"],
         ["-f", "x", "--cert", "c.pem", "-f", "y"],  # the last one wins in both
         ["--cert", "c.pem", "--scope", "bogus"],  # validated later by the same code
+        ["-f", "x"],  # no --cert: the proxy path
+        ["--fetch-cert", "--kubeconfig", "kc", "--context=c", "--controller-name", "n",
+         "--controller-namespace", "ns"],
     ],
 )
 def test_fast_path_agrees_with_click(args) -> None:
@@ -62,7 +69,8 @@ def test_fast_path_agrees_with_click_on_env(args, environ, monkeypatch) -> None:
 @pytest.mark.parametrize(
     ("args", "environ"),
     [
-        (["-f", "x"], {}),  # no --cert: the proxy path
+        (["--fetch-cert=true"], {}),  # pflag's bool spelling: click (normalised) decides
+        (["--server", "https://x"], {}),  # kubectl overrides: click
         (["--cert", "c.pem", "--raw"], {}),
         (["--cert", "c.pem", "--recovery-unseal"], {}),
         (["--cert", "c.pem", "-f"], {}),  # missing value: click's error

@@ -257,4 +257,12 @@ def test_context_flag_selects_the_cluster(stack, namespace, tmp_path) -> None:
 
 def test_bad_kubeconfig(tmp_path) -> None:
     missing = run_sealkit("--kubeconfig", str(tmp_path / "none"), input=SECRET)
-    assert_one_line_error(missing, 1, "invalid configuration")
+    assert_one_line_error(missing, 1, f"stat {tmp_path / 'none'}: no such file or directory")
+    garbage = tmp_path / "garbage"
+    garbage.write_text("{{{")
+    assert_one_line_error(run_sealkit("--kubeconfig", str(garbage), input=SECRET), 1,
+                          "error loading config file")
+    empty = tmp_path / "empty"
+    empty.write_text("apiVersion: v1\nkind: Config\n")
+    assert_one_line_error(run_sealkit("--kubeconfig", str(empty), input=SECRET), 1,
+                          "invalid configuration")

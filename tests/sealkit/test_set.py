@@ -222,7 +222,7 @@ def test_cli_from_file_exact_bytes(sealed_file: Path, keys: KeyPair, tmp_path: P
     ("args", "code", "match"),
     [
         (["KEY/bad"], 2, "invalid key"),
-        (["k", "--cert", "/nonexistent.pem"], 1, "cannot read certificate"),
+        (["k", "--cert", "/nonexistent.pem"], 1, "no such file or directory"),
         (["k", "--from-file", "/nonexistent.bin"], 1, "cannot read"),
         (["k", "--name", "other"], 1, 'no SealedSecret named "other"'),
         (["k", "--scope", "x"], 2, "No such option"),

@@ -1,0 +1,177 @@
+"""Cluster calls, sealkit vs the real kubeseal, side by side: ``--fetch-cert`` and sealing
+without ``--cert`` (Service GET + cert.pem through the apiserver's service proxy).
+
+Needs the local stack (reuses a healthy ``.devstack`` one, else starts a private one) and root
+for the private "test host" netns (`devstack.netns`), as the proxy tests do. The controller's
+real HTTP API runs in this process behind a Service in a fresh namespace. Each round runs every
+command once as a fresh process, alternating the order. Reports median/min wall time and the
+ratio to kubeseal (target: <= 2x).
+
+    .venv/bin/python bench/sealkit_cluster.py [--rounds 20] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+SECRET = ("apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: prod\n"
+          "stringData:\n  password: s3cret\n")
+SERVICE = "sealed-secrets-controller"
+
+
+def _setup(stack, host, namespace: str):  # noqa: ANN001, ANN202
+    from kubernetes import client, config
+
+    from controller.http_api import ApiOptions, serve_api
+    from controller.keyring import KeyRing, entry_from_secret
+    from sealkit.keys import generate_key_and_cert, key_secret_manifest
+
+    ring = KeyRing()
+    key, cert = generate_key_and_cert(4096)
+    ring.add(entry_from_secret(key_secret_manifest(key, cert, name="bench")))
+    api = serve_api(f"{host.host_ip}:0", keys=ring,
+                    options=ApiOptions(rate_limit=100000, rate_limit_burst=100000))
+    port = host.forward(api.port)
+    kube = config.new_client_from_config(config_file=stack.kubeconfig)
+    core = client.CoreV1Api(kube)
+    core.create_namespace({"metadata": {"name": namespace, "labels": {"sealkit-test": "1"}}})
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            core.create_namespaced_pod(namespace, {
+                "metadata": {"name": "controller-0"},
+                "spec": {"automountServiceAccountToken": False,
+                         "containers": [{"name": "c", "image": "placeholder.invalid/x"}]}})
+            break
+        except client.ApiException as exc:
+            if exc.status != 403 or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    core.patch_namespaced_pod_status("controller-0", namespace, {
+        "status": {"podIP": host.pod_ip, "podIPs": [{"ip": host.pod_ip}]}})
+    core.create_namespaced_service(namespace, {
+        "metadata": {"name": SERVICE},
+        "spec": {"ports": [{"name": "http", "port": 8080, "targetPort": port}]}})
+    core.create_namespaced_endpoints(namespace, {
+        "metadata": {"name": SERVICE},
+        "subsets": [{"addresses": [{"ip": host.pod_ip, "targetRef": {
+            "kind": "Pod", "name": "controller-0", "namespace": namespace}}],
+            "ports": [{"name": "http", "port": port}]}]})
+    return api, core
+
+
+CPU: dict[str, list[float]] = {}
+
+
+def _time(argv: list[str], stdin: bytes) -> float:
+    """Wall time; the child's CPU time (user+sys, less sensitive to load) goes to `CPU`."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = subprocess.run(argv, input=stdin, capture_output=True, timeout=120)
+    elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise SystemExit(f"{argv[0]} failed: {proc.stderr.decode(errors='replace')[-500:]}")
+    CPU.setdefault(argv[0], []).append(after.ru_utime + after.ru_stime - before.ru_utime
+                                       - before.ru_stime)
+    return elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    import devstack
+    from devstack import binaries
+    from devstack.netns import private_host
+
+    stack = devstack.load_healthy()
+    own = None
+    if stack is None:
+        own = stack = devstack.up(Path(tempfile.mkdtemp(prefix="bench-cluster-")), quiet=True)
+    from sealkit_cold import _installed_python  # type: ignore[import-not-found]
+
+    kubeseal = os.environ.get("KUBESEAL") or binaries.kubeseal()
+    # As a wheel install runs it: no editable-install finder (a fixed ~20 ms per start).
+    installed = _installed_python(tempfile.mkdtemp(prefix="bench-cluster-venv-"))
+    entry = "import sys; from sealkit.cli import main; sys.exit(main())"
+    namespace = f"bench-cluster-{secrets.token_hex(3)}"
+    results: dict[str, dict[str, list[float]]] = {}
+    cpu: dict[str, dict[str, float]] = {}
+    with private_host() as host:
+        api, core = _setup(stack, host, namespace)
+        try:
+            common = ["--kubeconfig", stack.kubeconfig, "--controller-namespace", namespace]
+            deadline = time.monotonic() + 90
+            while subprocess.run([kubeseal, "--fetch-cert", *common],
+                                 capture_output=True).returncode != 0:
+                if time.monotonic() > deadline:
+                    raise SystemExit("the service proxy never reached the controller")
+                time.sleep(0.5)
+            cases = {"--fetch-cert": (["--fetch-cert"], b""),
+                     "seal (no --cert)": ([], SECRET.encode())}
+            tools = {"kubeseal": [kubeseal], "sealkit": [installed, "-c", entry]}
+            for case, (extra, stdin) in cases.items():
+                for tool in tools.values():  # warm-up: page cache, .pyc files
+                    _time([*tool, *common, *extra], stdin)
+                runs: dict[str, list[float]] = {name: [] for name in tools}
+                CPU.clear()
+                for i in range(args.rounds):
+                    order = list(tools.items()) if i % 2 == 0 else list(tools.items())[::-1]
+                    for name, tool in order:
+                        runs[name].append(_time([*tool, *common, *extra], stdin))
+                results[case] = runs
+                cpu[case] = {name: statistics.median(CPU[tool[0]]) for name, tool in tools.items()}
+        finally:
+            api.shutdown()
+            core.delete_namespace(namespace)
+            if own is not None:
+                own.stop()
+    report: dict[str, Any] = {
+        case: {name: {"median_ms": round(statistics.median(v) * 1000, 1),
+                      "min_ms": round(min(v) * 1000, 1),
+                      "cpu_median_ms": round(cpu[case][name] * 1000, 1)}
+               for name, v in runs.items()}
+        for case, runs in results.items()}
+    for runs in report.values():
+        runs["ratio_median"] = round(runs["sealkit"]["median_ms"] / runs["kubeseal"]["median_ms"],
+                                     2)
+        runs["ratio_cpu"] = round(runs["sealkit"]["cpu_median_ms"]
+                                  / runs["kubeseal"]["cpu_median_ms"], 2)
+    report["uptime"] = os.popen("uptime").read().strip()  # noqa: S605,S607 - load at the time
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for case, runs in report.items():
+            if case == "uptime":
+                continue
+            print(f"{case:18} kubeseal {runs['kubeseal']['median_ms']:7.1f} ms  "
+                  f"sealkit {runs['sealkit']['median_ms']:7.1f} ms  "
+                  f"(min {runs['kubeseal']['min_ms']:.1f} / {runs['sealkit']['min_ms']:.1f})  "
+                  f"ratio {runs['ratio_median']:.2f}x wall; CPU "
+                  f"{runs['kubeseal']['cpu_median_ms']:.1f} / "
+                  f"{runs['sealkit']['cpu_median_ms']:.1f} ms = {runs['ratio_cpu']:.2f}x")
+        print(f"load: {report['uptime']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
