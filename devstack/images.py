@@ -37,6 +37,7 @@ SEALKIT_IMAGE = "localhost/sealkit/sealkit:dev"
 PAUSE_IMAGE = "localhost/sealkit/pause:3.10"
 COREDNS_IMAGE = "localhost/sealkit/coredns:dev"
 HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+KEEP_ARCHIVES = 4  # per image: several checkouts share the cache
 # The build context the Dockerfile copies (see .dockerignore).
 SEALKIT_CONTEXT = (
     "Dockerfile",
@@ -113,23 +114,34 @@ class Archive:
     seconds: float = 0.0
 
 
-def _export(name: str, key: str, build: Callable[[], None]) -> Archive:
+def _export(name: str, key: str, build: Callable[[str], None]) -> Archive:
+    """Build (unless cached) and export `name` as a docker-archive keyed by `key`.
+
+    The build is tagged with its key, never with the shared name: checkouts that
+    share this cache build concurrently, and a shared tag could be moved by another
+    build between `bud` and `push`. The archive carries `name` (what pods use)."""
     out = _cache() / f"{name.rsplit('/', 1)[-1].replace(':', '-')}-{key}.tar"
     if out.exists():
         return Archive(name, out)
     t0 = time.monotonic()
-    build()
+    build_tag = f"{name.rsplit(':', 1)[0]}:build-{key}"
+    build(build_tag)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
+    tmp = out.with_suffix(f".{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
-    _run(
-        f"export {name}", [*buildah_cmd(), "push", "--quiet", name, f"docker-archive:{tmp}:{name}"]
-    )
+    _run(f"export {name}", [*buildah_cmd(), "push", "--quiet", build_tag,
+                            f"docker-archive:{tmp}:{name}"])  # fmt: skip
     os.replace(tmp, out)
-    for old in out.parent.glob(out.name.rsplit("-", 1)[0] + "-*.tar"):
-        if old != out:
-            old.unlink(missing_ok=True)
+    _prune_archives(out, keep=KEEP_ARCHIVES)
     return Archive(name, out, time.monotonic() - t0)
+
+
+def _prune_archives(newest: Path, keep: int) -> None:
+    """Keep the `keep` most recent archives of one image (other checkouts may use them)."""
+    stem = newest.name.rsplit("-", 1)[0]
+    olds = sorted(newest.parent.glob(f"{stem}-*.tar"), key=lambda p: p.stat().st_mtime)
+    for old in olds[:-keep]:
+        old.unlink(missing_ok=True)
 
 
 def ensure_base() -> float:
@@ -176,7 +188,7 @@ def build_dockerfile(
     """`buildah bud` of a Dockerfile (chroot isolation; RUN steps reach only the
     package registries, as on any build machine) exported as a docker-archive."""
 
-    def build() -> None:
+    def build(tag: str) -> None:
         ensure_base()
         args = [
             f"--build-arg={k}={v}"
@@ -220,7 +232,7 @@ def sealkit_image() -> Archive:
 
 
 def _scratch_image(name: str, files: dict[str, Path], entrypoint: list[str], key: str) -> Archive:
-    def build() -> None:
+    def build(tag: str) -> None:
         b = buildah_cmd()
         ctr = _run("buildah from scratch", [*b, "from", "scratch"]).strip()
         try:
@@ -238,7 +250,7 @@ def _scratch_image(name: str, files: dict[str, Path], entrypoint: list[str], key
                     ctr,
                 ],
             )
-            _run("buildah commit", [*b, "commit", "--quiet", ctr, name])
+            _run("buildah commit", [*b, "commit", "--quiet", ctr, tag])
         finally:
             subprocess.run([*b, "rm", ctr], capture_output=True)
 
