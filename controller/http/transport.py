@@ -276,6 +276,9 @@ class _Connection:
                 return
             if not isinstance(event, h11.Request):
                 return  # ConnectionClosed or a peer gone between requests
+            if sum(len(k) + len(v) + 4 for k, v in event.headers) > self.limits.max_header_bytes:
+                await self._send_error(431, "request header fields too large")
+                return
             request = self._request(event, started + self.limits.read_timeout)
             if request is None:
                 await self._send_error(413, "request body too large")
