@@ -352,6 +352,9 @@ class App:
 
     def shutdown(self) -> None:
         """SIGTERM order: stop work, finish in flight, release the Lease, watches, HTTP."""
+        if getattr(self, "_shut_down", False):
+            return
+        self._shut_down = True
         self.stopping.set()
         self.controller.stop_workers(timeout=10.0)
         self.keys.stop_leading()

@@ -36,7 +36,7 @@ class Supervisor:
         self._previous_hook: Any = None
 
     def install(self) -> None:
-        """Route uncaught thread exceptions here (then to the previous hook, for the trace)."""
+        """Route uncaught thread exceptions here (the traceback goes to the debug log)."""
         self._previous_hook = threading.excepthook
         threading.excepthook = self._hook
 
