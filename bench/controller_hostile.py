@@ -182,6 +182,7 @@ def main() -> None:
 
     limited = Server(args.src, rate=2)
     try:
+        big = sealed_body(limited.cert, 1451)
         measure(limited, args.label, "verify_1451_values_then_small_default_rate_limit",
                 lambda: [exchange(limited.port, post("/v1/verify", big)),
                          exchange(limited.port, post("/v1/verify",

@@ -156,6 +156,7 @@ class HttpServer:
         self._max_conns = _fd_budget(limits.max_connections)
         self._open = 0
         self._per_client: Counter[str] = Counter()
+        self._writers: set[asyncio.StreamWriter] = set()
         self._sock = _bind(host, port)
         self.host, self.port = self._sock.getsockname()[:2]
         self.host = host if host == "" else str(self.host)
@@ -198,14 +199,18 @@ class HttpServer:
         async def stop() -> None:
             if self._server is not None:
                 self._server.close()
+            for writer in list(self._writers):
+                writer.transport.abort()  # wakes every reader: its connection is gone
             tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            if tasks:
+                await asyncio.wait(tasks, timeout=1.0)
 
         if self._loop.is_running():
-            with contextlib.suppress(RuntimeError):
+            with contextlib.suppress(RuntimeError, TimeoutError):
                 asyncio.run_coroutine_threadsafe(stop(), self._loop).result(timeout)
+            with contextlib.suppress(RuntimeError):
                 self._loop.call_soon_threadsafe(self._loop.stop)
         self.thread.join(timeout)
         with contextlib.suppress(OSError):
@@ -222,18 +227,25 @@ class HttpServer:
             return
         self._open += 1
         self._per_client[peer] += 1
+        self._writers.add(writer)
         try:
             await _Connection(self, reader, writer, peer).serve()
-        except (OSError, asyncio.IncompleteReadError, TimeoutError):
-            pass
+        except (OSError, asyncio.IncompleteReadError, TimeoutError, asyncio.CancelledError):
+            pass  # a peer gone, too slow, or the listener shutting down
         except Exception:  # noqa: BLE001 - one connection's bug must not reach the loop
             _LOG.debug("http: connection from %s failed", peer, exc_info=True)
         finally:
+            self._writers.discard(writer)
             self._open -= 1
             self._per_client[peer] -= 1
             if self._per_client[peer] <= 0:
                 del self._per_client[peer]
             writer.close()
+
+
+def _bodiless(event: h11.Request) -> bool:
+    headers = {k.lower(): v for k, v in event.headers}
+    return b"transfer-encoding" not in headers and headers.get(b"content-length", b"0") == b"0"
 
 
 class _Connection:
@@ -279,6 +291,8 @@ class _Connection:
             if sum(len(k) + len(v) + 4 for k, v in event.headers) > self.limits.max_header_bytes:
                 await self._send_error(431, "request header fields too large")
                 return
+            if self.h11.their_state is h11.SEND_BODY and _bodiless(event):
+                self.h11.next_event()  # its EndOfMessage is already parsed: keep-alive works
             request = self._request(event, started + self.limits.read_timeout)
             if request is None:
                 await self._send_error(413, "request body too large")
@@ -311,6 +325,11 @@ class _Connection:
     async def _read_body(self, deadline: float) -> bytes:
         parts: list[bytes] = []
         total = 0
+        if self.h11.their_state is h11.DONE:
+            return b""  # a bodiless request, already consumed
+        if self.h11.client_is_waiting_for_100_continue:
+            await self._write(self.h11.send(h11.InformationalResponse(status_code=100,
+                                                                      headers=[])) or b"")
         while True:
             try:
                 event = await self._event(deadline)

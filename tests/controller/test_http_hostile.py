@@ -349,3 +349,24 @@ def test_bad_input_is_a_400_never_a_500(server: Any, ring: KeyRing, path: str) -
     for body in cases:
         status, _, resp = post(server.port, path, body)
         assert status == 400, (body[:120], status, resp)
+
+
+def test_keep_alive_and_pipelining_on_one_connection(server: Any) -> None:
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    answer = raw(server.port, request * 3 + b"HEAD /v1/cert.pem HTTP/1.1\r\nHost: x\r\n\r\n",
+                 wait=2)
+    assert answer.count(b"HTTP/1.1 200 OK") == 4, answer
+    assert b"Connection: close" not in answer
+
+
+def test_listener_shuts_down_with_open_keep_alive_connections(ring: KeyRing) -> None:
+    for _ in range(5):
+        handle = serve_api("127.0.0.1:0", keys=ring)
+        conn = http.client.HTTPConnection("127.0.0.1", handle.port, timeout=5)
+        for path in ("/healthz", "/v1/cert.pem", "/nope"):
+            conn.request("GET", path)
+            conn.getresponse().read()
+        started = time.monotonic()
+        handle.shutdown()
+        assert time.monotonic() - started < 2 and not handle.thread.is_alive()
+        conn.close()
