@@ -152,82 +152,75 @@ def main() -> None:
     sys.path.insert(0, str(REPO))
     bomb = b"a: [" + b"1," * 499_000 + b"1]\n"
 
-    s = Server(args.src)
-    try:
-        print(json.dumps({"label": args.label, "case": "idle", "rss_mb": s.rss() / 1024}))
-        measure(s, args.label, "yaml_bomb_1MB", lambda: [exchange(s.port, post("/v1/verify",
-                                                                           bomb))])
+    def case(name: str, run: object, rate: float = 1e6) -> None:
+        """Each case on a fresh server: leftover work of one must not bill the next."""
+        server = Server(args.src, rate)
+        try:
+            if name == "idle":
+                print(json.dumps({"label": args.label, "case": "idle",
+                                  "rss_mb": round(server.rss() / 1024, 1)}), flush=True)
+            else:
+                measure(server, args.label, name, lambda: run(server))  # type: ignore[operator]
+        finally:
+            server.close()
 
-        def three() -> list[str]:
-            out: list[str] = []
-            threads = [threading.Thread(target=lambda: out.append(
-                exchange(s.port, post("/v1/verify", bomb)))) for _ in range(3)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            return out
-        measure(s, args.label, "yaml_bomb_1MB_x3_concurrent", three)
+    def three(s: Server) -> list[str]:
+        out: list[str] = []
+        threads = [threading.Thread(target=lambda: out.append(
+            exchange(s.port, post("/v1/verify", bomb)))) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return out
 
-        def negative_chunk() -> list[str]:
-            head = b"POST /v1/verify HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-            return [exchange(s.port, head + b"-1\r\n" + b"y" * (20 << 20))]
-        measure(s, args.label, "chunk_size_-1_then_20MiB", negative_chunk)
+    def negative_chunk(s: Server) -> list[str]:
+        head = b"POST /v1/verify HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        return [exchange(s.port, head + b"-1\r\n" + b"y" * (20 << 20))]
 
-        big = sealed_body(s.cert, 1451)
-        measure(s, args.label, f"verify_1451_values_{len(big) >> 10}KiB",
-                lambda: [exchange(s.port, post("/v1/verify", big))])
-    finally:
-        s.close()
+    def slowloris(s: Server) -> dict[str, object]:
+        held = []
+        for _ in range(140):
+            c = socket.create_connection(("127.0.0.1", s.port), timeout=5,
+                                         source_address=("127.0.0.2", 0))
+            c.sendall(b"GET /healthz HTTP/1.1\r\n")
+            held.append(c)
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        status = exchange(s.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", timeout=10)
+        latency = time.monotonic() - t0
+        for c in held:
+            c.close()
+        return {"healthz": status, "healthz_s": round(latency, 3)}
 
-    limited = Server(args.src, rate=2)
-    try:
-        big = sealed_body(limited.cert, 1451)
-        measure(limited, args.label, "verify_1451_values_then_small_default_rate_limit",
-                lambda: [exchange(limited.port, post("/v1/verify", big)),
-                         exchange(limited.port, post("/v1/verify",
-                                                     sealed_body(limited.cert, 1)))])
-    finally:
-        limited.close()
-
-    s = Server(args.src)
-    try:
-        def slowloris() -> dict[str, object]:
-            held = []
-            for _ in range(140):
-                c = socket.create_connection(("127.0.0.1", s.port), timeout=5,
-                                             source_address=("127.0.0.2", 0))
-                c.sendall(b"GET /healthz HTTP/1.1\r\n")
-                held.append(c)
-            time.sleep(0.5)
-            t0 = time.monotonic()
-            status = exchange(s.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", timeout=10)
-            latency = time.monotonic() - t0
-            for c in held:
-                c.close()
-            return {"healthz": status, "healthz_s": round(latency, 3)}
-        measure(s, args.label, "slowloris_140_from_one_client", slowloris)
-
+    def storm(s: Server) -> dict[str, object]:
         rng = random.Random(5)
         seeds = [sealed_body(s.cert, 3), sealed_body(s.cert, 1)]
+        codes: dict[str, int] = {}
+        for _ in range(args.storm):
+            body = bytearray(rng.choice(seeds))
+            for _ in range(rng.randint(0, 4)):
+                pos = rng.randrange(len(body))
+                body[pos:pos + rng.randint(0, 30)] = rng.choice(
+                    [b"{", b"]", b"\"", b"\\ud800", b"", b"[" * 40,
+                     bytes([rng.randrange(256)])])
+            code = exchange(s.port, post(rng.choice(["/v1/verify", "/v1/rotate"]),
+                                         bytes(body)), timeout=10)
+            codes[code] = codes.get(code, 0) + 1
+        time.sleep(5)  # settle: the steady RSS is read after the storm
+        return codes
 
-        def storm() -> dict[str, object]:
-            codes: dict[str, int] = {}
-            for _ in range(args.storm):
-                body = bytearray(rng.choice(seeds))
-                for _ in range(rng.randint(0, 4)):
-                    pos = rng.randrange(len(body))
-                    body[pos:pos + rng.randint(0, 30)] = rng.choice(
-                        [b"{", b"]", b"\"", b"\\ud800", b"", b"[" * 40,
-                         bytes([rng.randrange(256)])])
-                code = exchange(s.port, post(rng.choice(["/v1/verify", "/v1/rotate"]),
-                                             bytes(body)), timeout=10)
-                codes[code] = codes.get(code, 0) + 1
-            time.sleep(5)  # settle: the steady RSS is read after the storm
-            return codes
-        measure(s, args.label, f"storm_{args.storm}_mutated_requests", storm)
-    finally:
-        s.close()
+    case("idle", None)
+    case("yaml_bomb_1MB", lambda s: [exchange(s.port, post("/v1/verify", bomb))])
+    case("yaml_bomb_1MB_x3_concurrent", three)
+    case("chunk_size_-1_then_20MiB", negative_chunk)
+    case("verify_1451_values", lambda s: [
+        exchange(s.port, post("/v1/verify", sealed_body(s.cert, 1451)))])
+    case("verify_1451_values_then_small_default_rate_limit", lambda s: [
+        exchange(s.port, post("/v1/verify", sealed_body(s.cert, 1451))),
+        exchange(s.port, post("/v1/verify", sealed_body(s.cert, 1)))], rate=2)
+    case("slowloris_140_from_one_client", slowloris)
+    case(f"storm_{args.storm}_mutated_requests", storm)
 
 
 if __name__ == "__main__":
