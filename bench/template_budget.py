@@ -8,20 +8,26 @@ import resource
 import sys
 import time
 
-mode = sys.argv[1]
 from sealkit.templates import TemplateError, build_secret_data, render_budget
 
-ctx = {"v": b"p" * 300_000}
-tmpl = {"out": "{{ .v }}" * 1000}
-t = time.process_time()
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-try:
-    if mode == "after":
-        with render_budget(1 << 20, 5.0):
-            build_secret_data(ctx, tmpl)
-    else:
-        build_secret_data(ctx, tmpl)
-    res = "rendered"
-except TemplateError as e:
-    res = e.message
-print(mode, res[:80], f"cpu {time.process_time()-t:.2f}s", f"maxrss +{(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss-base)/1024:.0f} MB")
+
+def main(mode: str) -> None:
+    ctx = {"v": b"p" * 300_000}
+    template = {"out": "{{ .v }}" * 1000}
+    cpu = time.process_time()
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    try:
+        if mode == "after":
+            with render_budget(1 << 20, 5.0):
+                build_secret_data(ctx, template)
+        else:
+            build_secret_data(ctx, template)
+        result = "rendered"
+    except TemplateError as exc:
+        result = exc.message
+    grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024
+    print(f"{mode}: {result[:80]}; cpu {time.process_time() - cpu:.2f}s; maxrss +{grown:.0f} MB")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
