@@ -70,10 +70,11 @@ def test_unreachable_vault_is_one_line_naming_the_cause(tmp_path: Path) -> None:
     assert debug.code == 1 and "retrying for up to 2s" in debug.stderr  # still there at debug
 
 
+@pytest.mark.stack
 def test_prune_refuses_to_delete_everything_unless_told(stack: Any, private_bao: Any,
                                                         tmp_path: Path) -> None:
     env = clean_env() | {"VAULT_ADDR": private_bao.addr, "VAULT_TOKEN": private_bao.token}
-    kv_mount = "secrets:\n  secret:\n    type: kv\n    options:\n      version: '2'\n"
+    kv_mount = "secrets:\n  secret:\n    type: kv-v2\n"
     owned = _write(tmp_path, "a.yaml", kv_mount + _policy("app-read"))
     applied = run_cli("apply", "-f", owned, env=env)
     assert applied.code == 0, applied.output
