@@ -76,13 +76,13 @@ def check_secret_write(secret: Mapping[str, Any], policy: WritePolicy) -> None:
     why = key_secret_reason(secret, policy)
     if why is not None:
         raise _refuse(f"refusing to write a sealing-key Secret ({why}): key Secrets come only "
-                      "from the key manager", "keysecret")
+                      "from the key manager", "update")
     data = secret.get("data") or {}
     size = _data_bytes(data) if isinstance(data, Mapping) else 0
     if size > MAX_SECRET_DATA_BYTES:
         raise _refuse(f"rendered Secret data is {size} bytes, over the apiserver's limit of "
-                      f"{MAX_SECRET_DATA_BYTES} bytes", "toolarge")
+                      f"{MAX_SECRET_DATA_BYTES} bytes", "update")
     encoded = len(json.dumps(secret, separators=(",", ":")))
     if encoded > MAX_OBJECT_BYTES:
         raise _refuse(f"rendered Secret is {encoded} bytes encoded, over the limit of "
-                      f"{MAX_OBJECT_BYTES} bytes", "toolarge")
+                      f"{MAX_OBJECT_BYTES} bytes", "update")

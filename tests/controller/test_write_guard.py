@@ -35,7 +35,7 @@ def test_key_secret_rules() -> None:
     assert key_secret_reason(_secret(name="sealed-secrets-keyabc", ns="shop"), POLICY) is None
     with pytest.raises(ReconcileError) as info:
         check_secret_write(_secret(labels={label: "active"}), POLICY)
-    assert info.value.retry is False and info.value.metric_reason == "keysecret"
+    assert info.value.retry is False and info.value.metric_reason == "update"
 
 
 def test_size_is_checked_decoded_and_encoded() -> None:
@@ -44,7 +44,7 @@ def test_size_is_checked_decoded_and_encoded() -> None:
     over = {"a": ok["a"], "b": base64.b64encode(b"y").decode()}
     with pytest.raises(ReconcileError, match="rendered Secret data is 1048577 bytes") as info:
         check_secret_write(_secret(data=over), POLICY)
-    assert info.value.retry is False and info.value.metric_reason == "toolarge"
+    assert info.value.retry is False and info.value.metric_reason == "update"
 
 
 def test_write_errors_keep_reason_and_field_paths_only() -> None:
