@@ -99,15 +99,15 @@ def _slow_post(kube_api: Any, namespace: str) -> ssl.SSLSocket:
 
 def test_slow_bodies_through_the_proxy_leave_probes_answerable(proxied: Proxied,
                                                                 kube_api: Any) -> None:
+    """40 POSTs through the proxy announce 1,000 bytes and send 10. The apiserver holds them
+    (it reads a proxied body before it connects to us), so our listener is not even touched;
+    the probes and kubeseal through the proxy keep answering while they are held."""
     import http.client
 
     held = [_slow_post(kube_api, proxied.namespace) for _ in range(40)]
     try:
-        deadline = time.monotonic() + 10
-        while proxied.handle.open_connections < 32 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert proxied.handle.open_connections >= 32  # the per-peer cap is reached
-        # The kubelet's probes come from another address: answered at once.
+        time.sleep(1)
+        assert proxied.handle.open_connections <= 4
         for path in ("/healthz", "/readyz", "/v1/cert.pem"):
             conn = http.client.HTTPConnection(proxied.handle.host, proxied.handle.port,
                                               timeout=3)
@@ -116,12 +116,8 @@ def test_slow_bodies_through_the_proxy_leave_probes_answerable(proxied: Proxied,
             assert conn.getresponse().status == 200, path
             assert time.monotonic() - started < 1
             conn.close()
+        got = proxied.kubeseal("--fetch-cert")
+        assert got.returncode == 0, got.stderr
     finally:
         for sock in held:
             sock.close()
-    # The read deadline (10 s here) frees every slot the slow bodies held.
-    deadline = time.monotonic() + 20
-    while proxied.handle.open_connections and time.monotonic() < deadline:
-        time.sleep(0.2)
-    got = proxied.kubeseal("--fetch-cert")
-    assert got.returncode == 0, got.stderr
