@@ -50,9 +50,15 @@ def test_size_is_checked_decoded_and_encoded() -> None:
 def test_write_errors_keep_reason_and_field_paths_only() -> None:
     echo = ApiError("PUT /api/v1/...: 422 Secret \"x\" is invalid: data[.dockerconfigjson]: "
                     "Invalid value: \"<secret contents redacted>\": invalid character 'H'",
-                    422, "Invalid", (("data[.dockerconfigjson]", "FieldValueInvalid"),))
+                    422, "Invalid", (("data[.dockerconfigjson]", "FieldValueInvalid",
+                                      "invalid character 'H' looking for beginning of value"),))
     text = safe_write_error(echo)
     assert text == "cannot write Secret: 422 Invalid (data[.dockerconfigjson]: FieldValueInvalid)"
+    immutable = ApiError("x", 422, "Invalid", (
+        ("data", "FieldValueForbidden", "Forbidden: field is immutable when `immutable` is set"),))
+    assert safe_write_error(immutable) == ("cannot write Secret: 422 Invalid (data: "
+                                           "FieldValueForbidden, field is immutable when "
+                                           "`immutable` is set)")
     assert safe_write_error(ApiError("POST x: ConnectionError", 0)) == \
         "cannot write Secret: no answer from the apiserver"
     assert safe_write_error(ApiError("secret echo here", 413, "RequestEntityTooLarge")) == \
