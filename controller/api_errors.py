@@ -35,7 +35,7 @@ def safe_write_error(exc: ApiError) -> str:
         text_ = f"{field}: {reason}" if field else reason
         detail = message.split(": ", 1)[-1]  # "Forbidden: field is immutable ..."
         if message in SAFE_MESSAGES or detail in SAFE_MESSAGES:
-            text_ += f", {message}"
+            text_ += f", {detail}"
         if field or reason:
             causes.append(text_)
     if causes:
