@@ -55,6 +55,16 @@ def _health(stack: Any) -> list[tuple[bool, int]]:
     return out
 
 
+def _require_this_tree(stack: Any) -> None:
+    """The pods must run this tree's code, or a failure here would say nothing about it."""
+    pod = _pods(stack)[0]["metadata"]["name"]
+    probe = kubectl(stack, "-n", CONTROLLER_NS, "exec", pod, "--", "python3", "-c",
+                    "import controller.http.transport", check=False)
+    assert probe.returncode == 0, (
+        "the controller pods run an image without controller.http: the node's sealkit image "
+        f"was not built from this tree ({probe.stderr.strip()[-200:]})")
+
+
 def _watch_ready(stack: Any, seconds: float) -> list[list[tuple[bool, int]]]:
     seen = []
     deadline = time.monotonic() + seconds
@@ -68,6 +78,7 @@ def test_yaml_bombs_through_the_proxy_leave_the_pods_ready(node_stack: Any, depl
                                                            tmp_path: Any) -> None:
     wait_for(lambda: len(_pods(node_stack)) == 2 and all(r for r, _ in _health(node_stack)),
              180, "two Ready controller pods")
+    _require_this_tree(node_stack)
     before = _health(node_stack)
     bomb = tmp_path / "bomb.yaml"
     bomb.write_bytes(BOMB)
@@ -121,6 +132,7 @@ def test_slowloris_from_a_pod_leaves_the_pods_ready(node_stack: Any, deployed: N
                                                    namespace: str) -> None:
     wait_for(lambda: len(_pods(node_stack)) == 2 and all(r for r, _ in _health(node_stack)),
              180, "two Ready controller pods")
+    _require_this_tree(node_stack)
     before = _health(node_stack)
     apply(node_stack, [pod_script("slowloris", namespace, SLOWLORIS)])
     try:
