@@ -96,12 +96,14 @@ def test_yaml_bombs_through_the_proxy_leave_the_pods_ready(node_stack: Any, depl
 
 
 SLOWLORIS = """
-import socket, time
+import os, socket, time
 held, refused = [], 0
-for _ in range(140):
-    s = socket.create_connection(("sealed-secrets-controller.kube-system.svc", 8080), timeout=5)
-    s.sendall(b"GET /healthz HTTP/1.1\\r\\n")
-    held.append(s)
+targets = os.environ["POD_IPS"].split(",")
+for ip in targets:  # 140 at EACH pod: a Service would spread them below any cap
+    for _ in range(140):
+        s = socket.create_connection((ip, 8080), timeout=5)
+        s.sendall(b"GET /healthz HTTP/1.1\\r\\n")
+        held.append(s)
 time.sleep(1)
 for s in held:
     s.settimeout(0.05)
@@ -118,8 +120,7 @@ while time.time() < end:  # re-open what the header deadline closed
             s.sendall(b"X")
         except OSError:
             try:
-                held[i] = socket.create_connection(
-                    ("sealed-secrets-controller.kube-system.svc", 8080), timeout=5)
+                held[i] = socket.create_connection((targets[i // 140], 8080), timeout=5)
                 held[i].sendall(b"GET /healthz HTTP/1.1\\r\\n")
             except OSError:
                 pass
@@ -134,7 +135,8 @@ def test_slowloris_from_a_pod_leaves_the_pods_ready(node_stack: Any, deployed: N
              180, "two Ready controller pods")
     _require_this_tree(node_stack)
     before = _health(node_stack)
-    apply(node_stack, [pod_script("slowloris", namespace, SLOWLORIS)])
+    ips = ",".join(p["status"]["podIP"] for p in _pods(node_stack))
+    apply(node_stack, [pod_script("slowloris", namespace, SLOWLORIS, env={"POD_IPS": ips})])
     try:
         def running() -> bool:
             phase = kubectl(node_stack, "-n", namespace, "get", "pod", "slowloris", "-o",
@@ -146,7 +148,7 @@ def test_slowloris_from_a_pod_leaves_the_pods_ready(node_stack: Any, deployed: N
         assert all(ready for snapshot in seen for ready, _ in snapshot), seen
         assert [r for _, r in _health(node_stack)] == [r for _, r in before]
         logs = kubectl(node_stack, "-n", namespace, "logs", "slowloris", check=False).stdout
-        assert "held 140" in logs, logs
+        assert "held 280" in logs, logs
     finally:
         kubectl(node_stack, "-n", namespace, "delete", "pod", "slowloris", "--wait=false",
                 check=False)
