@@ -3,13 +3,17 @@
 Layout, from pure to I/O:
 
 - `controller.reconcile` - pure planner: SealedSecret + existing Secret + keys -> `Plan`;
+- `controller.write_guard`, `controller.api_errors` - refusals before a Secret write (size,
+  key Secrets) and apiserver errors reduced to what is safe to repeat;
 - `controller.keyring` - the thread-safe set of sealing keys, key hint and per-key usage;
 - `controller.executor` - applies plans through a `controller.kube_gateway.KubeGateway`;
 - `controller.informer`, `controller.workqueue`, `controller.runner` - list+watch caches, the
   rate-limited queue and the workers;
 - `controller.key_manager` - load/watch/generate/renew key Secrets;
-- `controller.http_api`, `controller.metrics`, `controller.leader` - HTTP API, Prometheus
-  metrics, Lease leader election;
+- `controller.http` (transport, body, operations, routes, server; `controller.http_api` keeps
+  the old names), `controller.metrics`, `controller.leader` - HTTP API, Prometheus metrics,
+  Lease leader election;
+- `controller.supervisor` - a dead long-running thread fails the probes and ends the process;
 - `controller.main` - flags and wiring (`sealkit-controller`);
 - `controller.testing` - the in-memory gateway for pure tests.
 """

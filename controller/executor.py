@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from controller.api_errors import safe_write_error
 from controller.keyring import KeyRing
 from controller.kube_gateway import ApiError, KubeGateway
 from controller.reconcile import (
@@ -36,6 +37,8 @@ from controller.reconcile import (
     is_slim_sealed,
     plan_reconcile,
 )
+from controller.write_guard import MAX_SECRET_DATA_BYTES, WritePolicy, check_secret_write
+from sealkit.templates import render_budget
 
 __all__ = ["Outcome", "ReconcileOptions", "Reconciler", "split_key"]
 
@@ -62,6 +65,10 @@ class ReconcileOptions:
     # Post events from a small background pool: a worker goes back to RSA work one round trip
     # sooner. Off in pure tests, which read events right after reconcile().
     async_events: bool = False
+    # Key Secrets are the key manager's alone; rendering is bounded (controller.write_guard).
+    write_policy: WritePolicy = WritePolicy()
+    render_max_bytes: int = MAX_SECRET_DATA_BYTES
+    render_seconds: float = 5.0
 
 
 _IMMUTABLE = (
@@ -143,10 +150,12 @@ class Reconciler:
     def _plan(self, key: str, sealed: Mapping[str, Any],
               existing: Mapping[str, Any] | None) -> Plan:
         def plan(existing: Mapping[str, Any] | None) -> Plan:
-            return plan_reconcile(
-                sealed, existing, self.keys.entries(), hint=self.keys.hint(key),
-                accept_v1_data=self.opts.accept_v1_data, update_status=self.opts.update_status,
-            )
+            with render_budget(self.opts.render_max_bytes, self.opts.render_seconds):
+                return plan_reconcile(
+                    sealed, existing, self.keys.entries(), hint=self.keys.hint(key),
+                    accept_v1_data=self.opts.accept_v1_data,
+                    update_status=self.opts.update_status,
+                )
 
         try:
             result = plan(existing)
@@ -159,6 +168,7 @@ class Reconciler:
 
     def _write(self, ns: str, plan: Plan) -> None:
         assert plan.secret is not None
+        check_secret_write(plan.secret, self.opts.write_policy)
         if plan.secret_action == "create":
             self.gw.create_secret(ns, plan.secret)
         else:
@@ -180,14 +190,19 @@ class Reconciler:
                 if plan.secret_action != "none":
                     self._write(ns, plan)
             return plan, False
+        except ReconcileError as exc:  # refused before writing (controller.write_guard)
+            return failure_plan(sealed, exc, update_status=self.opts.update_status), False
         except ApiError as exc:
-            retry = exc.status != 422  # e.g. an immutable Secret: retrying cannot help
+            # 400/413/422 (invalid, too large, immutable): retrying cannot help. The message
+            # is reduced to status, reason and field paths: the apiserver's text echoes values.
+            retry = exc.status not in (400, 413, 422)
             if _immutable(exc):  # upstream's wording (its integration suite checks it)
                 message = _IMMUTABLE.format(key=key)
             else:
-                message = _redact(f"cannot write Secret: {exc.message}", plan.secret)
+                message = safe_write_error(exc)
             return failure_plan(sealed, ReconcileError(
-                message, event_reason=REASON_UPDATE_FAILED, metric_reason="update", retry=retry,
+                message, event_reason=REASON_UPDATE_FAILED, metric_reason="update",
+                retry=retry,
             ), update_status=self.opts.update_status), _transient(exc)
 
     def _finish(self, key: str, sealed: Mapping[str, Any], plan: Plan, *,
@@ -289,20 +304,3 @@ class Reconciler:
         if owned or managed == "true":
             return f"{meta.get('namespace')}/{meta.get('name')}"
         return None
-
-
-def _redact(message: str, secret: Mapping[str, Any] | None) -> str:
-    """Defence in depth: strip any value of the Secret we tried to write from an API message."""
-    import base64
-
-    for value in ((secret or {}).get("data") or {}).values():
-        if not value:
-            continue
-        message = message.replace(str(value), "<redacted>")
-        try:
-            plain = base64.b64decode(value).decode("utf-8")
-        except (ValueError, UnicodeDecodeError):
-            continue
-        if len(plain) >= 3:
-            message = message.replace(plain, "<redacted>")
-    return message

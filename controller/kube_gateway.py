@@ -42,10 +42,12 @@ EVENT_COMPONENT = "sealed-secrets"
 class ApiError(ClusterError):
     """An apiserver request failed; `.status` is the HTTP status (0: no answer)."""
 
-    def __init__(self, message: str, status: int = 0, reason: str = "") -> None:
+    def __init__(self, message: str, status: int = 0, reason: str = "",
+                 causes: tuple[tuple[str, str, str], ...] = ()) -> None:
         super().__init__(message)
         self.status = status
         self.reason = reason
+        self.causes = causes  # (field path, reason, message) of a Status's details.causes
 
 
 def sealed_path(namespace: str | None, name: str | None = None, *, status: bool = False) -> str:
@@ -284,10 +286,14 @@ def _api_error(exc: ApiException, method: str, path: str) -> ApiError:
     status = int(exc.status or 0)
     reason = ""
     message = str(exc.reason or "")
+    causes: list[tuple[str, str, str]] = []
     try:
         payload = json.loads(exc.body) if exc.body else {}
         reason = str(payload.get("reason") or "")
         message = str(payload.get("message") or message)
-    except (TypeError, ValueError):
+        for cause in (payload.get("details") or {}).get("causes") or []:
+            causes.append((str(cause.get("field") or ""), str(cause.get("reason") or ""),
+                           str(cause.get("message") or "")))
+    except (TypeError, ValueError, AttributeError):
         pass
-    return ApiError(f"{method} {path}: {status} {message}"[:500], status, reason)
+    return ApiError(f"{method} {path}: {status} {message}"[:500], status, reason, tuple(causes))

@@ -110,6 +110,7 @@ _FLAGS: list[tuple[str, Any, Any, str]] = [
     ("label-selector", str, "", "only SealedSecrets/Secrets matching this selector"),
     ("rate-limit", float, "2", "verify/rotate requests per second per client"),
     ("rate-limit-burst", int, "2", "verify/rotate burst per client"),
+    ("trusted-proxies", str, "", "comma list of CIDRs whose X-Forwarded-For names the client"),
     ("update-status", parse_bool, "true", "write status.conditions and observedGeneration"),
     ("watch-for-secrets", parse_bool, "false", "accepted; key Secrets are always watched"),
     ("skip-recreate", parse_bool, "false", "do not re-create Secrets deleted out of band"),
@@ -233,6 +234,8 @@ class App:
         from controller.kube_gateway import RealKubeGateway
         from controller.metrics import Metrics
         from controller.runner import SealedSecretController
+        from controller.supervisor import Supervisor
+        from controller.write_guard import WritePolicy
 
         self.args = args
         self.namespace = controller_namespace(args.namespace)
@@ -265,7 +268,8 @@ class App:
             metrics=self.metrics, workers=args.workers, max_retries=args.max_unseal_retries,
             skip_recreate=args.skip_recreate, options=ReconcileOptions(
                 update_status=args.update_status, accept_v1_data=args.accept_deprecated_v1_data,
-                old_gc_behavior=args.old_gc_behavior, async_events=True),
+                old_gc_behavior=args.old_gc_behavior, async_events=True,
+                write_policy=WritePolicy(self.namespace, args.key_prefix)),
         )
         self.keyring.on_change(lambda: self.metrics.set_key_usage(self.keyring.usage_counts()))
         self.stopping = threading.Event()
@@ -273,19 +277,50 @@ class App:
         self._serve_api, self._serve_metrics, self._api_options = serve_api, serve_metrics, (
             ApiOptions(rate_limit=args.rate_limit, rate_limit_burst=args.rate_limit_burst,
                        read_timeout=args.read_timeout.total_seconds(),
-                       write_timeout=args.write_timeout.total_seconds()))
+                       write_timeout=args.write_timeout.total_seconds(),
+                       trusted_proxies=tuple(p.strip() for p in args.trusted_proxies.split(",")
+                                             if p.strip())))
         self.api: Any = None
         self.metrics_server: Any = None
+        self.supervisor = Supervisor()
+
+    def _supervise(self) -> None:
+        """Every long-running thread: alive, or not meant to run (stopping, not leading)."""
+        sup = self.supervisor
+
+        def alive(get: Any) -> Any:
+            def probe() -> bool:
+                thread = get()
+                return self.stopping.is_set() or thread is None or thread.is_alive()
+            return probe
+
+        for inf in [*self.controller.informers(), *self.keys.informers]:
+            sup.watch(f"informer {inf.name}", alive(lambda inf=inf: getattr(inf, "_thread", None)))
+        sup.watch("http-api", alive(lambda: self.api and self.api.thread))
+        sup.watch("http-metrics", alive(lambda: self.metrics_server and
+                                        self.metrics_server.thread))
+        sup.watch("key-manager", alive(lambda: getattr(self.keys, "_thread", None)
+                                       if getattr(self.keys, "_leading", False) else None))
+        sup.watch("lease-elector", alive(lambda: self.elector and
+                                         getattr(self.elector, "_thread", None)))
+        sup.watch("reconcile workers",
+                  lambda: self.stopping.is_set() or self.controller.workers_alive())
+
+    def healthy(self) -> bool:
+        return self.supervisor.healthy()
 
     def ready(self) -> bool:
-        return self.keyring.has_keys() and self.controller.synced()
+        return self.keyring.has_keys() and self.controller.synced() and self.healthy()
 
     def start(self) -> None:
+        self.supervisor.install()
         self.keys.load()
         self.keys.watch()
         self.controller.start_informers()
+        self._supervise()
         self.api = self._serve_api(self.args.listen_addr, keys=self.keyring, ready=self.ready,
-                                   metrics=self.metrics, options=self._api_options)
+                                   healthy=self.healthy, metrics=self.metrics,
+                                   options=self._api_options)
         self.metrics_server = self._serve_metrics(
             self.args.listen_metrics_addr, metrics=self.metrics,
             timeout=self.args.read_timeout.total_seconds())
@@ -317,6 +352,9 @@ class App:
 
     def shutdown(self) -> None:
         """SIGTERM order: stop work, finish in flight, release the Lease, watches, HTTP."""
+        if getattr(self, "_shut_down", False):
+            return
+        self._shut_down = True
         self.stopping.set()
         self.controller.stop_workers(timeout=10.0)
         self.keys.stop_leading()
@@ -327,7 +365,20 @@ class App:
         for server in (self.api, self.metrics_server):
             if server is not None:
                 server.shutdown()
+        self.supervisor.uninstall()
         _LOG.info("controller stopped")
+
+    def wait(self) -> int:
+        """Until SIGTERM/SIGINT (0) or a supervised thread's death (1), then shut down."""
+        code = 0
+        while not self.stopping.wait(0.5):
+            if self.supervisor.died.is_set() or not self.supervisor.healthy():
+                dead = ", ".join(f"{k} ({v})" for k, v in self.supervisor.dead().items())
+                _LOG.error("exiting: supervised thread died: %s", dead)
+                code = 1
+                break
+        self.shutdown()
+        return code
 
 
 def _limit_malloc_arenas() -> None:
@@ -394,10 +445,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if sys.platform.startswith("linux"):
         threading.Thread(target=_trim_heap_forever, args=(stopping,), name="heap-trim",
                          daemon=True).start()
-    while not stopping.wait(0.5):
-        pass
-    app.shutdown()
-    return 0
+    return app.wait()
 
 
 if __name__ == "__main__":

@@ -147,6 +147,11 @@ class SealedSecretController:
             t.start()
         _LOG.info("reconciling with %d workers", self.n_workers)
 
+    def workers_alive(self) -> bool:
+        """While leading, every worker thread runs (for `controller.supervisor`)."""
+        workers = list(self._workers)
+        return not self._leading.is_set() or all(t.is_alive() for t in workers)
+
     def stop_workers(self, timeout: float = 10.0) -> None:
         """Stop taking keys; wait (bounded) for in-flight reconciles to finish."""
         self._leading.clear()

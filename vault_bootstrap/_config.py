@@ -417,9 +417,17 @@ def parse_config(data: Any, *, source: str = "config") -> Config:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping")
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"{source}: {format_validation_error(exc)}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply") from None
+    if not (config.init or config.auth or config.secrets or config.policies or config.kv):
+        # An empty file (or one whose sections all went missing) is a mistake, and with
+        # --prune it would plan to delete everything the tool owns.
+        raise ConfigError(f"{source}: the config declares nothing (no init, auth, secrets, "
+                          "policies or kv)")
+    return config
 
 
 def load_config(path: str | Path) -> Config:
@@ -433,6 +441,8 @@ def load_config(path: str | Path) -> Config:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc.message}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""

@@ -113,7 +113,7 @@ class HvacGateway:
             except Exception as exc:  # noqa: BLE001 - classified right below
                 if not is_retryable(exc):
                     raise
-                log.warning(
+                log.debug(
                     "%s: %s; retrying for up to %gs", what, _describe_exc(exc), self._retry_timeout
                 )
             return self._retrying()(fn)
@@ -126,8 +126,9 @@ class HvacGateway:
                 f"{what}: {code}: {_one_line(detail)}", status=status, errors=errors
             ) from None
         except requests.exceptions.RequestException as exc:
+            tried = f" (retried for {self._retry_timeout:g}s)" if retry else ""
             raise VaultCallError(
-                f"{what}: cannot reach {self.address}: {type(exc).__name__}", status=0
+                f"{what}: cannot reach {self.address}: {type(exc).__name__}{tried}", status=0
             ) from None
 
     def _retrying(self) -> Any:
@@ -145,7 +146,7 @@ class HvacGateway:
             stop=stop_after_delay(self._retry_timeout),
             wait=wait_random_exponential(multiplier=0.2, max=5),
             retry=retry_if_exception(is_retryable),
-            before_sleep=before_sleep_log(log, logging.WARNING),
+            before_sleep=before_sleep_log(log, logging.DEBUG),
             reraise=True,
         )
 

@@ -252,6 +252,8 @@ def login(
         try:
             token = gw.login_kubernetes(kl.mount, kl.role, jwt.reveal())
         except VaultCallError as exc:
+            if exc.status == 0:
+                raise NotReadyError(f"connection.kubernetes_login: {exc}") from None
             raise LoginError(
                 f"connection.kubernetes_login: login to auth/{kl.mount} as role {kl.role!r} "
                 f"failed: {exc}"
@@ -281,5 +283,7 @@ def login(
     try:
         gw.lookup_self()
     except VaultCallError as exc:
+        if exc.status == 0:  # no answer at all: the token was never judged
+            raise NotReadyError(f"connection: {exc}") from None
         raise LoginError(f"connection: the token from {source} was refused: {exc}") from None
     log.info("using the token from %s", source)

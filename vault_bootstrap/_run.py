@@ -29,6 +29,7 @@ from ._phases import (
     wait_for_vault,
 )
 from ._planner import make_plan
+from ._prune_guard import check_prune
 from ._refs import Resolver
 
 __all__ = ["RunResult", "run"]
@@ -49,6 +50,7 @@ def run(
     mode: Literal["plan", "apply"],
     env: Mapping[str, str] | None = None,
     prune: bool | None = None,
+    prune_all: bool = False,
     wait: bool = True,
     wait_timeout: float | None = None,
     retry_timeout: float = 60,
@@ -94,6 +96,7 @@ def run(
     plan = make_plan(
         desired, observed, state_mount=state_mount, state_path=state_path, prune=do_prune
     )
+    check_prune(plan, allow_all=prune_all)
     result = RunResult(plan=plan)
     if on_plan is not None:
         on_plan(plan)

@@ -134,6 +134,7 @@ def _run(config_path: str, mode: str, **kw: Any) -> Any:
 @_with_common
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable plan on stdout.")
 @click.option("--prune/--no-prune", default=None, help="Include deletes of owned objects.")
+@click.option("--prune-all", is_flag=True, help="Allow a prune that deletes everything owned.")
 @click.option("--no-wait", is_flag=True, help="Do not wait for Vault to become ready.")
 @click.option("--wait-timeout", type=float, default=None, help="Seconds (default: config, 300).")
 def plan(
@@ -143,6 +144,7 @@ def plan(
     log_format: str,
     as_json: bool,
     prune: bool | None,
+    prune_all: bool,
     no_wait: bool,
     wait_timeout: float | None,
 ) -> None:
@@ -151,7 +153,8 @@ def plan(
     from ._render import plan_to_json, render_plan
 
     result = _guard(
-        lambda: _run(config_path, "plan", prune=prune, wait=not no_wait, wait_timeout=wait_timeout),
+        lambda: _run(config_path, "plan", prune=prune, prune_all=prune_all, wait=not no_wait,
+                     wait_timeout=wait_timeout),
         debug,
     )
     click.echo(plan_to_json(result.plan) if as_json else render_plan(result.plan), nl=False)
@@ -162,6 +165,7 @@ def plan(
 @_with_common
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable plan on stdout.")
 @click.option("--prune/--no-prune", default=None, help="Delete owned objects not in the config.")
+@click.option("--prune-all", is_flag=True, help="Allow a prune that deletes everything owned.")
 @click.option("--no-wait", is_flag=True, help="Do not wait for Vault to become ready.")
 @click.option("--wait-timeout", type=float, default=None, help="Seconds (default: config, 300).")
 @click.option(
@@ -179,6 +183,7 @@ def apply(
     log_format: str,
     as_json: bool,
     prune: bool | None,
+    prune_all: bool,
     no_wait: bool,
     wait_timeout: float | None,
     retry_timeout: float,
@@ -197,6 +202,7 @@ def apply(
             config_path,
             "apply",
             prune=prune,
+            prune_all=prune_all,
             wait=not no_wait,
             wait_timeout=wait_timeout,
             retry_timeout=retry_timeout,

@@ -384,7 +384,10 @@ def test_slow_client_is_cut_off_by_the_read_timeout(ring: KeyRing) -> None:
 
 # -- rate limit ------------------------------------------------------------------------------
 def test_rate_limit_per_client_and_path(ring: KeyRing, metrics: Metrics) -> None:
-    handle = serve_api("127.0.0.1:0", keys=ring, metrics=metrics)  # defaults: 2/s, burst 2
+    # Defaults: 2/s, burst 2. The test client is a trusted proxy here, so X-Forwarded-For
+    # names the client (as the apiserver's service proxy does with --trusted-proxies).
+    handle = serve_api("127.0.0.1:0", keys=ring, metrics=metrics,
+                       options=ApiOptions(trusted_proxies=("127.0.0.1/32",)))
     try:
         api = Api(handle)
         body = json.dumps(_sealed(ring)).encode()
