@@ -54,9 +54,8 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPubl
 
 from controller.metrics import CONTENT_TYPE_LATEST, Metrics
 from controller.ratelimit import GcraLimiter
-from sealkit._exceptions import SealkitError
-from sealkit.crypto import b64decode, b64encode, seal, unseal_with_index
-from sealkit.scopes import Scope, annotation_for, label_for, scope_of
+from sealkit import InputError, UnsealError
+from sealkit.model import reencrypt, verify
 
 __all__ = [
     "ApiOptions",
@@ -76,20 +75,6 @@ API_PATHS = ("/healthz", "/readyz", "/v1/cert.pem", "/v1/verify", "/v1/rotate")
 RATE_LIMITED_PATHS = ("/v1/verify", "/v1/rotate")
 _SS_API_VERSION = "bitnami.com/v1alpha1"
 _SS_KIND = "SealedSecret"
-_STRIPPED_META = (
-    "selfLink", "uid", "resourceVersion", "generation", "creationTimestamp",
-    "deletionTimestamp", "deletionGracePeriodSeconds", "ownerReferences", "managedFields",
-)
-_LAST_APPLIED = (
-    "kubectl.kubernetes.io/last-applied-configuration",
-    "kubecfg.ksonnet.io/last-applied-configuration",
-)
-# Go's ObjectMeta field order, so our compact JSON looks like upstream's.
-_META_ORDER = (
-    "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation",
-    "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "labels",
-    "annotations", "ownerReferences", "finalizers", "managedFields",
-)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -213,63 +198,9 @@ def _is_str_map(value: Any) -> bool:
     )
 
 
-def _label(sealed: Mapping[str, Any]) -> bytes:
-    # The label always comes from the OUTER metadata, as in the controller (never the template).
-    meta = sealed.get("metadata") or {}
-    return label_for(scope_of(meta), meta.get("namespace"), meta.get("name"))
-
-
-def _open_all(
-    blobs: Mapping[str, str], private_keys: Sequence[RSAPrivateKey], label: bytes
-) -> dict[str, bytes]:
-    """Decrypt every value (all-or-nothing); the key that opened one is tried first next."""
-    keys = list(private_keys)
-    out: dict[str, bytes] = {}
-    for name, text in blobs.items():
-        try:
-            plain, index = unseal_with_index(b64decode(text), keys, label)
-        except SealkitError:
-            raise NotOpenable() from None
-        if index:
-            keys.insert(0, keys.pop(index))
-        out[name] = plain
-    return out
-
-
 def verify_sealed_secret(sealed: Mapping[str, Any], private_keys: Sequence[RSAPrivateKey]) -> bool:
-    """True if every ``encryptedData`` value (or the deprecated ``data`` blob) opens.
-
-    Never renders ``template.data``: the answer depends on decryption only.
-    """
-    spec = sealed.get("spec") or {}
-    label = _label(sealed)
-    try:
-        if spec.get("encryptedData"):
-            _open_all(spec["encryptedData"], private_keys, label)
-        elif spec.get("data"):
-            _open_all({"data": spec["data"]}, private_keys, label)
-    except NotOpenable:
-        return False
-    return True
-
-
-def _clean_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in meta.items() if k not in _STRIPPED_META}
-    annotations = {k: v for k, v in (out.get("annotations") or {}).items()
-                   if k not in _LAST_APPLIED}
-    out.pop("annotations", None)
-    if annotations:
-        out["annotations"] = annotations
-    if not out.get("labels"):
-        out.pop("labels", None)
-    out["creationTimestamp"] = None
-    return _ordered_meta(out)
-
-
-def _ordered_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
-    known = {k: meta[k] for k in _META_ORDER if k in meta}
-    rest = {k: meta[k] for k in sorted(meta) if k not in known}
-    return {**known, **rest}
+    """`sealkit.model.verify`: every value opens; templates are never rendered."""
+    return verify(sealed, private_keys)
 
 
 def rotate_sealed_secret(
@@ -277,42 +208,13 @@ def rotate_sealed_secret(
     private_keys: Sequence[RSAPrivateKey],
     public_key: RSAPublicKey,
 ) -> tuple[dict[str, Any], bool]:
-    """Re-seal every ``encryptedData`` value with ``public_key``, keeping the scope.
-
-    The outer metadata (cleaned of server fields) replaces ``template.metadata`` first, as
-    upstream does since #1885: the label, and so the scope, is decided by the outer metadata,
-    and a template must not carry a different name, namespace or scope. ``template.type``,
-    ``immutable`` and ``data`` are kept verbatim and never rendered. Returns the new object
-    (without apiVersion/kind, like upstream's response) and whether the template metadata was
-    overwritten. Raises `NotOpenable` or `BadRequest`.
-    """
-    spec = sealed.get("spec") or {}
-    if spec.get("data") and not spec.get("encryptedData"):
-        raise BadRequest("deprecated spec.data cannot be rotated; re-seal the Secret")
-    outer = sealed.get("metadata") or {}
-    template = dict(spec.get("template") or {})
-    new_template_meta = _clean_meta(outer)
-    old_template_meta = template.get("metadata")
-    overwritten = old_template_meta is not None and _clean_meta(old_template_meta) != (
-        new_template_meta
-    )
-    label = _label(sealed)
-    plain = _open_all(spec.get("encryptedData") or {}, private_keys, label)
-    encrypted = {k: b64encode(seal(plain[k], public_key, label)) for k in sorted(plain)}
-    scope = scope_of(outer)
-    out_meta: dict[str, Any] = {"name": outer.get("name")}
-    if outer.get("namespace"):
-        out_meta["namespace"] = outer["namespace"]
-    out_meta["creationTimestamp"] = None
-    marker = annotation_for(scope)
-    if scope is not Scope.STRICT and marker is not None:
-        out_meta["annotations"] = {marker: "true"}
-    new_template: dict[str, Any] = {"metadata": new_template_meta}
-    for field in ("type", "immutable", "data"):
-        if template.get(field) is not None:
-            new_template[field] = template[field]
-    result = {"metadata": out_meta, "spec": {"template": new_template, "encryptedData": encrypted}}
-    return result, overwritten
+    """`sealkit.model.reencrypt` with the API's errors: `NotOpenable` (409), `BadRequest`."""
+    try:
+        return reencrypt(sealed, private_keys, public_key)
+    except UnsealError:
+        raise NotOpenable() from None
+    except InputError as exc:
+        raise BadRequest(exc.message) from None
 
 
 # ---------------------------------------------------------------------------------------------
