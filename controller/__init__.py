@@ -2,7 +2,8 @@
 
 Layout, from pure to I/O:
 
-- `controller.reconcile` - pure planner: SealedSecret + existing Secret + keys -> `Plan`;
+- `controller.reconcile` - pure planner: SealedSecret + existing Secret + keys -> `Plan`
+  (the unseal itself is `sealkit.model.unseal`, shared with the CLI);
 - `controller.keyring` - the thread-safe set of sealing keys, key hint and per-key usage;
 - `controller.executor` - applies plans through a `controller.kube_gateway.KubeGateway`;
 - `controller.informer`, `controller.workqueue`, `controller.runner` - list+watch caches, the
@@ -10,6 +11,7 @@ Layout, from pure to I/O:
 - `controller.key_manager` - load/watch/generate/renew key Secrets;
 - `controller.http_api`, `controller.metrics`, `controller.leader` - HTTP API, Prometheus
   metrics, Lease leader election;
-- `controller.main` - flags and wiring (`sealkit-controller`);
+- `controller.config` - the flags as one frozen `ControllerConfig`;
+- `controller.main` - wiring (`sealkit-controller`);
 - `controller.testing` - the in-memory gateway for pure tests.
 """
