@@ -31,7 +31,7 @@ try:
     from importlib.metadata import version as _pkg_version
 
     VERSION = _pkg_version("sealkit")
-except Exception:  # noqa: BLE001 - running from a source tree
+except Exception:  # not installed: running from a source tree
     VERSION = "0.0.0-dev"
 
 
@@ -251,14 +251,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
+    def on_usr1(_signum: int, _frame: Any) -> None:
+        if holder:
+            holder[0].keys.force()
+
     if hasattr(signal, "SIGUSR1"):
-        signal.signal(signal.SIGUSR1, lambda *_: holder and holder[0].keys.force())
+        signal.signal(signal.SIGUSR1, on_usr1)
     try:
         app = App(config)
         holder.append(app)
         app.stopping = stopping
         app.start()
-    except Exception as exc:  # noqa: BLE001 - startup errors: one line, exit 2 (upstream panics)
+    except Exception as exc:  # startup errors: one line, exit 2 (upstream panics)
         msg = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
         _LOG.error("startup failed: %s", msg)
         return 2

@@ -164,7 +164,8 @@ def slim_secret(secret: dict[str, Any]) -> dict[str, Any]:
     secret.pop("stringData", None)
     from controller.informer import compact
 
-    return compact(secret)
+    slim: dict[str, Any] = compact(secret)
+    return slim
 
 
 SPEC_DIGEST = "__sealkit_spec_digest__"

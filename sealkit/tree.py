@@ -219,7 +219,8 @@ def _source_units(path: Path, text: str, opts: TreeOptions) -> list[TwinEntry]:
         if _sealable(obj):
             layout.append(DocEntry(unit(obj, doc.line)))
         elif isinstance(obj, dict) and obj.get("kind") == "List":
-            items = obj.get("items") if isinstance(obj.get("items"), list) else []
+            raw_items = obj.get("items")
+            items = raw_items if isinstance(raw_items, list) else []
             units = [
                 unit(item, doc.item_lines[i] if i < len(doc.item_lines) else doc.line)
                 for i, item in enumerate(items)
@@ -374,7 +375,8 @@ def run_tree(
     if not root.is_dir():
         raise InputError(f"{root}: not a directory")
     ignore = IgnoreRules.load(opts.exclude, root=root)
-    paths, twins = [], []
+    paths: list[Path] = []
+    twins: list[Path] = []
     for path in discover_files([root], ignore=ignore):
         (twins if is_twin_path(path) else paths).append(path)
     state = _RunState(opts, key, fingerprint, public_key, force, paths)
@@ -524,7 +526,7 @@ def file_needs_write(plan: FilePlan) -> bool:
     docs = plan.render_docs()
     if docs == plan.existing:  # dict equality ignores key order: the common, cheap case
         return False
-    return _strip_for_compare(docs) != _strip_for_compare(plan.existing)
+    return bool(_strip_for_compare(docs) != _strip_for_compare(plan.existing))
 
 
 def check_file_layout(plan: FilePlan) -> str:
