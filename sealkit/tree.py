@@ -41,7 +41,7 @@ from sealkit.digests import (
     save_digest_key,
     source_digest,
 )
-from sealkit.model import secret_values
+from sealkit.model import is_sealed_secret, is_secret, secret_values
 from sealkit.scan import (
     MANIFEST_SUFFIXES,
     IgnoreRules,
@@ -232,8 +232,6 @@ def _source_units(path: Path, text: str, opts: TreeOptions) -> list[TwinEntry]:
 
 
 def _sealable(obj: Any) -> bool:
-    from sealkit.model import is_secret
-
     return is_secret(obj) and has_values(obj)
 
 
@@ -242,7 +240,7 @@ def _twin_index(docs: Sequence[Any]) -> dict[tuple[str, str], dict[str, Any]]:
     for doc in docs:
         items = doc.get("items") if isinstance(doc, dict) and doc.get("kind") == "List" else [doc]
         for item in items or []:
-            if isinstance(item, dict) and item.get("kind") == "SealedSecret":
+            if isinstance(item, dict) and is_sealed_secret(item):
                 meta = item.get("metadata") or {}
                 key = (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
                 index.setdefault(key, item)
