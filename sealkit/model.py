@@ -449,5 +449,5 @@ def reencrypt(
         if template.get(field) is not None:
             new_template[field] = template[field]
     encrypted = {k: b64encode(seal(plain[k], public_key, label)) for k in sorted(plain)}
-    return {"metadata": out_meta, "spec": {"template": new_template, "encryptedData": encrypted}
-            }, overwritten
+    spec_out = {"template": new_template, "encryptedData": encrypted}
+    return {"metadata": out_meta, "spec": spec_out}, overwritten
