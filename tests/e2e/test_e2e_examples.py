@@ -378,6 +378,38 @@ def isolated(docs: list[dict[str, Any]], namespace: str) -> list[dict[str, Any]]
     return out
 
 
+def dry_run_examples(kubectl: str, kubeconfig: str, namespace: str) -> set[str]:
+    """Server-side dry-run of every known example manifest, isolated in ``namespace``.
+
+    Returns the kinds checked. Also run by `test_e2e_demo_script` right after `make demo`.
+    """
+    checked: list[str] = []
+
+    def dry_run(source: str, docs: list[dict[str, Any]]) -> None:
+        argv = [kubectl, "--kubeconfig", kubeconfig, "apply", "--server-side",
+                "--dry-run=server", "--field-manager", f"test-dry-run-{namespace}", "-f", "-"]
+        text = yaml.safe_dump_all(isolated(docs, namespace))
+        proc = subprocess.run(argv, input=text, capture_output=True, text=True, timeout=60,
+                              check=False)
+        assert proc.returncode == 0, f"{source}: {proc.stderr.strip()}"
+        checked.extend(f"{d['kind']}/{d['metadata']['name']}" for d in docs)
+
+    # Kustomize folders are checked as Argo CD applies them: rendered first.
+    kustomized = kustomize_dirs()
+    for folder in kustomized:
+        proc = subprocess.run([kubectl, "kustomize", str(folder)], capture_output=True,
+                              text=True, timeout=60, check=True)
+        docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+        dry_run(str(folder.relative_to(ROOT)), docs)
+    for path in manifest_files():
+        if any(folder in path.parents for folder in kustomized):
+            continue
+        docs = [d for d in k8s_docs(path) if not d["apiVersion"].startswith("argoproj.io/")]
+        if docs:
+            dry_run(str(path.relative_to(ROOT)), docs)
+    return {c.split("/")[0] for c in checked}
+
+
 @pytest.mark.stack
 def test_every_known_manifest_passes_a_server_side_dry_run(stack, kubectl_path, demo, tmp_path,
                                                            namespace):
@@ -389,31 +421,7 @@ def test_every_known_manifest_passes_a_server_side_dry_run(stack, kubectl_path, 
         demo.install_crd(kubectl_path, stack.kubeconfig, log)
     except demo.StepFailed as err:
         pytest.fail(f"{err}\n{log.path.read_text()}", pytrace=False)
-    checked: list[str] = []
-
-    def dry_run(source: str, docs: list[dict[str, Any]]) -> None:
-        argv = [kubectl_path, "--kubeconfig", stack.kubeconfig, "apply", "--server-side",
-                "--dry-run=server", "--field-manager", f"test-dry-run-{namespace}", "-f", "-"]
-        text = yaml.safe_dump_all(isolated(docs, namespace))
-        proc = subprocess.run(argv, input=text, capture_output=True, text=True, timeout=60,
-                              check=False)
-        assert proc.returncode == 0, f"{source}: {proc.stderr.strip()}"
-        checked.extend(f"{d['kind']}/{d['metadata']['name']}" for d in docs)
-
-    # Kustomize folders are checked as Argo CD applies them: rendered first.
-    kustomized = kustomize_dirs()
-    for folder in kustomized:
-        proc = subprocess.run([kubectl_path, "kustomize", str(folder)], capture_output=True,
-                              text=True, timeout=60, check=True)
-        docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
-        dry_run(str(folder.relative_to(ROOT)), docs)
-    for path in manifest_files():
-        if any(folder in path.parents for folder in kustomized):
-            continue
-        docs = [d for d in k8s_docs(path) if not d["apiVersion"].startswith("argoproj.io/")]
-        if docs:
-            dry_run(str(path.relative_to(ROOT)), docs)
-    kinds = {c.split("/")[0] for c in checked}
+    kinds = dry_run_examples(kubectl_path, stack.kubeconfig, namespace)
     assert {"SealedSecret", "Deployment", "StatefulSet", "Service", "Job", "ConfigMap",
             "ServiceAccount", "ClusterRoleBinding"} <= kinds
 
