@@ -31,4 +31,4 @@ bench: bootstrap
 	bash bench/run.sh
 
 lint:
-	.venv/bin/ruff check .
+	bash scripts/lint.sh

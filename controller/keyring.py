@@ -13,17 +13,18 @@ count, so that an operator can see when an old key no longer opens anything.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
+
+from sealkit import InputError
+from sealkit.keys import fingerprint as fingerprint_of
+from sealkit.keys import parse_key_secret
 
 __all__ = [
     "KEY_LABEL",
@@ -42,15 +43,6 @@ KEY_LABEL_ACTIVE = "active"
 ORDER_CERT_NOT_BEFORE = "CertNotBefore"
 ORDER_SECRET_CREATION = "SecretCreationTimestamp"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def fingerprint_of(public_key: RSAPublicKey) -> str:
-    """OpenSSH-style `SHA256:<unpadded base64>` of the public key (what `ssh-keygen -l` prints)."""
-    line = public_key.public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
-    )
-    blob = base64.b64decode(line.split()[1])
-    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
 
 
 @dataclass(frozen=True)
@@ -92,51 +84,27 @@ def _parse_time(value: Any) -> datetime:
     return _EPOCH
 
 
-def _first_pem_certificate(data: bytes) -> x509.Certificate:
-    marker = b"-----END CERTIFICATE-----"
-    end = data.find(marker)
-    if end < 0:
-        raise ValueError("tls.crt holds no PEM certificate")
-    return x509.load_pem_x509_certificate(data[: end + len(marker)] + b"\n")
-
-
 def entry_from_secret(secret: Mapping[str, Any]) -> KeyEntry:
-    """Load one Bitnami-format key Secret (dict form, `data` base64-encoded).
+    """Load one Bitnami-format key Secret with `sealkit.keys.parse_key_secret`.
 
-    Raises `ValueError` with a one-line reason (never key material) when it is unusable.
+    The ring needs a matching ``tls.crt`` too (it serves the certificate). Raises `ValueError`
+    with a one-line reason (never key material) when the Secret is unusable.
     """
-    meta = secret.get("metadata") or {}
-    name = meta.get("name") or ""
-    data = secret.get("data") or {}
     try:
-        key_pem = base64.b64decode(data["tls.key"])
-        crt_pem = base64.b64decode(data["tls.crt"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"key Secret {name!r}: missing or undecodable tls.key/tls.crt") from exc
-    try:
-        key = serialization.load_pem_private_key(key_pem, password=None)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"key Secret {name!r}: tls.key is not a PEM private key") from exc
-    if not isinstance(key, RSAPrivateKey):
-        raise ValueError(f"key Secret {name!r}: tls.key is not an RSA key")
-    try:
-        cert = _first_pem_certificate(crt_pem)
-    except ValueError as exc:
-        raise ValueError(f"key Secret {name!r}: tls.crt is not a PEM certificate") from exc
-    cert_pub = cert.public_key()
-    if not isinstance(cert_pub, RSAPublicKey) or cert_pub.public_numbers() != (
-        key.public_key().public_numbers()
-    ):
-        raise ValueError(f"key Secret {name!r}: tls.crt does not match tls.key")
+        parsed = parse_key_secret(secret, need_cert=True)
+    except InputError as exc:
+        raise ValueError(exc.message) from None
+    cert, key = parsed.certificate, parsed.private_key
+    assert cert is not None  # need_cert
     return KeyEntry(
-        secret_name=name,
-        namespace=meta.get("namespace") or "",
+        secret_name=parsed.name,
+        namespace=parsed.namespace,
         private_key=key,
         certificate_pem=cert.public_bytes(serialization.Encoding.PEM),
         not_before=cert.not_valid_before_utc,
         not_after=cert.not_valid_after_utc,
         fingerprint=fingerprint_of(key.public_key()),
-        created=_parse_time(meta.get("creationTimestamp")),
+        created=_parse_time(parsed.creation_timestamp),
     )
 
 

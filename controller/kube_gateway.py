@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 from kubernetes.client.exceptions import ApiException
 
-from sealkit._exceptions import ClusterError
+from sealkit import ClusterError
 
 __all__ = [
     "ApiError",

@@ -1,13 +1,9 @@
 """Pure reconcile planning: SealedSecret + existing Secret + keys -> what to write.
 
 No I/O here. `plan_reconcile` returns a `Plan` that `controller.executor` applies through a
-`KubeGateway`; every rule of upstream's `unseal()` (compat §5, §7.3) lives in this module:
+`KubeGateway`. What a SealedSecret unseals to is `sealkit.model.unseal` (the same function as
+``sealkit --recovery-unseal``); this module keeps only the Kubernetes write rules (compat §7.3):
 
-- the OAEP label comes from the SealedSecret's **outer** metadata (a renamed or moved strict
-  SealedSecret therefore fails to open);
-- the template's metadata, type and immutable are copied; name and namespace are forced;
-- exactly one controller ownerReference, unless the template sets
-  `sealedsecrets.bitnami.com/skip-set-owner-references: "true"`;
 - a pre-existing Secret we do not control is an `ErrUpdateFailed` (reason `unmanaged`) unless
   it carries `managed` (take over, overwrite) or `patch` (merge; ownerRef only if also managed);
 - the Secret is written only when something differs;
@@ -30,10 +26,8 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from controller.keyring import KeyEntry
-from sealkit._exceptions import InputError, SealkitError, UnsealError
-from sealkit.crypto import b64decode, b64encode, unseal_with_index
-from sealkit.scopes import label_for, scope_of
-from sealkit.templates import TemplateError, build_secret_data
+from sealkit import SealkitError
+from sealkit.model import SKIP_SET_OWNER_REFERENCES_ANNOTATION, unseal
 
 __all__ = [
     "ANNOTATION_MANAGED",
@@ -54,11 +48,9 @@ __all__ = [
     "status_patch",
 ]
 
-API_VERSION = "bitnami.com/v1alpha1"
-KIND = "SealedSecret"
 ANNOTATION_MANAGED = "sealedsecrets.bitnami.com/managed"
 ANNOTATION_PATCH = "sealedsecrets.bitnami.com/patch"
-ANNOTATION_SKIP_OWNER_REFS = "sealedsecrets.bitnami.com/skip-set-owner-references"
+ANNOTATION_SKIP_OWNER_REFS = SKIP_SET_OWNER_REFERENCES_ANNOTATION
 CONDITION = "Synced"
 
 REASON_UNSEALED = "Unsealed"
@@ -114,14 +106,6 @@ def _is_true(annotations: Mapping[str, Any] | None, key: str) -> bool:
     return (annotations or {}).get(key) == "true"
 
 
-def _ordered_keys(keys: Sequence[KeyEntry], hint: str | None) -> list[KeyEntry]:
-    """Hinted key first, then newest first (the likeliest for freshly sealed values)."""
-    ordered = list(reversed(keys))
-    if hint:
-        ordered.sort(key=lambda e: e.fingerprint != hint)
-    return ordered
-
-
 def desired_secret(
     sealed: Mapping[str, Any],
     keys: Sequence[KeyEntry],
@@ -129,96 +113,21 @@ def desired_secret(
     hint: str | None = None,
     accept_v1_data: bool = True,
 ) -> Unsealed:
-    """The Secret this SealedSecret unseals to (compat §5), all or nothing.
+    """The Secret this SealedSecret unseals to: `sealkit.model.unseal`, keys newest first.
 
     Raises `ReconcileError` (event `ErrUnsealFailed`, metric reason `unseal`).
     """
-    outer = sealed.get("metadata") or {}
-    spec = sealed.get("spec") or {}
-    if not isinstance(spec, Mapping):
-        spec = {}
-    template = spec.get("template") or {}
-    if not isinstance(template, Mapping):
-        template = {}
-    encrypted = spec.get("encryptedData") or {}
-    if not isinstance(encrypted, Mapping):  # Go turns a malformed map into an empty one
-        encrypted = {}
-    name, namespace = outer.get("name") or "", outer.get("namespace") or ""
-    label = label_for(scope_of(outer), namespace, name)
-
-    def fail(message: str) -> ReconcileError:
-        return ReconcileError(message, event_reason=REASON_UNSEAL_FAILED, metric_reason="unseal")
-
-    order = _ordered_keys(keys, hint)
-    private = [e.private_key for e in order]
-    opened_by: str | None = None
-    decrypted: dict[str, bytes] = {}
-    failed: list[str] = []
-    legacy: dict[str, bytes] = {}
-
-    def open_blob(text: Any) -> bytes:
-        nonlocal private, order, opened_by
-        if not private:
-            raise UnsealError()
-        plaintext, index = unseal_with_index(b64decode(str(text)), private, label)
-        if index:  # move the key that worked to the front for the remaining values
-            order = [order[index]] + order[:index] + order[index + 1 :]
-            private = [e.private_key for e in order]
-        opened_by = opened_by or order[0].fingerprint
-        return plaintext
-
-    if spec.get("data"):
-        if encrypted:
-            raise fail("SealedSecret has both spec.data and spec.encryptedData")
-        if not accept_v1_data:
-            raise fail("deprecated v1 spec.data is not accepted (--accept-deprecated-v1-data)")
-        try:
-            inner = json.loads(open_blob(spec["data"]))
-            raw = inner.get("data") if isinstance(inner, Mapping) else None
-            for k, v in (raw if isinstance(raw, Mapping) else {}).items():
-                legacy[str(k)] = b64decode(str(v))
-        except (UnsealError, InputError, ValueError):
-            raise fail("no key could decrypt secret (data)") from None
-    for key in sorted(encrypted):
-        try:
-            decrypted[str(key)] = open_blob(encrypted[key])
-        except (UnsealError, InputError):
-            failed.append(str(key))
-    if failed:
-        raise fail(f"no key could decrypt secret ({', '.join(failed)})")
-
-    template_data = template.get("data")
-    if isinstance(template_data, Mapping) and template_data:
-        try:
-            data = build_secret_data(decrypted, template_data)
-        except TemplateError as exc:
-            raise fail(exc.message) from None
-    else:
-        data = decrypted
-    data = {**legacy, **data}
-
-    metadata: dict[str, Any] = copy.deepcopy(dict(template.get("metadata") or {}))
-    for server_field in ("uid", "resourceVersion", "generation", "creationTimestamp",
-                         "managedFields", "selfLink", "deletionTimestamp"):
-        metadata.pop(server_field, None)
-    metadata["name"] = name
-    metadata["namespace"] = namespace
-    if _is_true(metadata.get("annotations"), ANNOTATION_SKIP_OWNER_REFS):
-        metadata.pop("ownerReferences", None)
-    else:
-        metadata["ownerReferences"] = [owner_reference(sealed)]
-    secret: dict[str, Any] = {"apiVersion": "v1", "kind": "Secret", "metadata": metadata}
-    secret["data"] = {k: b64encode(v) for k, v in sorted(data.items())}
-    secret["type"] = template.get("type") or "Opaque"
-    if template.get("immutable") is not None:
-        secret["immutable"] = bool(template["immutable"])
-    return Unsealed(secret, opened_by)
-
-
-def owner_reference(sealed: Mapping[str, Any]) -> dict[str, Any]:
-    meta = sealed.get("metadata") or {}
-    return {"apiVersion": API_VERSION, "kind": KIND, "name": meta.get("name") or "",
-            "uid": meta.get("uid") or "", "controller": True}
+    newest_first = list(reversed(keys))
+    hinted = next((e.private_key for e in newest_first if e.fingerprint == hint), None)
+    try:
+        unsealed = unseal(sealed, [e.private_key for e in newest_first], hint=hinted,
+                          accept_v1_data=accept_v1_data)
+    except SealkitError as exc:
+        raise ReconcileError(exc.message, event_reason=REASON_UNSEAL_FAILED,
+                             metric_reason="unseal") from None
+    opened_by = next((e.fingerprint for e in newest_first if e.private_key is unsealed.opened_by),
+                     None)
+    return Unsealed(unsealed.secret, opened_by)
 
 
 def is_controlled_by(secret: Mapping[str, Any], sealed: Mapping[str, Any]) -> bool:
@@ -255,7 +164,8 @@ def slim_secret(secret: dict[str, Any]) -> dict[str, Any]:
     secret.pop("stringData", None)
     from controller.informer import compact
 
-    return compact(secret)
+    slim: dict[str, Any] = compact(secret)
+    return slim
 
 
 SPEC_DIGEST = "__sealkit_spec_digest__"

@@ -21,7 +21,6 @@ from sealkit._exceptions import (
     SealkitError,
     UnsealError,
     UsageError,
-    VaultError,
 )
 
 if TYPE_CHECKING:
@@ -46,7 +45,6 @@ __all__ = [
     "SealkitError",
     "UnsealError",
     "UsageError",
-    "VaultError",
     "__version__",
     "b64decode",
     "b64encode",

@@ -8,11 +8,12 @@ an ``exit_code`` that the CLIs' single top-level handler turns into the process 
     ├── CertError                exit 1  unreadable, non-RSA or expired certificate
     ├── UnsealError              exit 1  the ONE opaque "cannot decrypt" error
     ├── ClusterError             exit 1  apiserver / controller unreachable or refusing
-    ├── VaultError               exit 1  Vault/OpenBao API failure (vault_bootstrap)
     └── UsageError               exit 2  bad flag combination (same meaning as click's)
 
 `UnsealError` never says *why* a blob did not open (OAEP padding vs GCM tag vs which key), so
-callers get no decryption oracle, in the spirit of Fernet's ``InvalidToken``.
+callers get no decryption oracle, in the spirit of Fernet's ``InvalidToken``. The edges
+(`controller`, `vault_bootstrap`) import these names from `sealkit`, never from this module;
+vault_bootstrap's own tree starts at its `BootstrapError`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ __all__ = [
     "SealkitError",
     "UnsealError",
     "UsageError",
-    "VaultError",
 ]
 
 
@@ -67,12 +67,6 @@ class ClusterError(SealkitError):
     """The apiserver or the sealed-secrets controller could not be reached or refused."""
 
     default_message = "cluster request failed"
-
-
-class VaultError(SealkitError):
-    """A Vault/OpenBao API call failed."""
-
-    default_message = "vault request failed"
 
 
 class UsageError(SealkitError):

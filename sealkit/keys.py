@@ -18,6 +18,7 @@ import hashlib
 import re
 import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sealkit._exceptions import InputError
@@ -30,11 +31,13 @@ __all__ = [
     "DEFAULT_KEY_BITS",
     "DEFAULT_KEY_PREFIX",
     "DEFAULT_KEY_TTL",
+    "KeySecret",
     "SEALED_SECRETS_KEY_LABEL",
     "fingerprint",
     "generate_key_and_cert",
     "key_secret_manifest",
     "load_private_keys",
+    "parse_key_secret",
     "private_key_pem",
 ]
 
@@ -62,13 +65,11 @@ def load_private_keys(data: bytes) -> list[RSAPrivateKey]:
         if not blocks:
             raise InputError("no PEM private key found")
         return [_load_pem_key(block) for block in blocks]
-    return [_load_pem_key(pem) for pem in _key_pems_from_manifests(data)]
+    return _keys_from_manifests(data)
 
 
-def _key_pems_from_manifests(data: bytes) -> list[bytes]:
+def _keys_from_manifests(data: bytes) -> list[RSAPrivateKey]:
     import yaml
-
-    from sealkit.crypto import b64decode
 
     try:
         docs = [d for d in yaml.safe_load_all(data) if d is not None]
@@ -82,18 +83,60 @@ def _key_pems_from_manifests(data: bytes) -> list[bytes]:
             secrets_.extend(i for i in doc["items"] if isinstance(i, Mapping))
         else:
             secrets_.append(doc)
-    pems: list[bytes] = []
-    for secret in secrets_:
-        if secret.get("kind") not in (None, "Secret"):
-            continue
-        value = (secret.get("data") or {}).get("tls.key")
-        if not isinstance(value, str):
-            name = (secret.get("metadata") or {}).get("name", "")
-            raise InputError(f"key Secret {name!r} has no data.tls.key")
-        pems.append(b64decode(value))
-    if not pems:
+    keys = [parse_key_secret(s).private_key for s in secrets_ if s.get("kind") in (None, "Secret")]
+    if not keys:
         raise InputError("no key Secret found in private key file")
-    return pems
+    return keys
+
+
+@dataclass(frozen=True)
+class KeySecret:
+    """One parsed key Secret: its RSA key, and its certificate when asked for (`need_cert`)."""
+
+    name: str
+    namespace: str
+    private_key: RSAPrivateKey = field(repr=False)
+    certificate: Certificate | None
+    creation_timestamp: Any = None
+
+
+def parse_key_secret(secret: Mapping[str, Any], *, need_cert: bool = False) -> KeySecret:
+    """The ONE key-Secret parser (``--recovery-private-key`` and the controller's key ring).
+
+    ``tls.key`` (PKCS#1 or PKCS#8 PEM, RSA) is always required. Recovery needs nothing else (a
+    backup's ``tls.crt`` is ignored); with ``need_cert`` (the controller serves the certificate)
+    the first certificate of ``tls.crt`` must exist and match the key. Raises `InputError` with
+    a one-line reason that never contains key material.
+    """
+    from cryptography import x509
+
+    from sealkit.certs import _first_pem_certificate
+    from sealkit.crypto import b64decode
+
+    meta = secret.get("metadata") or {}
+    name = str(meta.get("name") or "")
+    data = secret.get("data") or {}
+    value = data.get("tls.key") if isinstance(data, Mapping) else None
+    if not isinstance(value, str):
+        raise InputError(f"key Secret {name!r} has no data.tls.key")
+    crt = data.get("tls.crt") if need_cert else None
+    if need_cert and not isinstance(crt, str):
+        raise InputError(f"key Secret {name!r} has no data.tls.crt")
+    try:
+        key = _load_pem_key(b64decode(value))
+        block = _first_pem_certificate(b64decode(crt)) if isinstance(crt, str) else None
+    except InputError as exc:
+        raise InputError(f"key Secret {name!r}: {exc.message}") from None
+    cert = None
+    if need_cert:
+        try:
+            cert = x509.load_pem_x509_certificate(block or b"")
+        except ValueError:
+            raise InputError(f"key Secret {name!r}: tls.crt is not a PEM certificate") from None
+        if cert.public_key() != key.public_key():
+            raise InputError(f"key Secret {name!r}: tls.crt does not match tls.key")
+    return KeySecret(name, str(meta.get("namespace") or ""), key, cert,
+                     meta.get("creationTimestamp"))
 
 
 def _load_pem_key(pem: bytes) -> RSAPrivateKey:

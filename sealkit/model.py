@@ -1,19 +1,25 @@
-"""Secret <-> SealedSecret, as kubeseal and the controller do it, on plain dicts.
+"""The one SealedSecret model: Secret <-> SealedSecret, as kubeseal and the controller do it.
+
+Everything here works on plain dicts and is shared by the CLI (seal, ``--recovery-unseal``,
+``--validate``), the controller's reconciler and its HTTP API (``/v1/verify``, ``/v1/rotate``),
+as upstream shares its one ``Unseal``; `tests/controller/test_model_agreement.py` feeds the same
+SealedSecrets to both and compares.
 
 `seal_secret` follows kubeseal's seal path: reject empty data (unless allowed), apply the
 ``--name``/``-n``/``--scope`` overrides, strip server-side fields, the last-applied annotations
 (they hold cleartext, upstream #227) and ownerReferences (#243), then encrypt ``data`` (base64
 decoded first) and ``stringData`` (UTF-8; sealed after ``data`` so it wins on a collision).
 
-`unseal_sealed_secret` is the inverse the controller and ``--recovery-unseal`` need. It takes the
-OAEP label from the SealedSecret's *outer* metadata and fails as a whole if any value does not
-open: no partial Secret is ever produced.
+`unseal` is the inverse. It takes the OAEP label from the SealedSecret's *outer* metadata, tries
+the hinted key first, and fails as a whole if any value does not open: no partial Secret is ever
+produced. `verify` and `reencrypt` only decrypt ``encryptedData`` and never render templates.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sealkit._exceptions import InputError, UnsealError
@@ -25,20 +31,28 @@ if TYPE_CHECKING:
 __all__ = [
     "SEALED_SECRET_API_VERSION",
     "SEALED_SECRET_KIND",
+    "SERVER_FIELDS",
     "SKIP_SET_OWNER_REFERENCES_ANNOTATION",
+    "Unsealed",
     "is_sealed_secret",
     "is_secret",
+    "owner_reference",
+    "reencrypt",
     "seal_secret",
-    "secret_values",
     "seal_value",
+    "secret_values",
+    "strip_server_fields",
+    "unseal",
     "unseal_sealed_secret",
+    "verify",
 ]
 
 SEALED_SECRET_API_VERSION = "bitnami.com/v1alpha1"
 SEALED_SECRET_KIND = "SealedSecret"
 SKIP_SET_OWNER_REFERENCES_ANNOTATION = "sealedsecrets.bitnami.com/skip-set-owner-references"
 
-_SERVER_FIELDS = (
+# Set by the apiserver, never by a user: stripped from every metadata the model copies.
+SERVER_FIELDS = (
     "selfLink",
     "uid",
     "resourceVersion",
@@ -68,6 +82,25 @@ def _clone(value: Any) -> Any:
     if isinstance(value, list):
         return [_clone(v) for v in value]
     return value
+
+
+def strip_server_fields(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of ``metadata`` without `SERVER_FIELDS` and the last-applied annotations."""
+    out: dict[str, Any] = {k: _clone(v) for k, v in metadata.items() if k not in SERVER_FIELDS}
+    annotations = {
+        k: v for k, v in (out.pop("annotations", None) or {}).items()
+        if k not in _LAST_APPLIED_ANNOTATIONS
+    }
+    if annotations:
+        out["annotations"] = annotations
+    return out
+
+
+def owner_reference(sealed: Mapping[str, Any]) -> dict[str, Any]:
+    """The one controller ownerReference a Secret carries back to its SealedSecret."""
+    meta = sealed.get("metadata") or {}
+    return {"apiVersion": SEALED_SECRET_API_VERSION, "kind": SEALED_SECRET_KIND,
+            "name": meta.get("name") or "", "uid": meta.get("uid") or "", "controller": True}
 
 
 def is_secret(doc: Any) -> bool:
@@ -151,18 +184,7 @@ def seal_secret(
     if effective_scope is not Scope.CLUSTER_WIDE and not metadata.get("namespace"):
         raise InputError("secret must declare a namespace")
 
-    for field in _SERVER_FIELDS:
-        metadata.pop(field, None)
-    annotations = {
-        k: v
-        for k, v in (metadata.get("annotations") or {}).items()
-        if k not in _LAST_APPLIED_ANNOTATIONS
-    }
-    if annotations:
-        metadata["annotations"] = annotations
-    else:
-        metadata.pop("annotations", None)
-
+    metadata = strip_server_fields(metadata)
     label = label_for(effective_scope, metadata.get("namespace"), metadata["name"])
     plaintexts = secret_values(secret)
     encrypted = {k: b64encode(seal(v, public_key, label)) for k, v in sorted(plaintexts.items())}
@@ -212,101 +234,242 @@ def secret_values(secret: Mapping[str, Any]) -> dict[str, bytes]:
     return values
 
 
+@dataclass(frozen=True)
+class Unsealed:
+    """What `unseal` produced: the Secret, and the key that opened it (None: nothing to open)."""
+
+    secret: dict[str, Any]
+    opened_by: RSAPrivateKey | None
+
+
+@dataclass
+class RsaOps:
+    """RSA private-key operations spent (one per key tried per value): what the controller's
+    HTTP rate limiter charges, so that a big request costs what it makes the server do."""
+
+    count: int = 0
+
+
+class _Opener:
+    """Decrypts blobs for one label, moving the key that worked to the front.
+
+    With the hinted key first, a SealedSecret costs one RSA operation per value, not one per key.
+    """
+
+    def __init__(
+        self,
+        keys: Sequence[RSAPrivateKey],
+        hint: RSAPrivateKey | None,
+        label: bytes,
+        ops: RsaOps | None = None,
+    ) -> None:
+        self.keys = sorted(keys, key=lambda k: k is not hint) if hint is not None else list(keys)
+        self.label = label
+        self.opened_by: RSAPrivateKey | None = None
+        self.ops = ops if ops is not None else RsaOps()
+
+    def open(self, text: Any) -> bytes:
+        from sealkit.crypto import b64decode, unseal_with_index
+
+        try:
+            plaintext, index = unseal_with_index(b64decode(str(text)), self.keys, self.label)
+        except UnsealError:
+            self.ops.count += max(1, len(self.keys))
+            raise
+        self.ops.count += index + 1
+        if index:
+            self.keys.insert(0, self.keys.pop(index))
+        self.opened_by = self.opened_by or self.keys[0]
+        return plaintext
+
+    def open_all(self, blobs: Mapping[str, Any]) -> dict[str, bytes]:
+        """Every value, all or nothing; the error names the keys that failed, never contents."""
+        opened: dict[str, bytes] = {}
+        failed: list[str] = []
+        for key in sorted(blobs):
+            try:
+                opened[str(key)] = self.open(blobs[key])
+            except (UnsealError, InputError):
+                failed.append(str(key))
+        if failed:
+            raise UnsealError(f"no key could decrypt secret ({', '.join(failed)})")
+        return opened
+
+    def open_legacy(self, blob: Any) -> dict[str, bytes]:
+        """The deprecated v1 ``spec.data``: one blob holding a whole v1 Secret as JSON."""
+        from sealkit.crypto import b64decode
+
+        try:
+            inner = json.loads(self.open(blob))
+            raw = inner.get("data") if isinstance(inner, Mapping) else None
+            return {str(k): b64decode(str(v)) for k, v in (raw or {}).items()}
+        except (UnsealError, InputError, ValueError, AttributeError):
+            raise UnsealError("no key could decrypt secret (data)") from None
+
+
+def _parts(sealed: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping[str, Any], bytes]:
+    """(outer metadata, spec, OAEP label); the label comes from the OUTER metadata only."""
+    if not is_sealed_secret(sealed):
+        raise InputError(f"input is not a SealedSecret ({_describe(sealed)})")
+    outer = sealed.get("metadata") or {}
+    spec = sealed.get("spec") or {}
+    if not isinstance(outer, Mapping) or not isinstance(spec, Mapping):
+        raise InputError("SealedSecret metadata and spec must be maps")
+    label = label_for(scope_of(outer), outer.get("namespace") or "", outer.get("name") or "")
+    return outer, spec, label
+
+
+def _template(spec: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+    """(spec.template, its metadata), both checked to be maps."""
+    template = spec.get("template") or {}
+    metadata = template.get("metadata") or {} if isinstance(template, Mapping) else None
+    if not isinstance(metadata, Mapping):
+        raise InputError("SealedSecret spec.template and its metadata must be maps")
+    return template, metadata
+
+
+def _encrypted(spec: Mapping[str, Any]) -> Mapping[str, Any]:
+    encrypted = spec.get("encryptedData") or {}
+    return encrypted if isinstance(encrypted, Mapping) else {}  # Go empties a malformed map
+
+
+def unseal(
+    sealed: Mapping[str, Any],
+    private_keys: Sequence[RSAPrivateKey],
+    *,
+    hint: RSAPrivateKey | None = None,
+    render_templates: bool = True,
+    accept_v1_data: bool = True,
+) -> Unsealed:
+    """The v1 Secret a SealedSecret unseals to, as the controller writes it; all or nothing.
+
+    Upstream's one ``Unseal`` (compat §5): copy the template metadata (server fields stripped),
+    type (default ``Opaque``, what the apiserver stores) and immutable; decrypt every
+    ``encryptedData`` value with the label from the outer metadata, ``hint`` first; render
+    ``template.data`` (if ``render_templates``; the HTTP endpoints never render); force name and
+    namespace; set the controller ownerReference unless the template opts out. Raises
+    `UnsealError` (naming failed keys only), `TemplateError` or `InputError`.
+    """
+    from sealkit.crypto import b64encode
+
+    outer, spec, label = _parts(sealed)
+    template, template_meta = _template(spec)
+    encrypted = _encrypted(spec)
+    opener = _Opener(private_keys, hint, label)
+    legacy: dict[str, bytes] = {}
+    if spec.get("data"):
+        if encrypted:
+            raise InputError("SealedSecret has both spec.data and spec.encryptedData")
+        if not accept_v1_data:
+            raise InputError(
+                "deprecated v1 spec.data is not accepted (--accept-deprecated-v1-data)"
+            )
+        legacy = opener.open_legacy(spec["data"])
+    data = opener.open_all(encrypted)
+    template_data = template.get("data")
+    if render_templates and isinstance(template_data, Mapping) and template_data:
+        # v0.37+ sibling context, v0.40 null-omit, encryptedData wins: sealkit.templates owns it.
+        from sealkit.templates import build_secret_data
+
+        data = build_secret_data(data, template_data)
+    data = {**legacy, **data}
+
+    metadata = strip_server_fields(template_meta)
+    metadata["name"] = outer.get("name") or ""
+    metadata["namespace"] = outer.get("namespace") or ""
+    if (metadata.get("annotations") or {}).get(SKIP_SET_OWNER_REFERENCES_ANNOTATION) != "true":
+        metadata["ownerReferences"] = [owner_reference(sealed)]
+    secret: dict[str, Any] = {"apiVersion": "v1", "kind": "Secret", "metadata": metadata}
+    if data:
+        secret["data"] = {k: b64encode(v) for k, v in sorted(data.items())}
+    secret["type"] = template.get("type") or "Opaque"
+    if template.get("immutable") is not None:
+        secret["immutable"] = bool(template["immutable"])
+    return Unsealed(secret, opener.opened_by)
+
+
 def unseal_sealed_secret(
     sealed: Mapping[str, Any],
     private_keys: Sequence[RSAPrivateKey],
     *,
     render_templates: bool = True,
 ) -> dict[str, Any]:
-    """The v1 Secret a SealedSecret unseals to; raises `UnsealError` naming failed keys only.
+    """`unseal`, the Secret only (``--recovery-unseal``, the public API)."""
+    return unseal(sealed, private_keys, render_templates=render_templates).secret
 
-    Steps as upstream: copy the template metadata, type and immutable; decrypt every
-    ``encryptedData`` value with the label from the outer metadata; render ``template.data``
-    (if ``render_templates``; the HTTP endpoints never render); force name and namespace; set
-    the controller ownerReference unless the template opts out.
+
+def verify(
+    sealed: Mapping[str, Any], private_keys: Sequence[RSAPrivateKey], ops: RsaOps | None = None
+) -> bool:
+    """True if every ``encryptedData`` value (or the deprecated ``data`` blob) opens.
+
+    Never renders ``template.data``: the answer depends on decryption only (no oracle).
+    `ops`, if given, accumulates the RSA operations spent.
     """
-    from sealkit.crypto import b64decode, b64encode, unseal
-
-    if not is_sealed_secret(sealed):
-        raise InputError(f"input is not a SealedSecret ({_describe(sealed)})")
-    outer = sealed.get("metadata") or {}
-    spec = sealed.get("spec") or {}
-    if not isinstance(spec, Mapping):
-        raise InputError("SealedSecret spec must be a map")
-    template = spec.get("template") or {}
-    encrypted = spec.get("encryptedData") or {}
-    if not isinstance(encrypted, Mapping):  # Go turns a malformed map into an empty one
-        encrypted = {}
-    name, namespace = outer.get("name") or "", outer.get("namespace") or ""
-    label = label_for(scope_of(outer), namespace, name)
-
-    metadata: dict[str, Any] = _clone(dict(template.get("metadata") or {}))
-    decrypted: dict[str, bytes] = {}
-    failed: list[str] = []
-    legacy_data: Mapping[str, Any] = {}
-    if spec.get("data"):
-        if encrypted:
-            raise InputError("SealedSecret has both spec.data and spec.encryptedData")
-        legacy_data = _unseal_legacy_v1(spec["data"], private_keys, label)
-    for key, value in encrypted.items():
-        try:
-            decrypted[str(key)] = unseal(b64decode(str(value)), private_keys, label)
-        except (UnsealError, InputError):
-            failed.append(str(key))
-    if failed:
-        raise UnsealError(f"no key could decrypt secret ({', '.join(sorted(failed))})")
-
-    data: dict[str, str] = {str(k): str(v) for k, v in legacy_data.items()}
-    template_data = template.get("data")
-    if render_templates and isinstance(template_data, Mapping) and template_data:
-        # v0.37+ sibling context, v0.40 null-omit, encryptedData wins: sealkit.templates owns it.
-        from sealkit.templates import build_secret_data
-
-        final = build_secret_data(decrypted, template_data)
-        data.update({k: b64encode(v) for k, v in final.items()})
-    else:
-        data.update({k: b64encode(v) for k, v in decrypted.items()})
-
-    metadata["name"] = name
-    metadata["namespace"] = namespace
-    annotations = metadata.get("annotations") or {}
-    if annotations.get(SKIP_SET_OWNER_REFERENCES_ANNOTATION) == "true":
-        metadata.pop("ownerReferences", None)
-    else:
-        metadata["ownerReferences"] = [
-            {
-                "apiVersion": SEALED_SECRET_API_VERSION,
-                "kind": SEALED_SECRET_KIND,
-                "name": name,
-                "uid": outer.get("uid") or "",
-                "controller": True,
-            }
-        ]
-    secret: dict[str, Any] = {"kind": "Secret", "apiVersion": "v1", "metadata": metadata}
-    if template.get("immutable") is not None:
-        secret["immutable"] = template["immutable"]
-    if data:
-        secret["data"] = dict(sorted(data.items()))
-    if template.get("type"):
-        secret["type"] = template["type"]
-    return secret
-
-
-def _unseal_legacy_v1(
-    blob: Any, private_keys: Sequence[RSAPrivateKey], label: bytes
-) -> Mapping[str, Any]:
-    """The deprecated v1 ``spec.data``: one blob holding a whole v1 Secret as JSON."""
-    from sealkit.crypto import b64decode, unseal
-
+    _, spec, label = _parts(sealed)
+    opener = _Opener(private_keys, None, label, ops)
     try:
-        plaintext = unseal(b64decode(str(blob)), private_keys, label)
-    except InputError:
-        raise UnsealError("no key could decrypt secret (data)") from None
-    except UnsealError:
-        raise UnsealError("no key could decrypt secret (data)") from None
-    try:
-        inner = json.loads(plaintext)
-    except ValueError:
-        raise UnsealError("no key could decrypt secret (data)") from None
-    data = inner.get("data") if isinstance(inner, Mapping) else None
-    return data if isinstance(data, Mapping) else {}
+        if _encrypted(spec):
+            opener.open_all(_encrypted(spec))
+        elif spec.get("data"):
+            opener.open(spec["data"])
+    except (UnsealError, InputError):
+        return False
+    return True
+
+
+# Go's ObjectMeta field order, so rotated JSON looks like upstream's.
+_META_ORDER = (
+    "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation",
+    "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "labels",
+    "annotations", "ownerReferences", "finalizers", "managedFields",
+)
+
+
+def _template_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
+    out = strip_server_fields(meta)
+    if not out.get("labels"):
+        out.pop("labels", None)
+    out["creationTimestamp"] = None
+    known = {k: out[k] for k in _META_ORDER if k in out}
+    return {**known, **{k: out[k] for k in sorted(out) if k not in known}}
+
+
+def reencrypt(
+    sealed: Mapping[str, Any],
+    private_keys: Sequence[RSAPrivateKey],
+    public_key: RSAPublicKey,
+    ops: RsaOps | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """Re-seal every ``encryptedData`` value with ``public_key``, keeping the scope.
+
+    The outer metadata (server fields stripped) replaces ``template.metadata`` first, as
+    upstream does since #1885: the label, and so the scope, is decided by the outer metadata,
+    and a template must not carry a different name, namespace or scope. ``template.type``,
+    ``immutable`` and ``data`` are kept verbatim and never rendered. Returns the new object
+    (without apiVersion/kind, like upstream's ``/v1/rotate``) and whether the template metadata
+    was overwritten. Raises `UnsealError` or `InputError` (deprecated ``spec.data``).
+    """
+    from sealkit.crypto import b64encode, seal
+
+    outer, spec, label = _parts(sealed)
+    if spec.get("data") and not spec.get("encryptedData"):
+        raise InputError("deprecated spec.data cannot be rotated; re-seal the Secret")
+    template, old_meta = _template(spec)
+    new_meta = _template_meta(outer)
+    overwritten = template.get("metadata") is not None and _template_meta(old_meta) != new_meta
+    plain = _Opener(private_keys, None, label, ops).open_all(_encrypted(spec))
+    out_meta: dict[str, Any] = {"name": outer.get("name")}
+    if outer.get("namespace"):
+        out_meta["namespace"] = outer["namespace"]
+    out_meta["creationTimestamp"] = None
+    markers = with_scope_annotations(None, scope_of(outer))
+    if markers:
+        out_meta["annotations"] = markers
+    new_template: dict[str, Any] = {"metadata": new_meta}
+    for field in ("type", "immutable", "data"):
+        if template.get(field) is not None:
+            new_template[field] = template[field]
+    encrypted = {k: b64encode(seal(plain[k], public_key, label)) for k in sorted(plain)}
+    spec_out = {"template": new_template, "encryptedData": encrypted}
+    return {"metadata": out_meta, "spec": spec_out}, overwritten

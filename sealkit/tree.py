@@ -11,31 +11,9 @@ not copied. Files named ``*.sealed.{yaml,yml,json}`` are twins and are never rea
 
 Up to date, without the private key
 -----------------------------------
-Ciphertexts are random, so a twin cannot be compared with a fresh seal, and the private key is
-not where `--check` runs. Each sealed document therefore carries, in its *outer* metadata (never
-the template, so nothing reaches the Secret in the cluster):
-
-``sealkit.dev/source-digest: hmac-sha256:<key id>:<hex>``
-    HMAC-SHA256 over the canonical source (name, namespace, scope, every non-value field of the
-    Secret, and the value bytes), keyed with a 32-byte *digest key*.
-``sealkit.dev/cert-fingerprint: SHA256:…``
-    The sealing certificate's public-key fingerprint (public information).
-
-Threat model. The repository (twins included) may be read by anyone; plaintext and the digest
-key exist only where plaintext exists (the operator's checkout, the CI job that seals). A plain
-SHA-256 of the values would let every reader of the repository confirm guesses of low-entropy
-values offline ("is the DB password `hunter2`?"); salting or a slow KDF only slows that down.
-An HMAC under a key that never leaves the plaintext's side reveals nothing about the values to
-someone without the key, while `--check` (which needs the plaintext anyway) can recompute it.
-The key id (first 8 bytes of SHA-256 over a prefix and the key) only tells "another digest key"
-apart from "stale". File times are no help: Git does not keep them. Out of scope: the digest is
-not a signature. Whoever can write the repository can write any annotation (or any ciphertext);
-`--check` catches forgotten reseals, not tampering, which the controller's decryption does.
-
-The digest key comes from ``--digest-key-file`` / ``SEALKIT_DIGEST_KEY_FILE``, else
-``<DIR>/.sealkit/digest.key``, created on first use (mode 0600) next to a ``.gitignore``
-holding ``*`` so Git never picks it up. Share it with everyone who seals the same tree through
-the channel that carries the plaintext; with another key every twin looks stale and is resealed.
+Each sealed document carries, in its *outer* metadata, a keyed digest of its source and the
+certificate's fingerprint (`sealkit.digests` explains the digest key and the threat model). Worker
+processes come from `sealkit.forkpool`.
 
 A twin document is up to date iff it is a SealedSecret with the source's namespace and name,
 its encryptedData keys are the source's keys, its digest equals the recomputed one, and (when a
@@ -47,18 +25,23 @@ its content changes, so re-running seal-tree produces no Git noise (upstream pai
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import json
 import os
-import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sealkit._exceptions import InputError
-from sealkit.model import secret_values
+from sealkit.digests import (
+    DigestKey,
+    default_digest_key_path,
+    load_or_create_digest_key,
+    new_digest_key,
+    save_digest_key,
+    source_digest,
+)
+from sealkit.model import is_sealed_secret, is_secret, secret_values
 from sealkit.scan import (
     MANIFEST_SUFFIXES,
     IgnoreRules,
@@ -72,14 +55,17 @@ from sealkit.scopes import Scope, scope_of, with_scope_annotations
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
-__all__ = [
+__all__ = [  # the digest names are re-exported from sealkit.digests for seal-tree's callers
     "CERT_ANNOTATION",
     "DIGEST_ANNOTATION",
     "DigestKey",
+    "DocEntry",
     "FileResult",
+    "ListEntry",
     "TreeOptions",
     "TreeRun",
     "commit_results",
+    "default_digest_key_path",
     "discard_results",
     "is_twin_path",
     "load_or_create_digest_key",
@@ -93,8 +79,6 @@ __all__ = [
 DIGEST_ANNOTATION = "sealkit.dev/source-digest"
 CERT_ANNOTATION = "sealkit.dev/cert-fingerprint"
 TWIN_MARK = ".sealed"
-DEFAULT_DIGEST_KEY = Path(".sealkit") / "digest.key"
-_KEY_ID_PREFIX = b"sealkit digest key id\0"
 
 
 # --------------------------------------------------------------------------- naming
@@ -107,93 +91,6 @@ def twin_path(source: Path) -> Path:
 
 def is_twin_path(path: Path) -> bool:
     return path.suffix in MANIFEST_SUFFIXES and path.stem.endswith(TWIN_MARK)
-
-
-# --------------------------------------------------------------------------- digest
-
-
-@dataclass(frozen=True)
-class DigestKey:
-    secret: bytes = field(repr=False)
-
-    @property
-    def key_id(self) -> str:
-        return hashlib.sha256(_KEY_ID_PREFIX + self.secret).hexdigest()[:16]
-
-
-def load_or_create_digest_key(path: Path, *, create: bool) -> DigestKey | None:
-    """Read the digest key (64 hex chars); create it (0600, self-ignoring dir) if asked.
-
-    Returns None when the file is missing and ``create`` is false.
-    """
-    try:
-        text = path.read_text(encoding="ascii").strip()
-    except FileNotFoundError:
-        if not create:
-            return None
-        return _create_digest_key(path)
-    except (OSError, UnicodeDecodeError):
-        raise InputError(f"{path}: cannot read digest key") from None
-    try:
-        raw = bytes.fromhex(text)
-    except ValueError:
-        raw = b""
-    if len(raw) < 16:
-        raise InputError(f"{path}: digest key must be at least 32 hex characters")
-    return DigestKey(raw)
-
-
-def new_digest_key() -> DigestKey:
-    return DigestKey(secrets.token_bytes(32))
-
-
-def _create_digest_key(path: Path) -> DigestKey:
-    key = new_digest_key()
-    save_digest_key(path, key)
-    return key
-
-
-def save_digest_key(path: Path, key: DigestKey) -> None:
-    """Write a new digest key file (0600, never over an existing one)."""
-    from sealkit.files import atomic_write
-
-    raw = key.secret
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.parent.name == ".sealkit":
-        ignore = path.parent / ".gitignore"
-        if not ignore.exists():
-            ignore.write_text("# sealkit: never commit the digest key\n*\n", encoding="ascii")
-    atomic_write(path, (raw.hex() + "\n").encode("ascii"), mode=0o600, overwrite=False)
-
-
-def source_digest(
-    secret: Mapping[str, Any], identity: tuple[str, str, Scope], key: DigestKey
-) -> str:
-    """``hmac-sha256:<key id>:<hex>`` over the canonical source Secret (see module doc)."""
-    rest = {k: v for k, v in secret.items() if k not in ("data", "stringData", "status")}
-    values = {k: v.hex() for k, v in sorted(secret_values(secret).items())}
-    namespace, name, scope = identity
-    try:
-        canonical = _canonical_json(
-            {
-                "v": 1,
-                "namespace": namespace,
-                "name": name,
-                "scope": scope.value,
-                "secret": rest,
-                "values": values,
-            }
-        )
-    except TypeError:
-        raise InputError("Secret has map keys that are not strings") from None
-    mac = hmac.new(key.secret, canonical, hashlib.sha256).hexdigest()
-    return f"hmac-sha256:{key.key_id}:{mac}"
-
-
-def _canonical_json(obj: Any) -> bytes:
-    return json.dumps(
-        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
-    ).encode("utf-8")
 
 
 # --------------------------------------------------------------------------- planning
@@ -229,39 +126,52 @@ class Unit:
         return f"{self.namespace}/{self.name}" if self.namespace else self.name
 
 
+@dataclass(frozen=True)
+class DocEntry:
+    """A twin document that is one SealedSecret."""
+
+    unit: Unit
+
+    @property
+    def units(self) -> list[Unit]:
+        return [self.unit]
+
+    def render(self) -> Any:
+        return self.unit.sealed
+
+
+@dataclass(frozen=True)
+class ListEntry:
+    """A twin ``kind: List`` of SealedSecrets, for a source ``kind: List`` of Secrets."""
+
+    api_version: str
+    units: list[Unit]
+
+    def render(self) -> Any:
+        from sealkit.output import kube_order
+
+        items = [kube_order(u.sealed or {}) for u in self.units]
+        return {"apiVersion": self.api_version, "kind": "List", "items": items}
+
+
+TwinEntry = DocEntry | ListEntry
+
+
 @dataclass
 class FilePlan:
     source: Path
     twin: Path
     fmt: str  # "yaml" | "json"
-    # each entry: ("doc", unit) or ("list", apiVersion, [units])
-    layout: list[tuple[Any, ...]] = field(default_factory=list)
+    layout: list[TwinEntry] = field(default_factory=list)
     existing: list[Any] | None = None  # parsed twin documents, None if no twin file
     twin_error: str = ""
 
     @property
     def units(self) -> list[Unit]:
-        out: list[Unit] = []
-        for entry in self.layout:
-            out.extend([entry[1]] if entry[0] == "doc" else entry[2])
-        return out
+        return [unit for entry in self.layout for unit in entry.units]
 
     def render_docs(self) -> list[Any]:
-        from sealkit.output import kube_order
-
-        docs: list[Any] = []
-        for entry in self.layout:
-            if entry[0] == "doc":
-                docs.append(entry[1].sealed)
-            else:
-                docs.append(
-                    {
-                        "apiVersion": entry[1],
-                        "kind": "List",
-                        "items": [kube_order(u.sealed) for u in entry[2]],
-                    }
-                )
-        return docs
+        return [entry.render() for entry in self.layout]
 
 
 def _identity(secret: Mapping[str, Any], opts: TreeOptions) -> tuple[str, str, Scope]:
@@ -293,8 +203,8 @@ def _identity(secret: Mapping[str, Any], opts: TreeOptions) -> tuple[str, str, S
     return namespace, name, scope
 
 
-def _source_units(path: Path, text: str, opts: TreeOptions) -> list[tuple[Any, ...]]:
-    layout: list[tuple[Any, ...]] = []
+def _source_units(path: Path, text: str, opts: TreeOptions) -> list[TwinEntry]:
+    layout: list[TwinEntry] = []
 
     def unit(obj: dict[str, Any], line: int) -> Unit:
         try:
@@ -307,22 +217,21 @@ def _source_units(path: Path, text: str, opts: TreeOptions) -> list[tuple[Any, .
     for doc in read_documents(text, str(path)):
         obj = doc.obj
         if _sealable(obj):
-            layout.append(("doc", unit(obj, doc.line)))
+            layout.append(DocEntry(unit(obj, doc.line)))
         elif isinstance(obj, dict) and obj.get("kind") == "List":
-            items = obj.get("items") if isinstance(obj.get("items"), list) else []
+            raw_items = obj.get("items")
+            items = raw_items if isinstance(raw_items, list) else []
             units = [
                 unit(item, doc.item_lines[i] if i < len(doc.item_lines) else doc.line)
                 for i, item in enumerate(items)
                 if _sealable(item)
             ]
             if units:
-                layout.append(("list", obj.get("apiVersion") or "v1", units))
+                layout.append(ListEntry(str(obj.get("apiVersion") or "v1"), units))
     return layout
 
 
 def _sealable(obj: Any) -> bool:
-    from sealkit.model import is_secret
-
     return is_secret(obj) and has_values(obj)
 
 
@@ -331,7 +240,7 @@ def _twin_index(docs: Sequence[Any]) -> dict[tuple[str, str], dict[str, Any]]:
     for doc in docs:
         items = doc.get("items") if isinstance(doc, dict) and doc.get("kind") == "List" else [doc]
         for item in items or []:
-            if isinstance(item, dict) and item.get("kind") == "SealedSecret":
+            if isinstance(item, dict) and is_sealed_secret(item):
                 meta = item.get("metadata") or {}
                 key = (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
                 index.setdefault(key, item)
@@ -361,18 +270,18 @@ def _staleness(
 
 def _plan_file(
     path: Path, opts: TreeOptions, key: DigestKey | None, fingerprint: str | None
-) -> tuple[FilePlan | None, str | None, Path | None]:
-    """(plan, error, orphan twin) for one discovered file."""
+) -> FilePlan | FileOutcome:
+    """The plan for one discovered file, or its outcome (an error, an orphan twin, nothing)."""
     if is_twin_path(path):
-        return None, None, None if twin_path_source(path).exists() else path
+        return FileOutcome(orphan=None if twin_path_source(path).exists() else path)
     try:
         text = read_file_text(path)
         layout = _source_units(path, text, opts) if "Secret" in text else []
     except InputError as exc:
-        return None, exc.message, None
+        return FileOutcome(error=exc.message)
     twin = twin_path(path)
     if not layout:
-        return None, None, twin if twin.exists() else None
+        return FileOutcome(orphan=twin if twin.exists() else None)
     plan = FilePlan(path, twin, "json" if path.suffix == ".json" else "yaml", layout)
     if twin.exists():
         try:
@@ -389,12 +298,12 @@ def _plan_file(
                 unit.secret, (unit.namespace, unit.name, unit.scope), key
             )
         except InputError as exc:
-            return None, f"{unit.source}:{unit.line}: {exc.message}", None
+            return FileOutcome(error=f"{unit.source}:{unit.line}: {exc.message}")
         found = index.get((unit.namespace, unit.name))
         unit.reason = _staleness(unit, found, fingerprint)
         if not unit.reason:
             unit.sealed = found
-    return plan, None, None
+    return plan
 
 
 @dataclass
@@ -414,6 +323,15 @@ class FileResult:
     sealed: int = 0
     staged: Path | None = None  # seal mode: temp file holding the new twin, to rename over it
     layout_problem: str = ""  # check mode: why the twin would change although units are fresh
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    """What one source file gave a worker: a result, an error line, or an orphan twin."""
+
+    result: FileResult | None = None
+    error: str | None = None
+    orphan: Path | None = None
 
 
 @dataclass
@@ -437,6 +355,7 @@ def run_tree(
     force: bool = False,
     jobs: int = 1,
     progress: Callable[[int, int], None] | None = None,
+    _min_per_worker: int | None = None,
 ) -> TreeRun:
     """Plan every file and, given ``public_key``, seal and render the changed twins. No writes.
 
@@ -444,20 +363,21 @@ def run_tree(
     written to a hidden temp file beside it (``staged``); the caller then calls
     `commit_results` (rename them all) if ``errors`` is empty, else `discard_results`: a bad
     input anywhere never leaves some twins written and others not. With ``jobs`` > 1 the files
-    are split among forked workers, which parse, seal, emit and stage in parallel and send
-    back only these small results. ``key`` None (no digest key yet) makes
-    every twin stale. ``progress(done, total)`` counts source files.
+    are split among forked workers (`sealkit.forkpool`), which parse, seal, emit and stage in
+    parallel and send back only these small results. ``key`` None (no digest key yet) makes
+    every twin stale. ``progress(done, total)`` counts source files. ``_min_per_worker`` is a
+    test-only knob (files per worker before forking pays).
     """
+    from sealkit.forkpool import map_chunks
+
     if not root.is_dir():
         raise InputError(f"{root}: not a directory")
     ignore = IgnoreRules.load(opts.exclude, root=root)
-    paths, twins = [], []
+    paths: list[Path] = []
+    twins: list[Path] = []
     for path in discover_files([root], ignore=ignore):
         (twins if is_twin_path(path) else paths).append(path)
-    _SHARED.update(
-        opts=opts, key=key, fingerprint=fingerprint, public_key=public_key, force=force,
-        paths=paths,
-    )
+    state = _RunState(opts, key, fingerprint, public_key, force, paths)
     done = [0]
 
     def on_chunk(n_files: int) -> None:
@@ -465,74 +385,74 @@ def run_tree(
         if progress:
             progress(done[0], len(paths))
 
-    try:
-        results = _map_chunks(_run_chunk, len(paths), jobs, on_chunk, _discard_staged)
-    finally:
-        _SHARED.clear()
+    outcomes = map_chunks(_run_files, state, len(paths), jobs=jobs, on_chunk=on_chunk,
+                          cleanup=_discard_staged, min_per_worker=_min_per_worker)
     run = TreeRun(orphans=[t for t in twins if not twin_path_source(t).exists()])
-    for result, error, orphan in results:
-        if result is not None:
-            run.files.append(result)
-        if error is not None:
-            run.errors.append(error)
-        if orphan is not None:
-            run.orphans.append(orphan)
+    for outcome in outcomes:
+        if outcome.result is not None:
+            run.files.append(outcome.result)
+        if outcome.error is not None:
+            run.errors.append(outcome.error)
+        if outcome.orphan is not None:
+            run.orphans.append(outcome.orphan)
     return run
 
 
-def _discard_staged(results: list[Any]) -> None:
-    discard_results(TreeRun(files=[r for r, _, _ in results if r is not None]))
+@dataclass(frozen=True)
+class _RunState:
+    """What every worker needs; forked children inherit it (keys and callables do not pickle)."""
+
+    opts: TreeOptions
+    key: DigestKey | None
+    fingerprint: str | None
+    public_key: RSAPublicKey | None
+    force: bool
+    paths: list[Path]
 
 
-def _run_chunk(bounds: tuple[int, int]) -> list[Any]:
-    """Worker body: plan (and seal, render, stage) files [lo, hi) of the shared path list."""
-    out: list[Any] = []
+def _discard_staged(outcomes: list[FileOutcome]) -> None:
+    discard_results(TreeRun(files=[o.result for o in outcomes if o.result is not None]))
+
+
+def _run_files(state: _RunState, lo: int, hi: int) -> list[FileOutcome]:
+    """Worker body: plan (and seal, render, stage) files [lo, hi) of the run's path list."""
+    out: list[FileOutcome] = []
     try:
-        _run_files(_SHARED["paths"][slice(*bounds)], out)
+        for path in state.paths[lo:hi]:
+            out.append(_run_file(state, path))
     except BaseException:
         _discard_staged(out)
         raise
     return out
 
 
-def _run_files(paths: Sequence[Path], out: list[Any]) -> None:
-    opts, key, fingerprint = _SHARED["opts"], _SHARED["key"], _SHARED["fingerprint"]
-    public_key, force = _SHARED["public_key"], _SHARED["force"]
-    for path in paths:
-        plan, error, orphan = _plan_file(path, opts, key, fingerprint)
-        if plan is None:
-            out.append((None, error, orphan))
-            continue
-        if force:
-            for unit in plan.units:
-                unit.reason = unit.reason or "forced"
-        units = [UnitResult(u.line, u.ref, u.reason) for u in plan.units]
-        result = FileResult(plan.source, plan.twin, units)
-        if public_key is None:
-            if not any(u.reason for u in plan.units):
-                result.layout_problem = check_file_layout(plan)
-        else:
-            try:
-                stale = [u for u in plan.units if u.reason]
-                for unit in stale:
-                    seal_unit(unit, public_key, opts, fingerprint or "")
-            except InputError as exc:
-                out.append((None, exc.message, None))
-                continue
-            result.sealed = len(stale)
-            if file_needs_write(plan):
-                from sealkit.files import write_temp
+def _run_file(state: _RunState, path: Path) -> FileOutcome:
+    plan = _plan_file(path, state.opts, state.key, state.fingerprint)
+    if isinstance(plan, FileOutcome):
+        return plan
+    if state.force:
+        for unit in plan.units:
+            unit.reason = unit.reason or "forced"
+    result = FileResult(plan.source, plan.twin, [UnitResult(u.line, u.ref, u.reason)
+                                                 for u in plan.units])
+    if state.public_key is None:
+        if not any(u.reason for u in plan.units):
+            result.layout_problem = check_file_layout(plan)
+        return FileOutcome(result)
+    try:
+        stale = [u for u in plan.units if u.reason]
+        for unit in stale:
+            seal_unit(unit, state.public_key, state.opts, state.fingerprint or "")
+    except InputError as exc:
+        return FileOutcome(error=exc.message)
+    result.sealed = len(stale)
+    if file_needs_write(plan):
+        from sealkit.files import write_temp
 
-                # Staged, not renamed: the parent commits only if every file succeeded.
-                # No fsync per twin: derived files; a torn one is just stale to --check.
-                result.staged = write_temp(plan.twin, render(plan), fsync=False)
-        out.append((result, None, None))
-
-
-# Worker state: set in the parent just before forking, so children inherit it (no pickling of
-# keys, callables or options); only index ranges go to the workers, small results come back.
-_SHARED: dict[str, Any] = {}
-_MIN_PER_WORKER = 50
+        # Staged, not renamed: the parent commits only if every file succeeded.
+        # No fsync per twin: derived files; a torn one is just stale to --check.
+        result.staged = write_temp(plan.twin, render(plan), fsync=False)
+    return FileOutcome(result)
 
 
 def commit_results(run: TreeRun) -> list[FileResult]:
@@ -555,60 +475,6 @@ def discard_results(run: TreeRun) -> None:
             with contextlib.suppress(OSError):
                 os.unlink(result.staged)
             result.staged = None
-
-
-def _map_chunks(
-    func: Callable[[tuple[int, int]], list[Any]],
-    count: int,
-    jobs: int,
-    on_chunk: Callable[[int], None] | None = None,
-    cleanup: Callable[[list[Any]], None] | None = None,
-) -> list[Any]:
-    """``func`` over index ranges covering ``count`` items, in order; forked if worthwhile.
-
-    If any chunk fails, ``cleanup`` gets the results of every chunk that did not (so staged
-    files never leak) and the first error is raised.
-    """
-    import multiprocessing
-
-    workers = min(jobs, count // _MIN_PER_WORKER)
-    if "fork" not in multiprocessing.get_all_start_methods():
-        workers = 1
-    size = max(10, -(-count // (max(workers, 1) * 8)))  # ~8 chunks per worker: steady progress
-    bounds = [(i, min(i + size, count)) for i in range(0, count, size)]
-    results: list[Any] = []
-    if workers <= 1:
-        try:
-            for lo, hi in bounds:
-                results.extend(func((lo, hi)))
-                if on_chunk:
-                    on_chunk(hi - lo)
-        except BaseException:
-            if cleanup:
-                cleanup(results)
-            raise
-        return results
-    import sys
-    from concurrent.futures import ProcessPoolExecutor
-
-    for stream in (sys.stdout, sys.stderr):  # a child flushing a copied buffer would repeat it
-        stream.flush()
-    ctx = multiprocessing.get_context("fork")
-    failure: BaseException | None = None
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        futures = [pool.submit(func, b) for b in bounds]
-        for (lo, hi), future in zip(bounds, futures, strict=True):
-            try:
-                results.extend(future.result())
-            except BaseException as exc:  # noqa: BLE001 - re-raised below, after cleanup
-                failure = failure or exc
-            if on_chunk and failure is None:
-                on_chunk(hi - lo)
-    if failure is not None:
-        if cleanup:
-            cleanup(results)
-        raise failure
-    return results
 
 
 def twin_path_source(twin: Path) -> Path:
@@ -658,7 +524,7 @@ def file_needs_write(plan: FilePlan) -> bool:
     docs = plan.render_docs()
     if docs == plan.existing:  # dict equality ignores key order: the common, cheap case
         return False
-    return _strip_for_compare(docs) != _strip_for_compare(plan.existing)
+    return bool(_strip_for_compare(docs) != _strip_for_compare(plan.existing))
 
 
 def check_file_layout(plan: FilePlan) -> str:
@@ -676,7 +542,3 @@ def render(plan: FilePlan) -> bytes:
     from sealkit.output import dump_all
 
     return dump_all(plan.render_docs(), plan.fmt).encode("utf-8")
-
-
-def default_digest_key_path(root: Path, override: str | os.PathLike[str] | None) -> Path:
-    return Path(override) if override else root / DEFAULT_DIGEST_KEY

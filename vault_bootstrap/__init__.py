@@ -23,7 +23,7 @@ _EXPORTS = {
     "LoginError": "_errors",
     "NotReadyError": "_errors",
     "PlanError": "_errors",
-    "ReferenceError_": "_errors",
+    "ResolveError": "_errors",
     "VerifyError": "_errors",
     "Health": "_gateway",
     "HvacGateway": "_gateway",
@@ -52,7 +52,7 @@ if TYPE_CHECKING:
         LoginError,
         NotReadyError,
         PlanError,
-        ReferenceError_,
+        ResolveError,
         VerifyError,
     )
     from ._gateway import Health, HvacGateway, VaultCallError, VaultGateway
@@ -91,7 +91,7 @@ __all__ = [
     "Plan",
     "PlanError",
     "RedactingFilter",
-    "ReferenceError_",
+    "ResolveError",
     "RunResult",
     "Sensitive",
     "VaultCallError",

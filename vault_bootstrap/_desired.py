@@ -8,7 +8,7 @@ endpoints), so the planner can compare like with like.
 from __future__ import annotations
 
 from ._config import Config, DatabaseEngine, KubernetesAuth, KvV2Engine
-from ._errors import ReferenceError_
+from ._errors import ResolveError
 from ._model import DesiredObject, WriteOnly
 from ._refs import Resolver
 
@@ -92,7 +92,7 @@ def _auth(mount: str, auth: KubernetesAuth, r: Resolver) -> list[DesiredObject]:
     elif c.kubernetes_ca_cert_file is not None:
         ca = _read(r, c.kubernetes_ca_cert_file, f"{csrc}.kubernetes_ca_cert")
         if not ca:
-            raise ReferenceError_(f"{csrc}.kubernetes_ca_cert_file: file is empty")
+            raise ResolveError(f"{csrc}.kubernetes_ca_cert_file: file is empty")
     fields = dict(K8S_CONFIG_DEFAULTS)
     fields.update(
         kubernetes_host=r.text(c.kubernetes_host, f"{csrc}.kubernetes_host"),

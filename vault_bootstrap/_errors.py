@@ -1,12 +1,12 @@
-"""Errors raised by `vault_bootstrap`, all under sealkit's `VaultError`.
+"""Errors raised by `vault_bootstrap`, all under `BootstrapError` (a `sealkit.SealkitError`).
 
 Every message is one line and never contains a secret value: messages that quote a Vault
 response pass through `redact()` first, because Vault echoes request fragments back::
 
-    VaultError (sealkit)                 exit 1
-    └── BootstrapError
+    SealkitError (sealkit)               exit 1
+    └── BootstrapError                   (not hvac's `VaultError`, which the gateway maps)
         ├── ConfigError                  bad config file: `<field.path>: <reason>`
-        ├── ReferenceError_              a secret/text reference cannot be resolved
+        ├── ResolveError                 a secret/text reference cannot be resolved
         ├── NotReadyError                Vault did not become ready before the deadline
         ├── InitError                    init/unseal refused or failed
         ├── LoginError                   no usable credentials, or login refused
@@ -17,7 +17,7 @@ response pass through `redact()` first, because Vault echoes request fragments b
 
 from __future__ import annotations
 
-from sealkit._exceptions import VaultError
+from sealkit import SealkitError
 
 from ._redact import redact
 
@@ -29,12 +29,12 @@ __all__ = [
     "LoginError",
     "NotReadyError",
     "PlanError",
-    "ReferenceError_",
+    "ResolveError",
     "VerifyError",
 ]
 
 
-class BootstrapError(VaultError):
+class BootstrapError(SealkitError):
     """Base of vault-bootstrap failures; the message is scrubbed of known secrets."""
 
     default_message = "vault-bootstrap failed"
@@ -47,7 +47,7 @@ class ConfigError(BootstrapError):
     default_message = "invalid config"
 
 
-class ReferenceError_(BootstrapError):  # noqa: N801 - avoid shadowing the builtin
+class ResolveError(BootstrapError):
     default_message = "cannot resolve reference"
 
 

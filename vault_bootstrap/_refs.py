@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ._errors import ReferenceError_
+from ._errors import ResolveError
 from ._redact import Sensitive
 
 __all__ = ["Resolver", "SecretRef", "parse_secret_ref", "text_references"]
@@ -138,7 +138,7 @@ class Resolver:
                 if value is None or (has_default and value == ""):
                     if has_default:
                         return default
-                    raise ReferenceError_(f"{field}: environment variable {name} is not set")
+                    raise ResolveError(f"{field}: environment variable {name} is not set")
                 return value
             return self._read_file(body, field)
 
@@ -148,31 +148,31 @@ class Resolver:
         if ref.scheme == "env":
             value = self._env.get(ref.target)
             if value is None:
-                raise ReferenceError_(f"{field}: environment variable {ref.target} is not set")
+                raise ResolveError(f"{field}: environment variable {ref.target} is not set")
             if value == "":
-                raise ReferenceError_(f"{field}: environment variable {ref.target} is empty")
+                raise ResolveError(f"{field}: environment variable {ref.target} is empty")
             return value
         if ref.scheme == "file":
             value = self._read_file(ref.target, field)
             if value == "":
-                raise ReferenceError_(f"{field}: file {ref.target} is empty")
+                raise ResolveError(f"{field}: file {ref.target} is empty")
             return value
         m = _K8S.match(ref.target)
         assert m is not None  # validated at parse time
         if self._kube_secret_reader is None:
-            raise ReferenceError_(f"{field}: {ref} needs Kubernetes access (no kubeconfig found)")
+            raise ResolveError(f"{field}: {ref} needs Kubernetes access (no kubeconfig found)")
         try:
             data = self._kube_secret_reader(m.group("ns"), m.group("name"))
-        except ReferenceError_:
+        except ResolveError:
             raise
         except Exception as exc:  # noqa: BLE001 - any client failure becomes one line
-            raise ReferenceError_(
+            raise ResolveError(
                 f"{field}: cannot read Secret {m.group('ns')}/{m.group('name')}: "
                 f"{type(exc).__name__}: {_short(exc)}"
             ) from None
         encoded = (data or {}).get(m.group("key"))
         if encoded is None:
-            raise ReferenceError_(
+            raise ResolveError(
                 f"{field}: Secret {m.group('ns')}/{m.group('name')} has no key {m.group('key')}"
             )
         return base64.b64decode(encoded).decode("utf-8")
@@ -183,7 +183,7 @@ class Resolver:
             with open(path, encoding="utf-8") as fh:
                 value = fh.read()
         except OSError as exc:
-            raise ReferenceError_(f"{field}: cannot read file {path}: {exc.strerror}") from None
+            raise ResolveError(f"{field}: cannot read file {path}: {exc.strerror}") from None
         if value.endswith("\n"):
             value = value[:-1]
             if value.endswith("\r"):

@@ -17,7 +17,7 @@ os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "1")
 
 import click
 
-from sealkit._exceptions import SealkitError
+from sealkit import SealkitError
 
 from ._redact import RedactingFilter, redact
 

@@ -193,7 +193,7 @@ def _sealed_route(operation: Callable[[dict[str, Any], Work], Response], limiter
                 try:
                     response = operation(sealed, spent)
                 finally:
-                    limiter.charge(bucket, math.ceil(spent.rsa_ops / OPS_PER_REQUEST)
+                    limiter.charge(bucket, math.ceil(spent.count / OPS_PER_REQUEST)
                                    - max(units, 1))
                 return Response(response.status, response.body, response.content_type,
                                 {**headers, **response.headers})

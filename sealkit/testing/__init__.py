@@ -55,7 +55,7 @@ def test_private_key() -> RSAPrivateKey:
 
 # Not test functions, whatever pytest's collector thinks of the ``test_`` prefix.
 for _helper in (test_private_key_pem, test_certificate_pem, test_private_key):
-    _helper.__test__ = False  # type: ignore[attr-defined]
+    setattr(_helper, "__test__", False)  # noqa: B010 - a function attribute mypy cannot see
 
 
 def sample_secret(name: str = "db", namespace: str = "prod", **string_data: str) -> dict[str, Any]:
@@ -83,25 +83,15 @@ class FakeController:
         return self.keys[-1][1]
 
     def verify(self, sealed: Mapping[str, Any]) -> None:
-        from sealkit.model import unseal_sealed_secret
+        from sealkit.model import verify
 
-        try:
-            unseal_sealed_secret(sealed, [k for k, _ in self.keys], render_templates=False)
-        except UnsealError:
+        if not verify(sealed, [k for k, _ in self.keys]):
             name = (sealed.get("metadata") or {}).get("name", "")
-            raise UnsealError(f"unable to decrypt sealed secret: {name}") from None
+            raise UnsealError(f"unable to decrypt sealed secret: {name}")
 
     def rotate(self, sealed: Mapping[str, Any]) -> dict[str, Any]:
-        """Re-seal every value for the newest key, keeping the scope (outer metadata wins)."""
-        from sealkit.crypto import b64decode, b64encode, seal, unseal
-        from sealkit.scopes import label_for, scope_of
+        """`sealkit.model.reencrypt` for the newest key, as ``/v1/rotate`` (plus kind)."""
+        from sealkit.model import SEALED_SECRET_API_VERSION, SEALED_SECRET_KIND, reencrypt
 
-        meta = dict(sealed.get("metadata") or {})
-        label = label_for(scope_of(meta), meta.get("namespace"), meta.get("name"))
-        keys = [k for k, _ in self.keys]
-        spec = dict(sealed.get("spec") or {})
-        spec["encryptedData"] = {
-            k: b64encode(seal(unseal(b64decode(v), keys, label), self.public_key(), label))
-            for k, v in (spec.get("encryptedData") or {}).items()
-        }
-        return {**sealed, "metadata": meta, "spec": spec}
+        rotated = reencrypt(sealed, [k for k, _ in self.keys], self.public_key())[0]
+        return {"kind": SEALED_SECRET_KIND, "apiVersion": SEALED_SECRET_API_VERSION, **rotated}

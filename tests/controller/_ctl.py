@@ -82,10 +82,10 @@ def controller_args(kubeconfig: str, key_ns: str, watch: list[str], *extra: str)
 def running_controller(kubeconfig: str, key_ns: str, watch: list[str],
                        *extra: str) -> Iterator[Any]:
     """An in-process controller (`controller.main.App`) scoped to `watch` + `key_ns`."""
-    from controller.main import App, build_parser
+    from controller.config import ControllerConfig
+    from controller.main import App
 
-    args = build_parser().parse_args(controller_args(kubeconfig, key_ns, watch, *extra))
-    app = App(args)
+    app = App(ControllerConfig.from_argv(controller_args(kubeconfig, key_ns, watch, *extra)))
     app.start()
     try:
         yield app

@@ -296,6 +296,20 @@ def test_flags_env_and_go_style_booleans(monkeypatch: pytest.MonkeyPatch) -> Non
     assert defaults.max_unseal_retries == 5 and defaults.key_order_priority == "CertNotBefore"
 
 
+def test_controller_config_is_typed_and_frozen(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    from controller.config import ControllerConfig
+
+    assert ControllerConfig.from_argv([]) == ControllerConfig()  # one list of defaults
+    monkeypatch.setenv("SEALED_SECRETS_PRIVATEKEY_LABELS", "team=a")
+    config = ControllerConfig.from_argv(["--additional-namespaces", "a, b,", "--key-ttl", "1h"])
+    assert config.extra_namespaces == ["a", "b"] and config.key_ttl == timedelta(hours=1)
+    assert config.privatekey_labels == {"team": "a"} and config.key_cutoff_time is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.key_size = 1  # type: ignore[misc]
+
+
 def test_bad_env_value_is_a_usage_error(monkeypatch: pytest.MonkeyPatch,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("SEALED_SECRETS_KEY_TTL", "forever")

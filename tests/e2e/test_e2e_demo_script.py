@@ -33,7 +33,19 @@ def _running(pid: int) -> bool:
         return False
 
 
-def test_make_demo_runs_twice_reusing_everything_then_demo_down_stops_it(stack, tmp_path):
+def _tests_after_the_demo(kubectl: str, kubeconfig: str) -> None:
+    """README order `make demo`, then `make test`: the test that dry-runs every example (the
+    one that once hit a server-side apply conflict with the demo's Job) passes next to the
+    demo's objects."""
+    from tests.e2e.test_e2e_examples import dry_run_examples
+
+    subprocess.run([kubectl, "--kubeconfig", kubeconfig, "create", "namespace", "t-after-demo"],
+                   check=True, capture_output=True, timeout=60)
+    assert "Job" in dry_run_examples(kubectl, kubeconfig, "t-after-demo")
+
+
+def test_make_demo_runs_twice_reusing_everything_then_demo_down_stops_it(stack, tmp_path,
+                                                                         kubectl_path):
     from devstack.stack import parse_env
     from devstack.testing import require
 
@@ -60,6 +72,7 @@ def test_make_demo_runs_twice_reusing_everything_then_demo_down_stops_it(stack, 
         for secret in (env["VAULT_TOKEN"], env["PGPASSWORD"]):
             assert not any(secret in t for t in texts), "a stack secret was printed or logged"
         pid = json.loads((stack_dir / "demo" / "controller.json").read_text())["controller"]["pid"]
+        _tests_after_the_demo(kubectl_path, env["KUBECONFIG"])
     finally:
         down = _demo("down", "--stack-dir", str(stack_dir), timeout=120)
     assert down.returncode == 0, down.stdout + down.stderr

@@ -358,22 +358,37 @@ def test_the_configmap_mirrors_the_chapter_config():
 # --------------------------------------------------------------------------- the real apiserver
 
 
-@pytest.mark.stack
-def test_every_known_manifest_passes_a_server_side_dry_run(stack, kubectl_path, demo, tmp_path):
-    from devstack.testing import require
+_CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "Namespace", "CustomResourceDefinition"}
 
-    require(stack, "kube")
-    log = demo.Log(tmp_path / "dry-run.log")
-    try:
-        demo.install_crd(kubectl_path, stack.kubeconfig, log)
-    except demo.StepFailed as err:
-        pytest.fail(f"{err}\n{log.path.read_text()}", pytrace=False)
+
+def isolated(docs: list[dict[str, Any]], namespace: str) -> list[dict[str, Any]]:
+    """The docs moved into ``namespace``, cluster-scoped ones renamed with its name.
+
+    A running demo (`make demo`) owns the same objects in `default` under Argo CD's field
+    manager; a dry-run apply over them would be a server-side apply conflict, not a finding.
+    """
+    out = []
+    for doc in docs:
+        doc = {**doc, "metadata": dict(doc.get("metadata") or {})}
+        if doc["kind"] in _CLUSTER_SCOPED:
+            doc["metadata"]["name"] = f"{doc['metadata']['name']}-{namespace}"
+        else:
+            doc["metadata"]["namespace"] = namespace
+        out.append(doc)
+    return out
+
+
+def dry_run_examples(kubectl: str, kubeconfig: str, namespace: str) -> set[str]:
+    """Server-side dry-run of every known example manifest, isolated in ``namespace``.
+
+    Returns the kinds checked. Also run by `test_e2e_demo_script` right after `make demo`.
+    """
     checked: list[str] = []
 
-    def dry_run(source: str, docs: list[dict[str, Any]], text: str | None = None) -> None:
-        argv = [kubectl_path, "--kubeconfig", stack.kubeconfig, "apply", "--server-side",
-                "--dry-run=server", "--field-manager", "e2e-dry-run", "-f",
-                "-" if text is not None else source]
+    def dry_run(source: str, docs: list[dict[str, Any]]) -> None:
+        argv = [kubectl, "--kubeconfig", kubeconfig, "apply", "--server-side",
+                "--dry-run=server", "--field-manager", f"test-dry-run-{namespace}", "-f", "-"]
+        text = yaml.safe_dump_all(isolated(docs, namespace))
         proc = subprocess.run(argv, input=text, capture_output=True, text=True, timeout=60,
                               check=False)
         assert proc.returncode == 0, f"{source}: {proc.stderr.strip()}"
@@ -382,19 +397,44 @@ def test_every_known_manifest_passes_a_server_side_dry_run(stack, kubectl_path, 
     # Kustomize folders are checked as Argo CD applies them: rendered first.
     kustomized = kustomize_dirs()
     for folder in kustomized:
-        proc = subprocess.run([kubectl_path, "kustomize", str(folder)], capture_output=True,
+        proc = subprocess.run([kubectl, "kustomize", str(folder)], capture_output=True,
                               text=True, timeout=60, check=True)
         docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
-        dry_run(str(folder.relative_to(ROOT)), docs, proc.stdout)
+        dry_run(str(folder.relative_to(ROOT)), docs)
     for path in manifest_files():
         if any(folder in path.parents for folder in kustomized):
             continue
         docs = [d for d in k8s_docs(path) if not d["apiVersion"].startswith("argoproj.io/")]
         if docs:
             dry_run(str(path.relative_to(ROOT)), docs)
-    kinds = {c.split("/")[0] for c in checked}
+    return {c.split("/")[0] for c in checked}
+
+
+@pytest.mark.stack
+def test_every_known_manifest_passes_a_server_side_dry_run(stack, kubectl_path, demo, tmp_path,
+                                                           namespace):
+    from devstack.testing import require
+
+    require(stack, "kube")
+    log = demo.Log(tmp_path / "dry-run.log")
+    try:
+        demo.install_crd(kubectl_path, stack.kubeconfig, log)
+    except demo.StepFailed as err:
+        pytest.fail(f"{err}\n{log.path.read_text()}", pytrace=False)
+    kinds = dry_run_examples(kubectl_path, stack.kubeconfig, namespace)
     assert {"SealedSecret", "Deployment", "StatefulSet", "Service", "Job", "ConfigMap",
             "ServiceAccount", "ClusterRoleBinding"} <= kinds
+
+
+def test_isolation_moves_every_object_away_from_the_demo():
+    """What the dry-run applies never names an object of the demo (`make demo` may be up)."""
+    docs = [d for p in manifest_files() for d in k8s_docs(p)
+            if not d["apiVersion"].startswith("argoproj.io/")]
+    demo_objects = {(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"])
+                    for d in docs}
+    moved = {(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"])
+             for d in isolated(docs, "t-ns")}
+    assert docs and not demo_objects & moved
 
 
 @pytest.mark.stack

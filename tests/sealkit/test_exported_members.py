@@ -29,7 +29,7 @@ def test_errors_have_exit_codes() -> None:
     assert sealkit.SealkitError.exit_code == 1
     assert sealkit.UsageError.exit_code == 2
     for cls in (sealkit.InputError, sealkit.CertError, sealkit.UnsealError,
-                sealkit.ClusterError, sealkit.VaultError):
+                sealkit.ClusterError):
         assert issubclass(cls, sealkit.SealkitError)
         assert cls.exit_code == 1
 

@@ -239,3 +239,43 @@ def test_legacy_v1_data(public_key, private_key) -> None:
     legacy["spec"]["encryptedData"] = {"x": blob}
     with pytest.raises(InputError, match="both"):
         unseal_sealed_secret(legacy, [private_key])
+
+
+def test_unseal_tries_the_hinted_key_first_and_reports_the_opener(
+    public_key, private_key, other_private_key, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sealkit.crypto
+    from sealkit.model import unseal
+
+    sealed = seal_secret(secret(stringData={"a": "1", "b": "2"}), public_key)
+    first_tried = []
+    real = sealkit.crypto.unseal_with_index
+
+    def spy(blob, keys, label):  # type: ignore[no-untyped-def]
+        first_tried.append(keys[0])
+        return real(blob, keys, label)
+
+    monkeypatch.setattr(sealkit.crypto, "unseal_with_index", spy)
+    out = unseal(sealed, [other_private_key, private_key])
+    assert out.opened_by is private_key
+    assert first_tried == [other_private_key, private_key, private_key]  # the opener moves up
+    first_tried.clear()
+    assert unseal(sealed, [other_private_key, private_key], hint=private_key).opened_by is (
+        private_key)
+    assert first_tried == [private_key] * 3  # one RSA operation per value
+
+
+def test_verify_and_reencrypt_decrypt_only(public_key, private_key, other_private_key) -> None:
+    from sealkit.model import reencrypt, verify
+
+    sealed = seal_secret(secret(), public_key, scope=Scope.NAMESPACE_WIDE)
+    sealed["spec"]["template"]["data"] = {"dsn": "{{ .password }}@db"}
+    assert verify(sealed, [private_key]) and not verify(sealed, [other_private_key])
+    rotated, overwritten = reencrypt(sealed, [private_key], other_private_key.public_key())
+    assert not overwritten and "kind" not in rotated
+    assert rotated["metadata"]["annotations"] == {NAMESPACE_WIDE_ANNOTATION: "true"}
+    assert rotated["spec"]["template"]["data"] == {"dsn": "{{ .password }}@db"}  # not rendered
+    rotated.update(kind="SealedSecret", apiVersion="bitnami.com/v1alpha1")
+    assert plain(rotated, [other_private_key])["password"] == b"hunter2"
+    with pytest.raises(UnsealError):
+        reencrypt(sealed, [other_private_key], public_key)

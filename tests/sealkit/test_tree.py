@@ -468,12 +468,16 @@ def test_real_kubeseal_opens_twins(tree: Path, keys: KeyPair, tmp_path: Path) ->
     assert base64.b64decode(opened["data"]["k"]) == b"kubeseal-reads-this"
 
 
-def test_forked_workers_match_single_process(tmp_path: Path, keys: KeyPair) -> None:
+def test_forked_workers_match_single_process(tmp_path: Path, keys: KeyPair,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import sealkit.forkpool
+
+    monkeypatch.setattr(sealkit.forkpool, "MIN_PER_WORKER", 4)  # 3 workers for 14 files
     roots = []
     for jobs in ("1", "3"):
         root = tmp_path / f"j{jobs}"
         root.mkdir()
-        for i in range(110):
+        for i in range(14):
             sub = root / f"d{i % 3}"
             sub.mkdir(exist_ok=True)
             (sub / f"s{i:03}.yaml").write_text(
@@ -489,7 +493,7 @@ def test_forked_workers_match_single_process(tmp_path: Path, keys: KeyPair) -> N
         assert result.code == 0, result.err
         roots.append((root, result.out.replace(f"{root}/", "")))
     (r1, out1), (r3, out3) = roots
-    assert out1 == out3 and len(out1.splitlines()) == 110
+    assert out1 == out3 and len(out1.splitlines()) == 14
     for twin in r1.rglob("*.sealed.yaml"):
         (doc1,) = load_all(twin)
         (doc3,) = load_all(r3 / twin.relative_to(r1))
@@ -542,13 +546,13 @@ def test_worker_crash_leaves_no_staged_files(tmp_path: Path, keys: KeyPair, jobs
 
     root = tmp_path / "t"
     root.mkdir()
-    for i in range(110):
+    for i in range(24):
         (root / f"s{i:03}.yaml").write_text(
             f"kind: Secret\nmetadata: {{name: s{i}, namespace: ns1}}\nstringData: {{k: v}}\n")
     real = tree_mod.seal_unit
 
     def flaky(unit, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if unit.name == "s105":
+        if unit.name == "s21":
             raise RuntimeError("boom")
         return real(unit, *args, **kwargs)
 
@@ -556,8 +560,29 @@ def test_worker_crash_leaves_no_staged_files(tmp_path: Path, keys: KeyPair, jobs
     with pytest.raises(RuntimeError):
         tree_mod.run_tree(root, tree_mod.TreeOptions(), key=DigestKey(b"k" * 32),
                           fingerprint=keys.fingerprint, public_key=keys.public_key(),
-                          jobs=jobs)
-    assert sorted(p.name for p in root.iterdir()) == [f"s{i:03}.yaml" for i in range(110)]
+                          jobs=jobs, _min_per_worker=4)
+    assert sorted(p.name for p in root.iterdir()) == [f"s{i:03}.yaml" for i in range(24)]
+    monkeypatch.setattr("sealkit.forkpool.MIN_PER_WORKER", 4)
     result = run_cli(["seal-tree", str(root), "--cert", str(keys.cert), "-j", str(jobs)])
     assert result.code == 1 and "internal error (RuntimeError)" in result.err
-    assert len(list(root.iterdir())) == 110
+    assert len(list(root.iterdir())) == 24
+
+
+def _pids(state: list[int], lo: int, hi: int) -> list[tuple[int, int]]:
+    import os
+
+    return [(state[i], os.getpid()) for i in range(lo, hi)]
+
+
+def test_fork_pool_passes_state_explicitly_and_keeps_none() -> None:
+    import os
+
+    from sealkit import forkpool
+
+    items = list(range(40))
+    forked = forkpool.map_chunks(_pids, items, len(items), jobs=2, min_per_worker=2)
+    assert [i for i, _ in forked] == items  # in order
+    assert {pid for _, pid in forked} - {os.getpid()}  # really ran in children
+    assert not forkpool._INHERITED  # the state lived only while the pool ran
+    inline = forkpool.map_chunks(_pids, items, len(items), jobs=2)  # too few to fork
+    assert {pid for _, pid in inline} == {os.getpid()}

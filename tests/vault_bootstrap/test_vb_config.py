@@ -242,7 +242,7 @@ def test_reference_forms() -> None:
 
 
 def test_resolver_text_and_secret(tmp_path: Path) -> None:
-    from vault_bootstrap import ReferenceError_
+    from vault_bootstrap import ResolveError
     from vault_bootstrap._refs import Resolver, SecretRef
 
     f = tmp_path / "tok"
@@ -254,7 +254,7 @@ def test_resolver_text_and_secret(tmp_path: Path) -> None:
     assert r.text("${env:EMPTY:-fallback}", "x") == "fallback"
     assert r.secret(SecretRef("file", str(f)), "x").reveal() == "file-secret-value"
     assert repr(r.secret(SecretRef("file", str(f)), "x")) == "(sensitive)"
-    with pytest.raises(ReferenceError_, match="kv.a.data.k: environment variable NOPE is not set"):
+    with pytest.raises(ResolveError, match="kv.a.data.k: environment variable NOPE is not set"):
         r.secret(SecretRef("env", "NOPE"), "kv.a.data.k")
-    with pytest.raises(ReferenceError_, match="needs Kubernetes access"):
+    with pytest.raises(ResolveError, match="needs Kubernetes access"):
         r.secret(SecretRef("k8s", "ns/s#k"), "f")
