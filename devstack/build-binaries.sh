@@ -12,6 +12,7 @@ KUBESEAL_VERSION="${KUBESEAL_VERSION:-v0.40.0}"
 CONTAINERD_VERSION="${CONTAINERD_VERSION:-v2.4.2}"
 COREDNS_VERSION="${COREDNS_VERSION:-v1.14.7}"
 HELM_VERSION="${HELM_VERSION:-v3.22.0}"
+KUBECONFORM_VERSION="${KUBECONFORM_VERSION:-v0.8.0}"
 # The control plane and the node's kubelet, scheduler and kube-proxy.
 KUBE_CMDS="kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy"
 CACHE="${SEALKIT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sealkit}"
@@ -127,6 +128,19 @@ build_helm() {
   rm -rf "$d"; mv "$d.tmp" "$d"
 }
 
+# Validates `helm template` output against the stack's own OpenAPI schemas
+# (tests/deploy). No replace directives: plain `go install` works and the
+# checksum database verifies it.
+build_kubeconform() {
+  local d="$CACHE/kubeconform-$KUBECONFORM_VERSION"
+  [[ -x "$d/kubeconform" ]] && return
+  log "building kubeconform $KUBECONFORM_VERSION"
+  mkdir -p "$d.tmp"
+  GOBIN="$d.tmp" go install -trimpath -ldflags "-s -w" \
+    "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION"
+  rm -rf "$d"; mv "$d.tmp" "$d"
+}
+
 case "${1:-all}" in
   etcd) build_etcd ;;
   kube) build_kube ;;
@@ -134,6 +148,7 @@ case "${1:-all}" in
   containerd) build_containerd ;;
   coredns) build_coredns ;;
   helm) build_helm ;;
-  all) build_etcd; build_kubeseal; build_kube; build_containerd; build_coredns; build_helm ;;
-  *) log "usage: $0 [all|etcd|kube|kubeseal|containerd|coredns|helm]"; exit 2 ;;
+  kubeconform) build_kubeconform ;;
+  all) build_etcd; build_kubeseal; build_kube; build_containerd; build_coredns; build_helm; build_kubeconform ;;
+  *) log "usage: $0 [all|etcd|kube|kubeseal|containerd|coredns|helm|kubeconform]"; exit 2 ;;
 esac
