@@ -92,6 +92,20 @@ build_kubeseal() {
   rm -rf "$kubeseal_dir"; mv "$kubeseal_dir.tmp" "$kubeseal_dir"
 }
 
+# Upstream's controller, for the migration tests (tests/deploy/test_migration.py run
+# upstream's own chart with it). Its wrapper module pins the module hash in go.sum, as
+# kubeseal's does (same h1: line; the dependencies are checksum-database verified).
+build_upstream_controller() {
+  local d="$CACHE/sealed-secrets-controller-$KUBESEAL_VERSION"
+  [[ -x "$d/controller" ]] && return
+  log "building sealed-secrets controller $KUBESEAL_VERSION"
+  mkdir -p "$d.tmp"
+  (cd "$HERE/go/sealed-secrets-controller" && go build -trimpath \
+     -ldflags "-s -w -X main.VERSION=$KUBESEAL_VERSION" \
+     -o "$d.tmp/controller" github.com/bitnami/sealed-secrets/cmd/controller)
+  rm -rf "$d"; mv "$d.tmp" "$d"
+}
+
 # The node's container runtime. containerd's go.mod has no replace directives,
 # so `go install pkg@version` works without a wrapper module; the checksum
 # database verifies it. One invocation builds all three commands.
@@ -164,6 +178,7 @@ case "${1:-all}" in
   coredns) build_coredns ;;
   helm) build_helm ;;
   kubeconform) build_kubeconform ;;
-  all) build_etcd; build_kubeseal; build_kube; build_containerd; build_coredns; build_helm; build_kubeconform ;;
-  *) log "usage: $0 [all|etcd|kube|kubeseal|containerd|coredns|helm|kubeconform]"; exit 2 ;;
+  upstream-controller) build_upstream_controller ;;
+  all) build_etcd; build_kubeseal; build_kube; build_containerd; build_coredns; build_helm; build_kubeconform; build_upstream_controller ;;
+  *) log "usage: $0 [all|etcd|kube|kubeseal|containerd|coredns|helm|kubeconform|upstream-controller]"; exit 2 ;;
 esac
