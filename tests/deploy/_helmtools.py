@@ -8,6 +8,7 @@ under CI (`devstack.testing.unavailable`).
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -135,6 +136,8 @@ def by_key(docs: list[dict[str, Any]], *, strip_helm: bool = False
         key = (d["kind"], meta.get("namespace", ""), meta["name"])
         assert key not in out, f"rendered twice: {key}"
         if strip_helm:
+            d = copy.deepcopy(d)
+            meta = d["metadata"]
             labels = meta.get("labels") or {}
             for label in HELM_ONLY_LABELS:
                 labels.pop(label, None)
