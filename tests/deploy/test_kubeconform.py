@@ -55,8 +55,9 @@ def schemas(stack: Any, kube_api: Any, kubectl_path: str, tmp_path_factory: pyte
     assert waited.returncode == 0, waited.stderr
     target = tmp_path_factory.mktemp("schemas")
     for _ in range(30):  # the aggregated OpenAPI document picks a new CRD up within seconds
-        body = kube_api.call_api("/openapi/v2", "GET", auth_settings=["BearerToken"],
-                                 _preload_content=False, _request_timeout=60)[0].data
+        response = kube_api.call_api("/openapi/v2", "GET", auth_settings=["BearerToken"],
+                                     _preload_content=False, _request_timeout=60)
+        body = (response[0] if isinstance(response, tuple) else response).data
         doc = json.loads(body)
         if any(g.get("kind") == "ServiceMonitor" for d in doc["definitions"].values()
                for g in d.get("x-kubernetes-group-version-kind", [])):
