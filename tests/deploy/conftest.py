@@ -45,3 +45,9 @@ def sealkit_image(node: Any) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def upstream_image(node: Any) -> dict[str, str]:
     return _image_values(node.image("sealed-secrets-controller"))
+
+
+@pytest.fixture
+def stack_kube(stack: Any, kubectl_path: str, kubeseal_path: str) -> Kube:
+    """The same helper on the control plane alone (object-level tests need no node)."""
+    return Kube(stack.kubeconfig, kubectl=kubectl_path, helm=helm(), kubeseal=kubeseal_path)
