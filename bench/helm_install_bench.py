@@ -3,8 +3,8 @@
 Needs a stack with a node (pods run) and both images loaded in the node's containerd:
 
     .venv/bin/python bench/helm_install_bench.py --kubeconfig .devstack/kubeconfig \\
-        --sealkit-image localhost/sealkit:dev \\
-        --upstream-image localhost/sealed-secrets-controller:v0.40.0 \\
+        --sealkit-image localhost/sealkit/sealkit:dev \\
+        --upstream-image localhost/sealkit/sealed-secrets-controller:v0.40.0 \\
         --sealkit-archive ~/.cache/sealkit/images/sealkit-dev-....tar \\
         --upstream-archive ~/.cache/sealkit/images/sealed-secrets-controller-v0.40.0-....tar
 
