@@ -35,7 +35,6 @@ pytestmark = pytest.mark.stack
 
 KEY_LABEL = "sealedsecrets.bitnami.com/sealed-secrets-key"
 RBAC = ("clusterrole", "clusterrolebinding", "role", "rolebinding")
-DEPLOY_UNSEALER = "sealed-secrets-controller-unsealer"  # deploy/'s cluster-scoped RBAC name
 
 
 class Setup:
@@ -48,6 +47,9 @@ class Setup:
         self.sealkit_image, self.upstream_image = sealkit_image, upstream_image
         self.files: list[Path] = []
         self.applied_deploy = False
+        # deploy/'s ClusterRole and ClusterRoleBinding, renamed for this test: the stack's own
+        # controller (deploy/ in kube-system) uses the default name.
+        self.deploy_unsealer = f"sealed-secrets-controller-{self.h}-unsealer"
 
     # -- the two charts ---------------------------------------------------------------------------
     def upstream_values(self) -> dict[str, Any]:
@@ -150,7 +152,7 @@ def setup(kube: Kube, namespace: str, sealkit_image: dict[str, str],
             kube.helm("uninstall", release, "-n", namespace, "--wait", check=False)
         if s.applied_deploy:
             kube.kubectl("delete", "--ignore-not-found", "clusterrole,clusterrolebinding",
-                         DEPLOY_UNSEALER, check=False)
+                         s.deploy_unsealer, check=False)
 
 
 def _start_upstream(s: Setup) -> tuple[str, dict[str, Any]]:
@@ -203,13 +205,18 @@ def _deploy_kustomization(s: Setup) -> Path:
     image = s.sealkit_image
     name = f"{image['registry']}/{image['repository']}" if image.get("registry") \
         else image["repository"]
+    rename = [{"op": "replace", "path": "/metadata/name", "value": s.deploy_unsealer}]
     (kdir / "kustomization.yaml").write_text(yaml.safe_dump({
         "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
         "namespace": s.ns,
         "resources": [os.path.relpath(DEPLOY, kdir)],
         "images": [{"name": "ghcr.io/sealkit/sealkit", "newName": name,
                     "newTag": image["tag"]}],
-        "patches": [{"target": {"kind": "Deployment", "name": "sealed-secrets-controller"},
+        "patches": [
+            {"target": {"kind": "ClusterRole"}, "patch": json.dumps(rename)},
+            {"target": {"kind": "ClusterRoleBinding"}, "patch": json.dumps(rename + [
+                {"op": "replace", "path": "/roleRef/name", "value": s.deploy_unsealer}])},
+            {"target": {"kind": "Deployment", "name": "sealed-secrets-controller"},
                      "patch": json.dumps([
                          {"op": "add", "path": "/spec/template/spec/containers/0/env/-",
                           "value": {"name": "SEALED_SECRETS_ADDITIONAL_NAMESPACES",
@@ -233,11 +240,11 @@ def test_upstream_chart_to_deploy_and_back(setup: Setup) -> None:
     s.applied_deploy = True
     kube.kubectl("apply", "--server-side", "-k", str(kdir))
     kube.rollout(s.ns, name)
-    ours = s.rbac_of("app.kubernetes.io/part-of=sealkit", (DEPLOY_UNSEALER,))
+    ours = s.rbac_of("app.kubernetes.io/part-of=sealkit", (s.deploy_unsealer,))
     assert len(ours) == 6, ours
     kube.helm("uninstall", s.upstream_release, "-n", s.ns, "--wait")
 
-    assert s.rbac_of("app.kubernetes.io/part-of=sealkit", (DEPLOY_UNSEALER,)) == ours, \
+    assert s.rbac_of("app.kubernetes.io/part-of=sealkit", (s.deploy_unsealer,)) == ours, \
         "an RBAC object was lost"
     s.assert_untouched(before)
     s.assert_controller_works(name, name, cert, "after-deploy")
@@ -250,7 +257,7 @@ def test_upstream_chart_to_deploy_and_back(setup: Setup) -> None:
     kube.kubectl("delete", "-n", s.ns, "-l", "app.kubernetes.io/part-of=sealkit",
                  "deployment,service,serviceaccount,role,rolebinding,poddisruptionbudget,"
                  "networkpolicy")
-    kube.kubectl("delete", "clusterrole,clusterrolebinding", DEPLOY_UNSEALER)
+    kube.kubectl("delete", "clusterrole,clusterrolebinding", s.deploy_unsealer)
     assert kube.exists("crd", "sealedsecrets.bitnami.com")
     s.assert_untouched(between)
     s.assert_controller_works(s.upstream_release, s.upstream_release, cert, "after-rollback")

@@ -1,6 +1,10 @@
 """docs/migration.md at the object level, on the real apiserver (no pods needed): the
-documented commands, with upstream's own chart and both charts' DEFAULT names, run without a
-conflict, and `helm uninstall` of the old release deletes no object the new controller uses.
+documented commands, with upstream's own chart and its default names, run without a conflict,
+and `helm uninstall` of the old release deletes no object the new controller uses.
+
+sealkit's cluster-scoped names get the namespace's suffix here (the chart through
+`fullnameOverride`, deploy/ through a patch of its ClusterRole and ClusterRoleBinding): the
+stack's own controller (deploy/ in kube-system, tests/node and the demo) uses the default ones.
 
 Proof that an RBAC object is not lost is stronger than "it exists": each keeps its uid (it was
 not deleted and re-created) and the ServiceAccount is still allowed to do its job
@@ -23,7 +27,7 @@ from _helmtools import CHART, DEPLOY, upstream_chart
 pytestmark = pytest.mark.stack
 
 UPSTREAM = "sealed-secrets"  # upstream's default release name (and so its fullname)
-SEALKIT_SA = "sealed-secrets-controller"
+SEALKIT_SA = "sealed-secrets-controller"  # deploy/'s; the chart's here is <SA>-<suffix>
 RBAC = "clusterrole,clusterrolebinding,role,rolebinding"
 JOBS = [("list", "sealedsecrets.bitnami.com"), ("watch", "sealedsecrets.bitnami.com"),
         ("update", "sealedsecrets.bitnami.com --subresource=status"), ("create", "secrets"),
@@ -38,6 +42,8 @@ def _rbac(kube: Kube, namespace: str, selector: str) -> dict[tuple[str, str], st
         if kind.startswith("role"):
             args += ["-n", namespace]
         for item in json.loads(kube.kubectl(*args).stdout)["items"]:
+            if item["metadata"]["name"] == f"{SEALKIT_SA}-unsealer":
+                continue  # the stack's own controller's (deploy/ in kube-system), not this test's
             out[(item["kind"], item["metadata"]["name"])] = item["metadata"]["uid"]
     return out
 
@@ -53,7 +59,7 @@ def _can_do_its_job(kube: Kube, namespace: str, sa: str, *, sealkit: bool = True
 @pytest.fixture
 def clean(stack_kube: Kube, namespace: str) -> Iterator[Kube]:
     kube = stack_kube
-    for name in ("secrets-unsealer", UPSTREAM, f"{SEALKIT_SA}-unsealer"):
+    for name in ("secrets-unsealer", UPSTREAM):
         if kube.exists("clusterrole", name) or kube.exists("clusterrolebinding", name):
             pytest.fail(f"cluster-scoped {name} exists already (another install on this stack?)")
     try:
@@ -62,7 +68,11 @@ def clean(stack_kube: Kube, namespace: str) -> Iterator[Kube]:
         for release in ("sealkit", UPSTREAM):
             kube.helm("uninstall", release, "-n", namespace, "--wait", check=False)
         kube.kubectl("delete", "--ignore-not-found", "clusterrole,clusterrolebinding",
-                     f"{SEALKIT_SA}-unsealer", check=False)
+                     _unsealer(namespace), check=False)
+
+
+def _unsealer(namespace: str) -> str:
+    return f"{SEALKIT_SA}-{namespace[-6:]}-unsealer"
 
 
 def _install_upstream(kube: Kube, namespace: str) -> dict[tuple[str, str], str]:
@@ -80,17 +90,19 @@ def test_upstream_chart_to_sealkit_chart_and_back(clean: Kube, namespace: str) -
     kube = clean
     theirs = _install_upstream(kube, namespace)
     kube.kubectl("-n", namespace, "scale", "deployment", UPSTREAM, "--replicas=0")
-    kube.helm("install", "sealkit", str(CHART), "-n", namespace)  # no conflict: nothing shared
+    fullname = f"{SEALKIT_SA}-{namespace[-6:]}"
+    kube.helm("install", "sealkit", str(CHART), "-n", namespace,  # no conflict: nothing shared
+              "--set", f"fullnameOverride={fullname}")
     ours = _rbac(kube, namespace, "app.kubernetes.io/instance=sealkit")
     assert len(ours) == 6 and not {n for _, n in ours} & {n for _, n in theirs}
     kube.helm("uninstall", UPSTREAM, "-n", namespace, "--wait")
     assert _rbac(kube, namespace, "app.kubernetes.io/instance=sealkit") == ours
     assert _rbac(kube, namespace, f"app.kubernetes.io/instance={UPSTREAM}") == {}
-    _can_do_its_job(kube, namespace, SEALKIT_SA)
+    _can_do_its_job(kube, namespace, fullname)
     assert kube.exists("crd", "sealedsecrets.bitnami.com")
 
     # Back: upstream's chart next to sealkit's, then sealkit's release goes.
-    kube.kubectl("-n", namespace, "scale", "deployment", SEALKIT_SA, "--replicas=0")
+    kube.kubectl("-n", namespace, "scale", "deployment", fullname, "--replicas=0")
     theirs = _install_upstream(kube, namespace)
     kube.helm("uninstall", "sealkit", "-n", namespace, "--wait")
     assert _rbac(kube, namespace, f"app.kubernetes.io/instance={UPSTREAM}") == theirs
@@ -101,9 +113,15 @@ def test_upstream_chart_to_sealkit_chart_and_back(clean: Kube, namespace: str) -
 def _deploy_in(tmp: Path, namespace: str) -> Path:
     kdir = tmp / "kz"
     kdir.mkdir()
+    rename = [{"op": "replace", "path": "/metadata/name", "value": _unsealer(namespace)}]
     (kdir / "kustomization.yaml").write_text(yaml.safe_dump({
         "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-        "namespace": namespace, "resources": [os.path.relpath(DEPLOY, kdir)]}))
+        "namespace": namespace, "resources": [os.path.relpath(DEPLOY, kdir)],
+        "patches": [
+            {"target": {"kind": "ClusterRole"}, "patch": json.dumps(rename)},
+            {"target": {"kind": "ClusterRoleBinding"}, "patch": json.dumps(rename + [
+                {"op": "replace", "path": "/roleRef/name", "value": _unsealer(namespace)}])},
+        ]}))
     return kdir
 
 
@@ -118,6 +136,7 @@ def test_upstream_chart_to_deploy_and_back(clean: Kube, namespace: str, tmp_path
     assert applied.stdout.count("serverside-applied") == 12, applied.stdout
     selector = "app.kubernetes.io/part-of=sealkit"
     ours = _rbac(kube, namespace, selector)
+    assert ("ClusterRole", _unsealer(namespace)) in ours
     assert len(ours) == 6 and not {n for _, n in ours} & {n for _, n in theirs}
     kube.helm("uninstall", UPSTREAM, "-n", namespace, "--wait")
     assert _rbac(kube, namespace, selector) == ours
@@ -129,7 +148,7 @@ def test_upstream_chart_to_deploy_and_back(clean: Kube, namespace: str, tmp_path
     kube.kubectl("delete", "-n", namespace, "-l", selector,
                  "deployment,service,serviceaccount,role,rolebinding,poddisruptionbudget,"
                  "networkpolicy")
-    kube.kubectl("delete", "clusterrole,clusterrolebinding", f"{SEALKIT_SA}-unsealer")
+    kube.kubectl("delete", "clusterrole,clusterrolebinding", _unsealer(namespace))
     assert _rbac(kube, namespace, selector) == {}
     assert _rbac(kube, namespace, f"app.kubernetes.io/instance={UPSTREAM}") == theirs
     _can_do_its_job(kube, namespace, UPSTREAM, sealkit=False)
