@@ -40,9 +40,10 @@ def test_install_test_upgrade_uninstall(kube: Kube, sealkit_image: dict[str, str
     endpoints = kube.items("endpointslices", namespace, f"kubernetes.io/service-name={name}")
     assert sum(len(e.get("endpoints") or []) for e in endpoints) == 2
 
-    tested = kube.helm("test", "sealkit", "-n", namespace, "--logs", "--timeout", "5m")
+    # The test pod exits non-zero on any failed step (fetch, seal, verify, foreign refused);
+    # it is deleted when it succeeds (hook-succeeded), so only its phase is left to read.
+    tested = kube.helm("test", "sealkit", "-n", namespace, "--timeout", "5m")
     assert "Phase:          Succeeded" in tested.stdout, tested.stdout
-    assert "OK: certificate fetched, SealedSecret verified, foreign one refused" in tested.stdout
 
     kube.helm("upgrade", "sealkit", str(CHART), "-n", namespace, "--wait", "--timeout", "5m",
               values=_values(sealkit_image, namespace, replicaCount=3, keyrenewperiod="0",
@@ -59,7 +60,7 @@ def test_install_test_upgrade_uninstall(kube: Kube, sealkit_image: dict[str, str
     after = kube.items("secrets", namespace, "sealedsecrets.bitnami.com/sealed-secrets-key")
     assert [(k["metadata"]["name"], k["metadata"]["resourceVersion"]) for k in after] == [
         (k["metadata"]["name"], k["metadata"]["resourceVersion"]) for k in keys]
-    tested = kube.helm("test", "sealkit", "-n", namespace, "--logs", "--timeout", "5m")
+    tested = kube.helm("test", "sealkit", "-n", namespace, "--timeout", "5m")
     assert "Phase:          Succeeded" in tested.stdout, tested.stdout
 
     kube.helm("uninstall", "sealkit", "-n", namespace, "--wait", "--timeout", "5m")
