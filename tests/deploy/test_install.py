@@ -31,6 +31,14 @@ def test_install_test_upgrade_uninstall(kube: Kube, sealkit_image: dict[str, str
                                         namespace: str) -> None:
     name = _fullname(namespace)
     selector = f"app.kubernetes.io/name={name}"
+    try:
+        _install_test_upgrade_uninstall(kube, sealkit_image, namespace, name, selector)
+    finally:  # cluster-scoped objects outlive the test's namespace
+        kube.helm("uninstall", "sealkit", "-n", namespace, "--wait", check=False)
+
+
+def _install_test_upgrade_uninstall(kube: Kube, sealkit_image: dict[str, str], namespace: str,
+                                    name: str, selector: str) -> None:
     kube.helm("install", "sealkit", str(CHART), "-n", namespace, "--wait", "--timeout", "5m",
               values=_values(sealkit_image, namespace))
     assert kube.ready_pods(namespace, selector) == 2

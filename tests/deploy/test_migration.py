@@ -175,13 +175,15 @@ def test_upstream_chart_to_sealkit_chart_and_back(setup: Setup) -> None:
     # docs/migration.md, "From upstream's chart to sealkit's chart".
     kube.kubectl("-n", s.ns, "scale", "deployment", s.upstream_release, "--replicas=0")
     s.install_sealkit()
-    ours = s.rbac_of("app.kubernetes.io/instance=sealkit")
+    ours = s.rbac_of("app.kubernetes.io/instance=sealkit", (f"{s.sealkit_name}-unsealer",))
     assert len(ours) == 6, ours
-    theirs = s.rbac_of(f"app.kubernetes.io/instance={s.upstream_release}")
+    theirs = s.rbac_of(f"app.kubernetes.io/instance={s.upstream_release}",
+                       (f"secrets-unsealer-{s.h}", s.upstream_release))
     assert theirs and not {n for _, n in ours} & {n for _, n in theirs}
     kube.helm("uninstall", s.upstream_release, "-n", s.ns, "--wait")
 
-    assert s.rbac_of("app.kubernetes.io/instance=sealkit") == ours, "an RBAC object was lost"
+    assert s.rbac_of("app.kubernetes.io/instance=sealkit",
+                     (f"{s.sealkit_name}-unsealer",)) == ours, "an RBAC object was lost"
     assert not kube.exists("deployment", s.upstream_release, s.ns)
     s.assert_untouched(before)
     s.assert_controller_works(s.sealkit_name, s.sealkit_name, cert, "after-sealkit")
@@ -192,7 +194,8 @@ def test_upstream_chart_to_sealkit_chart_and_back(setup: Setup) -> None:
     kube.kubectl("-n", s.ns, "scale", "deployment", s.sealkit_name, "--replicas=0")
     s.install_upstream()
     kube.helm("uninstall", "sealkit", "-n", s.ns, "--wait")
-    assert s.rbac_of(f"app.kubernetes.io/instance={s.upstream_release}") == theirs
+    assert s.rbac_of(f"app.kubernetes.io/instance={s.upstream_release}",
+                     (f"secrets-unsealer-{s.h}", s.upstream_release)) == theirs
     s.assert_untouched(between)
     s.assert_controller_works(s.upstream_release, s.upstream_release, cert, "after-rollback")
     s.assert_untouched(between)
