@@ -100,7 +100,8 @@ class Setup:
         return {
             "secrets": {s["metadata"]["name"]: s["metadata"]["resourceVersion"] for s in secrets
                         if KEY_LABEL not in (s["metadata"].get("labels") or {})
-                        and s["type"] != "kubernetes.io/service-account-token"},
+                        and s["type"] not in ("kubernetes.io/service-account-token",
+                                              "helm.sh/release.v1")},
             "keys": {s["metadata"]["name"]: s["metadata"]["resourceVersion"] for s in secrets
                      if KEY_LABEL in (s["metadata"].get("labels") or {})},
             "sealed": {s["metadata"]["name"]: (s["metadata"]["generation"],
