@@ -42,8 +42,10 @@ def _rbac(kube: Kube, namespace: str, selector: str) -> dict[tuple[str, str], st
         if kind.startswith("role"):
             args += ["-n", namespace]
         for item in json.loads(kube.kubectl(*args).stdout)["items"]:
-            if item["metadata"]["name"] == f"{SEALKIT_SA}-unsealer":
-                continue  # the stack's own controller's (deploy/ in kube-system), not this test's
+            name = item["metadata"]["name"]
+            if kind.startswith("cluster") and name not in (
+                    "secrets-unsealer", UPSTREAM, _unsealer(namespace)):
+                continue  # other installs' (the stack's own controller, other tests)
             out[(item["kind"], item["metadata"]["name"])] = item["metadata"]["uid"]
     return out
 
