@@ -3,8 +3,10 @@
 Why upstream's names: dashboards and alerts built for Bitnami's controller (its
 `contrib/prometheus-mixin`, the chart's PrometheusRule, `SealedSecretsUnsealErrorHigh`) keep
 working when sealkit replaces it. Why a private `CollectorRegistry`: tests start several
-controllers in one process, and the default registry would refuse duplicate names (and would
-also export process/platform collectors nobody asked for).
+controllers in one process, and the default registry would refuse duplicate names. The standard
+process, platform and GC collectors are registered on it too (``process_*``, ``python_info``,
+``python_gc_*``): the generic CPU, memory and file-descriptor panels every Prometheus user has
+(Go's controller exports ``process_*`` the same way) read them; ``process=False`` leaves them out.
 
 Rules every label here obeys: never a secret value, never a ciphertext. SealedSecret names and
 namespaces appear only in ``condition_info``, and not at all with ``omit_secret_labels`` (the
@@ -28,7 +30,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 __all__ = [
@@ -54,8 +65,14 @@ class Metrics:
         revision: str = "",
         omit_secret_labels: bool = False,
         registry: CollectorRegistry | None = None,
+        process: bool = True,
     ) -> None:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        if process:
+            # The library's own instances: stateless readers of /proc and gc, shareable between
+            # registries (a second ProcessCollector would only read /proc again).
+            for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+                self.registry.register(collector)
         self.omit_secret_labels = omit_secret_labels
         r = self.registry
         self.build_info = Gauge(

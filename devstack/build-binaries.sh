@@ -12,6 +12,8 @@ KUBESEAL_VERSION="${KUBESEAL_VERSION:-v0.40.0}"
 CONTAINERD_VERSION="${CONTAINERD_VERSION:-v2.4.2}"
 COREDNS_VERSION="${COREDNS_VERSION:-v1.14.7}"
 HELM_VERSION="${HELM_VERSION:-v3.22.0}"
+KUBECONFORM_VERSION="${KUBECONFORM_VERSION:-v0.8.0}"
+PROMETHEUS_OPERATOR_VERSION="${PROMETHEUS_OPERATOR_VERSION:-v0.85.0}"
 # The control plane and the node's kubelet, scheduler and kube-proxy.
 KUBE_CMDS="kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy"
 CACHE="${SEALKIT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sealkit}"
@@ -143,6 +145,33 @@ build_helm() {
   rm -rf "$d"; mv "$d.tmp" "$d"
 }
 
+# Validates `helm template` output against the stack's own OpenAPI schemas
+# (tests/deploy). No replace directives: plain `go install` works and the
+# checksum database verifies it. The same target fetches the ServiceMonitor
+# CRD from prometheus-operator's module source (also checksum-verified), which
+# the tests install so that ServiceMonitors validate against the real schema.
+build_kubeconform() {
+  local d="$CACHE/kubeconform-$KUBECONFORM_VERSION"
+  local crds="$CACHE/prometheus-operator-crds-$PROMETHEUS_OPERATOR_VERSION"
+  if [[ ! -x "$d/kubeconform" ]]; then
+    log "building kubeconform $KUBECONFORM_VERSION"
+    mkdir -p "$d.tmp"
+    GOBIN="$d.tmp" go install -trimpath -ldflags "-s -w" \
+      "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION"
+    rm -rf "$d"; mv "$d.tmp" "$d"
+  fi
+  if [[ ! -f "$crds/servicemonitors.yaml" ]]; then
+    local src
+    src="$(cd /tmp && GOFLAGS=-mod=mod go mod download -json \
+      "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" \
+      | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+    mkdir -p "$crds.tmp"
+    cp "$src/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" \
+      "$crds.tmp/servicemonitors.yaml"
+    rm -rf "$crds"; mv "$crds.tmp" "$crds"
+  fi
+}
+
 case "${1:-all}" in
   etcd) build_etcd ;;
   kube) build_kube ;;
@@ -151,6 +180,7 @@ case "${1:-all}" in
   coredns) build_coredns ;;
   helm) build_helm ;;
   sealed-secrets-it) build_sealed_secrets_it ;;
-  all) build_etcd; build_kubeseal; build_kube; build_containerd; build_coredns; build_helm; build_sealed_secrets_it ;;
-  *) log "usage: $0 [all|etcd|kube|kubeseal|containerd|coredns|helm|sealed-secrets-it]"; exit 2 ;;
+  kubeconform) build_kubeconform ;;
+  all) build_etcd; build_kubeseal; build_kube; build_containerd; build_coredns; build_helm; build_kubeconform; build_sealed_secrets_it ;;
+  *) log "usage: $0 [all|etcd|kube|kubeseal|containerd|coredns|helm|kubeconform|sealed-secrets-it]"; exit 2 ;;
 esac

@@ -155,26 +155,26 @@ def _verbs(rules: list[dict[str, Any]], group: str, resource: str) -> set[str]:
 
 
 def test_rbac_is_least_privilege() -> None:
-    cluster = _rules("ClusterRole", "secrets-unsealer")
+    cluster = _rules("ClusterRole", "sealed-secrets-controller-unsealer")
     assert _verbs(cluster, "bitnami.com", "sealedsecrets") == {"get", "list", "watch"}
     assert _verbs(cluster, "bitnami.com", "sealedsecrets/status") == {"update", "patch"}
     assert "delete" not in _verbs(cluster, "", "secrets")
     assert _verbs(cluster, "", "namespaces") == {"get"}
     assert not any("*" in r["verbs"] or "*" in r["resources"] for r in cluster)
-    keys = _rules("Role", "sealed-secrets-key-admin")
+    keys = _rules("Role", "sealed-secrets-controller-keys")
     assert _verbs(keys, "", "secrets") >= {"create", "list"}
     assert _verbs(keys, "coordination.k8s.io", "leases") == {"get", "create", "update"}
     named = [r for r in keys if "leases" in r["resources"] and r.get("resourceNames")]
     from controller.leader import DEFAULT_LEASE_NAME
 
     assert named and named[0]["resourceNames"] == [DEFAULT_LEASE_NAME]
-    proxier = _rules("Role", "sealed-secrets-service-proxier")
+    proxier = _rules("Role", "sealed-secrets-controller-proxy-users")
     proxy = [r for r in proxier if "services/proxy" in r["resources"]][0]
     assert set(proxy["verbs"]) == {"get", "create"}
     assert set(proxy["resourceNames"]) == {
         "http:sealed-secrets-controller:", "http:sealed-secrets-controller:http",
         "sealed-secrets-controller"}
-    binding = _one("RoleBinding", "sealed-secrets-service-proxier")
+    binding = _one("RoleBinding", "sealed-secrets-controller-proxy-users")
     assert binding["subjects"] == [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group",
                                     "name": "system:authenticated"}]
 
@@ -329,15 +329,23 @@ def test_namespaced_component_passes_a_server_side_dry_run(
         "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
         "resources": [os.path.relpath(DEPLOY, kdir)],
         "components": [os.path.relpath(DEPLOY / "namespaced", kdir)],
+        # The tenant namespace is the component's parameter (a kustomize replacement).
+        "configMapGenerator": [{
+            "name": "sealkit-tenant", "literals": [f"namespace={namespace}"],
+            "options": {"disableNameSuffixHash": True,
+                        "annotations": {"config.kubernetes.io/local-config": "true"}}}],
     }))
     rendered = _kubectl(kubectl_path, crd_installed, "kustomize", str(kdir)).stdout
-    # The example tenant namespace does not exist here; point it at this test's namespace.
-    rendered = rendered.replace("namespace: team-a", f"namespace: {namespace}").replace(
-        "--additional-namespaces=team-a", f"--additional-namespaces={namespace}")
+    assert "TENANT_NAMESPACE" not in rendered and "sealkit-tenant" not in rendered
     docs = [d for d in yaml.safe_load_all(rendered) if d]
     dep = [d for d in docs if d["kind"] == "Deployment"][0]
-    args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert "--all-namespaces=false" in args
+    (container,) = dep["spec"]["template"]["spec"]["containers"]
+    assert "--all-namespaces=false" in container["args"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["SEALED_SECRETS_ADDITIONAL_NAMESPACES"] == namespace
+    tenant = [d for d in docs if d["kind"] in ("Role", "RoleBinding")
+              and d["metadata"]["namespace"] == namespace]
+    assert {d["kind"] for d in tenant} == {"Role", "RoleBinding"}
     cluster_role = [d for d in docs if d["kind"] == "ClusterRole"][0]
     assert cluster_role["rules"] == [
         {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]}]

@@ -50,11 +50,16 @@ def _render(kubectl: str, tmp: Path, *, namespaced: bool) -> list[dict[str, Any]
                           "kind": "Kustomization", "resources": [deploy]}
     if namespaced:
         kz["components"] = [os.path.relpath(ROOT / "deploy" / "namespaced", kdir)]
+        # The component's tenant parameter; _rehome moves "team-a" to the test's namespace.
+        kz["configMapGenerator"] = [{
+            "name": "sealkit-tenant", "literals": ["namespace=team-a"],
+            "options": {"disableNameSuffixHash": True,
+                        "annotations": {"config.kubernetes.io/local-config": "true"}}}]
     (kdir / "kustomization.yaml").write_text(yaml.safe_dump(kz))
     out = subprocess.run([kubectl, "kustomize", str(kdir)], capture_output=True, text=True,
                          timeout=60, check=True).stdout
     return [d for d in yaml.safe_load_all(out) if d and d["kind"] in RBAC_KINDS
-            and "service-proxier" not in d["metadata"]["name"]]
+            and "proxy-users" not in d["metadata"]["name"]]
 
 
 def _rehome(docs: list[dict[str, Any]], namespaces: dict[str, str], suffix: str

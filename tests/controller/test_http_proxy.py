@@ -190,7 +190,7 @@ def test_rate_limit_applies_through_the_proxy(proxied: Proxied, kube_api: Any) -
 
 def _proxier_role(namespace: str) -> list[dict[str, Any]]:
     docs = [d for d in yaml.safe_load_all((ROOT / "deploy" / "rbac.yaml").read_text()) if d]
-    picked = [d for d in docs if d["metadata"]["name"] == "sealed-secrets-service-proxier"]
+    picked = [d for d in docs if d["metadata"]["name"] == "sealed-secrets-controller-proxy-users"]
     assert {d["kind"] for d in picked} == {"Role", "RoleBinding"}
     for d in picked:
         d["metadata"]["namespace"] = namespace

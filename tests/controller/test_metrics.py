@@ -94,3 +94,25 @@ def test_unknown_error_reason_is_refused() -> None:
 
     with pytest.raises(ValueError):
         Metrics().count_unseal_error("oops", "ns")
+
+
+def test_standard_process_and_platform_collectors() -> None:
+    """Generic CPU/memory panels read process_*; python_info names the runtime."""
+    import os
+
+    s = _samples(Metrics())
+    (rss,) = s["process_resident_memory_bytes"]
+    assert rss[1] > 1_000_000
+    (cpu,) = s["process_cpu_seconds_total"]
+    assert cpu[1] > 0
+    (start,) = s["process_start_time_seconds"]
+    assert abs(start[1] - os.stat(f"/proc/{os.getpid()}").st_ctime) < 600
+    assert s["process_open_fds"][0][1] >= 3
+    (info,) = s["python_info"]
+    assert info[0]["implementation"] == "CPython"
+    assert "python_gc_collections_total" in s
+    # Two controllers in one process still export them, each once.
+    a, b = Metrics(), Metrics()
+    assert a.exposition().count(b"\nprocess_resident_memory_bytes ") == 1
+    assert b"process_resident_memory_bytes" in b.exposition()
+    assert b"process_" not in Metrics(process=False).exposition()
