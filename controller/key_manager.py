@@ -75,6 +75,7 @@ class KeyManager:
         self._thread: threading.Thread | None = None
         self.informers: list[Informer] = []
         self.generated: list[KeyEntry] = []
+        self.backup: Any = None  # a `controller.key_backup.BackupGate` with --key-backup
 
     # -- loading (all replicas) ---------------------------------------------------------------
     def load(self) -> int:
@@ -140,16 +141,29 @@ class KeyManager:
             _LOG.warning("key Secret %s deleted: key unloaded", name)
 
     # -- generation (leader only) -------------------------------------------------------------
+    def use_backup(self, gate: Any) -> None:
+        """--key-backup: new keys wait for a verified backup (`controller.key_backup`)."""
+        self.backup = gate
+        gate.on_activated = self._upsert  # load at once; the informer would follow anyway
+
     def generate(self) -> KeyEntry:
         key, cert = generate_key_and_cert(self.opts.bits, self.opts.cn, self.opts.ttl)
         manifest = key_secret_manifest(
             key, cert, namespace=self.opts.namespace, generate_name=self.opts.prefix,
             labels=self.opts.labels, annotations=self.opts.annotations,
         )
+        if self.backup is not None:  # created pending; served only after a verified backup
+            manifest = self.backup.mark_pending(manifest)
         created = self.gw.create_secret(self.opts.namespace, manifest)
         entry = entry_from_secret(created)
-        self.ring.add(entry)
         self.generated.append(entry)
+        if self.backup is not None:
+            _LOG.info("new sealing key %s in Secret %s/%s: pending backup", entry.fingerprint,
+                      self.opts.namespace, entry.secret_name)
+            self.backup.sweep()
+            if entry.secret_name not in self.backup.activated:
+                raise self.backup.pending_error()
+        self.ring.add(entry)
         _LOG.info("new sealing key %s in Secret %s/%s", entry.fingerprint, self.opts.namespace,
                   entry.secret_name)
         return entry
@@ -202,18 +216,24 @@ class KeyManager:
         backoff = 1.0
         while not self._stop.is_set():
             try:
+                if self.backup is not None:
+                    self.backup.sweep()
+                    if self.backup.pending:  # never a second key while one waits
+                        raise self.backup.pending_error()
                 if self.needs_key() or self._force.is_set():
                     self._force.clear()
                     self.generate()
                 backoff = 1.0
                 due = self.next_renewal()
                 wait = 3600.0 if due is None else (due - datetime.now(UTC)).total_seconds()
+                if self.backup is not None and self.backup.unbacked:
+                    wait = min(wait, 60.0)  # keep retrying the backup of older keys
                 if due is not None and wait <= 0:
                     self.generate()
                     continue
                 self._wake.wait(min(max(wait, 0.05), 3600.0))
                 self._wake.clear()
-            except (ApiError, ValueError) as exc:
+            except (ApiError, ValueError, RuntimeError) as exc:
                 msg = exc.message if isinstance(exc, ApiError) else str(exc)
                 _LOG.error("key generation failed: %s; retrying in %.0fs", msg, backoff)
                 self._stop.wait(backoff)

@@ -134,6 +134,9 @@ _FLAGS: list[tuple[str, Any, Any, str]] = [
     ("workers", int, "8", "reconcile worker threads (RSA releases the GIL)"),
     ("leader-elect", parse_bool, "true", "elect a leader on a Lease (HA)"),
     ("leader-election-id", str, "sealed-secrets-controller", "Lease name"),
+    ("key-backup", str, "", "back new keys up before use: secret:<ns>, vault:<mount>/<path>, "
+     "file:<path> (docs/keys.md)"),
+    ("key-backup-vault-role", str, "", "Vault kubernetes-auth role for a vault: backup"),
 ]
 _ALIASES = {"rotate-period": "key-renew-period"}
 
@@ -250,6 +253,15 @@ class App:
             cutoff=args.key_cutoff_time, labels=args.privatekey_labels,
             annotations=args.privatekey_annotations,
         ))
+        if args.key_backup:
+            from controller.key_backup import BackupGate, parse_target
+
+            self.keys.use_backup(BackupGate(
+                self.gw, parse_target(args.key_backup, gateway=self.gw,
+                                      controller_namespace=self.namespace,
+                                      vault_role=args.key_backup_vault_role),
+                self.namespace, registry=self.metrics.registry,
+                loaded=lambda: [e.secret_name for e in self.keyring.entries()]))
         namespaces: list[str] | None = None
         if not args.all_namespaces or extra:
             namespaces = []
