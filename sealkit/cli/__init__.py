@@ -33,6 +33,7 @@ SUBCOMMANDS: dict[str, str] = {
     "scan": "sealkit.cli._scan:command",
     "keygen": "sealkit.cli._keygen:command",
     "set": "sealkit.cli._set:command",
+    "keys": "sealkit.cli._keys:command",
 }
 
 
