@@ -38,7 +38,8 @@ def tree(tmp_path: Path, keys: dict[str, Any]) -> Any:
     mixed["spec"]["encryptedData"]["extra"] = sealed("mixed", "prod", new.public_key())[
         "spec"]["encryptedData"]["password"]
     (tmp_path / "tree" / "mixed.json").write_text(json.dumps(mixed))
-    (tmp_path / "tree" / "chart.yaml").write_text("kind: SealedSecret\n{{ .Values.x }}: [\n")  # a template
+    template = "kind: SealedSecret\n{{ .Values.x }}: [\n"  # a Helm template, not YAML
+    (tmp_path / "tree" / "chart.yaml").write_text(template)
     return t
 
 
