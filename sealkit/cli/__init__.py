@@ -34,6 +34,7 @@ SUBCOMMANDS: dict[str, str] = {
     "keygen": "sealkit.cli._keygen:command",
     "set": "sealkit.cli._set:command",
     "keys": "sealkit.cli._keys:command",
+    "reencrypt-tree": "sealkit.cli._reencrypt:command",
 }
 
 
