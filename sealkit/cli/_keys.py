@@ -56,7 +56,7 @@ def read_key_files(paths: tuple[str, ...]) -> list[bytes]:
 
 
 @click.group("keys", context_settings={"help_option_names": ["-h", "--help"]},
-             help="Key lifecycle: which key opens what (report).")
+             help="Key lifecycle: report, retire, restore, export, import.")
 def command() -> None:
     pass
 
@@ -122,4 +122,110 @@ def report(paths: tuple[str, ...], key_files: tuple[str, ...], fmt: str,
         sys.stderr.write(f"error: {len(failing)} SealedSecret(s) have values that no "
                          f"{'given ' if key_files else ''}key opens\n")
         return 1
+    return 0
+
+
+def cluster_options(func: Any) -> Any:
+    """Where the key Secrets and the controller are (kubeseal's names and defaults)."""
+    from sealkit.cli._common import env
+
+    for option in reversed([
+        click.option("--controller-name", envvar=env("controller-name"),
+                     default="sealed-secrets-controller", show_default=True),
+        click.option("--controller-namespace", envvar=env("controller-namespace"),
+                     default="kube-system", show_default=True,
+                     help="Namespace of the controller and its key Secrets."),
+        click.option("--kubeconfig", envvar=env("kubeconfig"), default=""),
+        click.option("--context", envvar=env("context"), default=""),
+        click.option("--request-timeout", envvar=env("request-timeout"), default="30s",
+                     show_default=True),
+    ]):
+        func = option(func)
+    return func
+
+
+def key_gateway(opts: dict[str, Any]) -> Any:
+    from sealkit.cli._common import parse_duration
+    from sealkit.keyops._kube import KeySecretsGateway
+
+    return KeySecretsGateway(namespace=opts["controller_namespace"],
+                             kubeconfig=opts["kubeconfig"] or None,
+                             context=opts["context"] or None,
+                             timeout=parse_duration(opts["request_timeout"]))
+
+
+def _leader_metrics(opts: dict[str, Any], gw: Any, metrics_url: str, fingerprint: str) -> int:
+    """Usage count from the leading replica; Services balance, so ask a few times."""
+    from sealkit._exceptions import InputError
+    from sealkit.cluster import fetch_url
+    from sealkit.keyops._retire import key_usage_from_metrics
+
+    last: InputError | None = None
+    for _ in range(8):
+        if metrics_url:
+            text = fetch_url(metrics_url.rstrip("/") + "/metrics").decode("utf-8", "replace")
+        else:
+            text = gw.metrics_via_proxy(f"{opts['controller_name']}-metrics",
+                                        opts["controller_namespace"])
+        try:
+            return key_usage_from_metrics(text, fingerprint)
+        except InputError as exc:
+            last = exc
+    raise InputError(f"refused: cannot ask the leading controller replica ({last})")
+
+
+@command.command("retire", help="Stop the controller loading key FINGERPRINT (never deletes).")
+@click.argument("fingerprint")
+@click.option("--tree", "trees", multiple=True,
+              help="Also refuse while a SealedSecret under this path opens with the key.")
+@click.option("--metrics-url", default="",
+              help="The controller's metrics address (default: Service "
+                   "<controller-name>-metrics, port metrics, through the apiserver proxy).")
+@cluster_options
+def retire(fingerprint: str, trees: tuple[str, ...], metrics_url: str, **opts: Any) -> int:
+    from sealkit._exceptions import SealkitError
+    from sealkit.crypto import b64decode
+    from sealkit.keyops import find_sealed, load_keyset, report_offline
+    from sealkit.keyops._retire import RETIRED, newest_active, relabel, select_key
+
+    gw = key_gateway(opts)
+    secrets = gw.key_secrets()
+    target = select_key(secrets, fingerprint, label="active")
+    name = f"{opts['controller_namespace']}/{target['metadata']['name']}"
+    if newest_active(secrets) == fingerprint:
+        raise SealkitError(f"refused: {fingerprint} is the newest key, the one /v1/cert.pem "
+                           "serves; make a new key first")
+    in_use = _leader_metrics(opts, gw, metrics_url, fingerprint)
+    if in_use:
+        raise SealkitError(f"refused: the controller reports {in_use} SealedSecret(s) that "
+                           f"open with {fingerprint}; re-encrypt them first "
+                           "(sealkit reencrypt-tree)")
+    if trees:
+        refs, _ = find_sealed(trees)
+        keyset = load_keyset([b64decode(str((s.get("data") or {}).get("tls.key") or ""))
+                              for s in secrets if (s.get("data") or {}).get("tls.key")])
+        users = [f"{r.path}:{r.line} {r.namespace}/{r.name}"
+                 for r in report_offline(refs, keyset) if fingerprint in r.fingerprints]
+        if users:
+            for u in users[:20]:
+                sys.stderr.write(f"still opens with the key: {u}\n")
+            raise SealkitError(f"refused: {len(users)} SealedSecret(s) in the tree open with "
+                               f"{fingerprint}; re-encrypt them first (sealkit reencrypt-tree)")
+    gw.replace(relabel(target, RETIRED))
+    sys.stderr.write(f"retired key {fingerprint} (Secret {name}): labelled {RETIRED}, not "
+                     f"deleted; undo with `sealkit keys restore {fingerprint}`\n")
+    return 0
+
+
+@command.command("restore", help="Make a retired key FINGERPRINT active again.")
+@click.argument("fingerprint")
+@cluster_options
+def restore(fingerprint: str, **opts: Any) -> int:
+    from sealkit.keyops._retire import RETIRED, relabel, select_key
+
+    gw = key_gateway(opts)
+    target = select_key(gw.key_secrets(), fingerprint, label=RETIRED)
+    gw.replace(relabel(target, "active"))
+    sys.stderr.write(f"restored key {fingerprint} (Secret {opts['controller_namespace']}/"
+                     f"{target['metadata']['name']}): labelled active\n")
     return 0
