@@ -229,3 +229,91 @@ def restore(fingerprint: str, **opts: Any) -> int:
     sys.stderr.write(f"restored key {fingerprint} (Secret {opts['controller_namespace']}/"
                      f"{target['metadata']['name']}): labelled active\n")
     return 0
+
+
+@command.command("export", help="Seal this cluster's keys for another cluster's certificate.")
+@click.option("--to-cert", required=True, help="The other cluster's certificate (file or URL).")
+@click.option("--fingerprint", "fingerprints", multiple=True,
+              help="Only these keys (default: every active key).")
+@click.option("--to-namespace", default="kube-system", show_default=True,
+              help="The other controller's namespace (where its key Secrets live).")
+@click.option("-o", "--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml",
+              show_default=True)
+@click.option("-w", "--output", "output", default="", help="Write here (atomic) not stdout.")
+@cluster_options
+def export(to_cert: str, fingerprints: tuple[str, ...], to_namespace: str, fmt: str,
+           output: str, **opts: Any) -> int:
+    from sealkit._exceptions import InputError
+    from sealkit.cli._common import load_public_key_from_options
+    from sealkit.files import atomic_write
+    from sealkit.keyops._export import export_keys
+    from sealkit.keyops._retire import KEY_LABEL, fingerprint_of_secret
+    from sealkit.output import dump_all
+
+    public_key = load_public_key_from_options({"cert": to_cert,
+                                               "request_timeout": opts["request_timeout"]})
+    secrets = key_gateway(opts).key_secrets()
+    chosen = [s for s in secrets if fingerprint_of_secret(s) and (
+        fingerprint_of_secret(s) in fingerprints if fingerprints else
+        ((s.get("metadata") or {}).get("labels") or {}).get(KEY_LABEL) == "active")]
+    missing = set(fingerprints) - {fingerprint_of_secret(s) for s in chosen}
+    if missing:
+        raise InputError(f"no key Secret with fingerprint {sorted(missing)[0]}")
+    if not chosen:
+        raise InputError(f"no active key Secret in namespace {opts['controller_namespace']}")
+    docs = export_keys(chosen, public_key, namespace=to_namespace,
+                       source=opts["controller_namespace"])
+    text = dump_all(docs, fmt)
+    if output:
+        atomic_write(output, text.encode("utf-8"))
+    else:
+        sys.stdout.write(text)
+    for s in chosen:
+        sys.stderr.write(f"exported key {fingerprint_of_secret(s)} "
+                         f"({s['metadata']['name']})\n")
+    return 0
+
+
+@command.command("import", help="Apply exported keys; wait until the controller holds them.")
+@click.argument("file")
+@click.option("--timeout", "wait", type=float, default=60.0, show_default=True,
+              help="Seconds to wait for the controller to write each key Secret.")
+@cluster_options
+def import_(file: str, wait: float, **opts: Any) -> int:
+    import time
+
+    from sealkit._exceptions import ClusterError, InputError
+    from sealkit.documents import load_documents
+    from sealkit.files import read_input
+    from sealkit.keyops._export import is_key_export
+    from sealkit.keyops._retire import KEY_LABEL, fingerprint_of_secret
+
+    docs = [d for d in load_documents(read_input(file), source=file) if d is not None]
+    items = [i for d in docs for i in (d.get("items") if isinstance(d, dict) and
+                                       d.get("kind") == "List" else [d])]
+    if not items or not all(isinstance(d, dict) and is_key_export(d) for d in items):
+        raise InputError(f"{file}: not a `sealkit keys export` output")
+    gw = key_gateway(opts)
+    for d in items:
+        ns = d["metadata"].get("namespace") or opts["controller_namespace"]
+        d["metadata"]["namespace"] = ns
+        try:
+            gw.create_sealed(ns, d)
+        except ClusterError as exc:
+            if ": 409" not in str(exc):
+                raise
+    deadline = time.monotonic() + wait
+    for d in items:
+        ns, name = d["metadata"]["namespace"], d["metadata"]["name"]
+        while True:
+            got = gw.get_secret(ns, name)
+            if got and ((got.get("metadata") or {}).get("labels") or {}).get(KEY_LABEL) == \
+                    "active":
+                sys.stderr.write(f"imported key {fingerprint_of_secret(got)} "
+                                 f"(Secret {ns}/{name})\n")
+                break
+            if time.monotonic() > deadline:
+                raise ClusterError(f"the controller did not unseal {ns}/{name} within "
+                                   f"{wait:g}s (is it sealed for this cluster's certificate?)")
+            time.sleep(0.5)
+    return 0
