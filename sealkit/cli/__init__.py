@@ -62,6 +62,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             return _load(SUBCOMMANDS[name])
 
         prog = f"sealkit {name}"
+    elif sum(a == "--cert" or a.startswith("--cert=") for a in args) > 1:
+        from sealkit.cli._multicert import run_multi  # one SealedSecret per cluster
+
+        sys.exit(run_multi(args, debug))
     else:
         from sealkit.cli._fast import parse_fast
 
