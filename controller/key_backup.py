@@ -42,8 +42,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from controller.keyring import KEY_LABEL, KEY_LABEL_ACTIVE, entry_from_secret
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+
+from controller.keyring import KEY_LABEL, KEY_LABEL_ACTIVE, fingerprint_of
 from controller.kube_gateway import ApiError
+from controller.vault_login import VaultLogin, VaultUnavailable
 
 __all__ = [
     "BACKUP_PENDING",
@@ -184,34 +187,16 @@ class SecretBackup:
 class VaultKVBackup:
     """One KV v2 entry per key Secret: ``<mount>/data/<path>/<name>``, through hvac."""
 
-    def __init__(self, mount: str, path: str, *, addr: str, token: str = "", role: str = "",
-                 auth_mount: str = "kubernetes",
-                 jwt_file: str = "/var/run/secrets/kubernetes.io/serviceaccount/token") -> None:
+    def __init__(self, mount: str, path: str, login: VaultLogin) -> None:
         self.mount, self.base = mount, path.strip("/")
         self.description = f"vault:{mount}/{self.base}"
-        self._addr, self._token, self._role = addr, token, role
-        self._auth_mount, self._jwt_file = auth_mount, jwt_file
-        self._client: Any = None
+        self.login = login
 
     def _kv(self) -> Any:
         try:
-            import hvac
-            import hvac.exceptions
-        except ImportError:
-            raise BackupError("the vault backup target needs hvac (pip install 'sealkit[vault]')") \
-                from None
-        if self._client is None or not self._client.is_authenticated():
-            client = hvac.Client(url=self._addr, token=self._token or None, timeout=15)
-            if self._role:
-                try:
-                    jwt = Path(self._jwt_file).read_text().strip()
-                    client.auth.kubernetes.login(self._role, jwt, mount_point=self._auth_mount)
-                except OSError as exc:
-                    raise BackupError(f"cannot read {self._jwt_file}: {exc.strerror}") from None
-                except Exception as exc:  # noqa: BLE001 - hvac/requests errors: name the type
-                    raise BackupError(f"vault login failed ({type(exc).__name__})") from None
-            self._client = client
-        return self._client.secrets.kv.v2
+            return self.login.client().secrets.kv.v2
+        except VaultUnavailable as exc:
+            raise BackupError(str(exc)) from None
 
     def write(self, secret: Mapping[str, Any]) -> None:
         name = str((secret.get("metadata") or {}).get("name"))
@@ -260,15 +245,27 @@ def parse_target(spec: str, *, gateway: Any, controller_namespace: str,
         mount, _, path = rest.partition("/")
         if not mount or not path.strip("/"):
             raise ValueError("--key-backup vault target must be vault:<mount>/<path>")
-        addr = env.get("VAULT_ADDR", "")
-        if not addr:
-            raise ValueError("--key-backup vault target needs VAULT_ADDR")
-        if not vault_role and not env.get("VAULT_TOKEN"):
-            raise ValueError("--key-backup vault target needs VAULT_TOKEN or "
-                             "--key-backup-vault-role")
-        return VaultKVBackup(mount, path, addr=addr, token=env.get("VAULT_TOKEN", ""),
-                             role=vault_role)
+        try:
+            login = VaultLogin.from_env(role=vault_role, env=env)
+        except ValueError as exc:
+            raise ValueError(f"--key-backup vault target {exc}") from None
+        return VaultKVBackup(mount, path, login)
     raise ValueError(f"unknown --key-backup target kind {kind!r}: want secret, vault or file")
+
+
+def _cert_fingerprint(secret: Mapping[str, Any]) -> str:
+    """The key's fingerprint from its public `tls.crt` (works for wrapped keys too)."""
+    from cryptography import x509
+
+    name = (secret.get("metadata") or {}).get("name")
+    try:
+        pem = base64.b64decode((secret.get("data") or {}).get("tls.crt") or "")
+        public = x509.load_pem_x509_certificate(pem).public_key()
+    except ValueError:
+        raise ValueError(f"key Secret {name!r}: tls.crt is not a PEM certificate") from None
+    if not isinstance(public, RSAPublicKey):
+        raise ValueError(f"key Secret {name!r}: tls.crt is not an RSA certificate")
+    return fingerprint_of(public)
 
 
 def _b64(text: str) -> bytes:
@@ -351,7 +348,7 @@ class BackupGate:
         meta = secret.get("metadata") or {}
         name = str(meta.get("name"))
         try:
-            fp = entry_from_secret(secret).fingerprint
+            fp = _cert_fingerprint(secret)
         except ValueError as exc:
             _LOG.error("key backup: skipping %s", exc)
             return not activate

@@ -76,6 +76,7 @@ class KeyManager:
         self.informers: list[Informer] = []
         self.generated: list[KeyEntry] = []
         self.backup: Any = None  # a `controller.key_backup.BackupGate` with --key-backup
+        self.wrap: Any = None  # a `controller.key_wrap.KeyWrapper` with --key-wrap
 
     # -- loading (all replicas) ---------------------------------------------------------------
     def load(self) -> int:
@@ -96,6 +97,13 @@ class KeyManager:
         return len(self.ring.entries())
 
     def _entry(self, secret: Mapping[str, Any]) -> KeyEntry | None:
+        if self.wrap is not None and self.wrap.is_wrapped(secret):
+            try:
+                secret = self.wrap.unwrap(secret)  # in memory only
+            except RuntimeError as exc:
+                self.wrap.failed(secret, str(exc))
+                return None
+            self.wrap.forget((secret.get("metadata") or {}).get("name") or "")
         try:
             return entry_from_secret(secret)
         except ValueError as exc:
@@ -123,6 +131,8 @@ class KeyManager:
     def _upsert(self, secret: dict[str, Any]) -> None:
         name = (secret.get("metadata") or {}).get("name") or ""
         if not is_key_secret(secret, key_prefix=self.opts.prefix):
+            if self.wrap is not None:
+                self.wrap.forget(name)
             if self.ring.remove(name):
                 _LOG.warning("key Secret %s is no longer active: key unloaded", name)
             return
@@ -141,6 +151,11 @@ class KeyManager:
             _LOG.warning("key Secret %s deleted: key unloaded", name)
 
     # -- generation (leader only) -------------------------------------------------------------
+    def use_wrap(self, wrapper: Any) -> None:
+        """--key-wrap: keys stored wrapped by Vault transit (`controller.key_wrap`)."""
+        self.wrap = wrapper
+        wrapper.on_unwrapped = self._upsert
+
     def use_backup(self, gate: Any) -> None:
         """--key-backup: new keys wait for a verified backup (`controller.key_backup`)."""
         self.backup = gate
@@ -152,10 +167,13 @@ class KeyManager:
             key, cert, namespace=self.opts.namespace, generate_name=self.opts.prefix,
             labels=self.opts.labels, annotations=self.opts.annotations,
         )
+        plain_data = manifest["data"]
+        if self.wrap is not None:  # etcd gets the transit ciphertext, never the PEM key
+            manifest = self.wrap.wrap(manifest)
         if self.backup is not None:  # created pending; served only after a verified backup
             manifest = self.backup.mark_pending(manifest)
         created = self.gw.create_secret(self.opts.namespace, manifest)
-        entry = entry_from_secret(created)
+        entry = entry_from_secret({**created, "data": plain_data})
         self.generated.append(entry)
         if self.backup is not None:
             _LOG.info("new sealing key %s in Secret %s/%s: pending backup", entry.fingerprint,
@@ -209,6 +227,8 @@ class KeyManager:
 
     def stop(self) -> None:
         self.stop_leading()
+        if self.wrap is not None:
+            self.wrap.stop()
         for inf in self.informers:
             inf.stop()
 

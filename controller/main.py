@@ -137,6 +137,8 @@ _FLAGS: list[tuple[str, Any, Any, str]] = [
     ("key-backup", str, "", "back new keys up before use: secret:<ns>, vault:<mount>/<path>, "
      "file:<path> (docs/keys.md)"),
     ("key-backup-vault-role", str, "", "Vault kubernetes-auth role for a vault: backup"),
+    ("key-wrap", str, "", "store keys wrapped by Vault transit: transit:<mount>/<key>"),
+    ("key-wrap-vault-role", str, "", "Vault kubernetes-auth role for --key-wrap"),
 ]
 _ALIASES = {"rotate-period": "key-renew-period"}
 
@@ -253,6 +255,16 @@ class App:
             cutoff=args.key_cutoff_time, labels=args.privatekey_labels,
             annotations=args.privatekey_annotations,
         ))
+        if args.key_wrap:
+            from controller.key_wrap import KeyWrapper, parse_wrap
+            from controller.vault_login import VaultLogin
+
+            try:
+                mount, key = parse_wrap(args.key_wrap)
+                login = VaultLogin.from_env(role=args.key_wrap_vault_role)
+            except ValueError as exc:
+                raise ValueError(f"--key-wrap: {exc}") from None
+            self.keys.use_wrap(KeyWrapper(login, mount, key, gateway=self.gw))
         if args.key_backup:
             from controller.key_backup import BackupGate, parse_target
 
