@@ -317,3 +317,54 @@ def import_(file: str, wait: float, **opts: Any) -> int:
                                    f"{wait:g}s (is it sealed for this cluster's certificate?)")
             time.sleep(0.5)
     return 0
+
+
+@command.command("unwrap", help="Store a transit-wrapped key as a plain key Secret again "
+                                "(before rolling back to upstream's controller).")
+@click.argument("fingerprints", nargs=-1)
+@click.option("--all", "all_keys", is_flag=True, help="Every wrapped key.")
+@cluster_options
+def unwrap(fingerprints: tuple[str, ...], all_keys: bool, **opts: Any) -> int:
+    """Needs VAULT_ADDR and VAULT_TOKEN with `decrypt` on the transit key."""
+    import base64
+    import copy
+    import os
+
+    from sealkit._exceptions import UsageError, VaultError
+    from sealkit.keyops._retire import fingerprint_of_secret
+
+    if not fingerprints and not all_keys:
+        raise UsageError("name the keys to unwrap (FINGERPRINT...) or pass --all")
+    addr, token = os.environ.get("VAULT_ADDR", ""), os.environ.get("VAULT_TOKEN", "")
+    if not addr or not token:
+        raise UsageError("keys unwrap needs VAULT_ADDR and VAULT_TOKEN")
+    gw = key_gateway(opts)
+    wrapped = [s for s in gw.key_secrets()
+               if ((s.get("metadata") or {}).get("annotations") or {}).get(WRAP_ANNOTATION)
+               and (all_keys or fingerprint_of_secret(s) in fingerprints)]
+    if not wrapped:
+        raise UsageError("no wrapped key Secret matches")
+    import hvac
+
+    client = hvac.Client(url=addr, token=token, timeout=15)
+    for s in wrapped:
+        spec = s["metadata"]["annotations"][WRAP_ANNOTATION]
+        _, _, rest = spec.partition(":")
+        mount, _, key = rest.partition("/")
+        try:
+            ct = base64.b64decode(s["data"]["tls.key"]).decode()
+            pem_b64 = client.secrets.transit.decrypt_data(
+                name=key, ciphertext=ct, mount_point=mount)["data"]["plaintext"]
+        except Exception as exc:  # noqa: BLE001 - hvac/requests errors: the type only
+            raise VaultError(f"cannot unwrap {s['metadata']['name']} with {spec} "
+                             f"({type(exc).__name__})") from None
+        out = copy.deepcopy(s)
+        out["data"]["tls.key"] = pem_b64
+        del out["metadata"]["annotations"][WRAP_ANNOTATION]
+        gw.replace(out)
+        sys.stderr.write(f"unwrapped key {fingerprint_of_secret(s)} "
+                         f"(Secret {opts['controller_namespace']}/{s['metadata']['name']})\n")
+    return 0
+
+
+WRAP_ANNOTATION = "sealkit.dev/key-wrap"
