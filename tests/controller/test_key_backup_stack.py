@@ -81,7 +81,8 @@ def test_failing_file_target_keeps_serving_previous_key_until_backup_works(
         assert fingerprint_of(app.keyring.latest().public_key) == fingerprint_of(
             old_key.public_key())
         assert len(app.keyring.entries()) == 1
-        assert metric(app, "sealkit_keys_unbacked") == "sealkit_keys_unbacked 2.0"
+        wait_for(lambda: metric(app, "sealkit_keys_unbacked") == "sealkit_keys_unbacked 2.0",
+                 30, "both keys counted unbacked")
         events = wait_for(lambda: [e for e in kube.events(keys_ns)
                                    if e["reason"] == "KeyBackupFailed"
                                    and e["involvedObject"]["name"] ==
