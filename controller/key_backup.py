@@ -57,6 +57,7 @@ __all__ = [
     "FileBackup",
     "SecretBackup",
     "VaultKVBackup",
+    "cert_fingerprint",
     "parse_target",
 ]
 
@@ -253,7 +254,7 @@ def parse_target(spec: str, *, gateway: Any, controller_namespace: str,
     raise ValueError(f"unknown --key-backup target kind {kind!r}: want secret, vault or file")
 
 
-def _cert_fingerprint(secret: Mapping[str, Any]) -> str:
+def cert_fingerprint(secret: Mapping[str, Any]) -> str:
     """The key's fingerprint from its public `tls.crt` (works for wrapped keys too)."""
     from cryptography import x509
 
@@ -348,7 +349,7 @@ class BackupGate:
         meta = secret.get("metadata") or {}
         name = str(meta.get("name"))
         try:
-            fp = _cert_fingerprint(secret)
+            fp = cert_fingerprint(secret)
         except ValueError as exc:
             _LOG.error("key backup: skipping %s", exc)
             return not activate

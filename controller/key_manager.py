@@ -136,9 +136,23 @@ class KeyManager:
             if self.ring.remove(name):
                 _LOG.warning("key Secret %s is no longer active: key unloaded", name)
             return
+        if self._already_loaded(name, secret):
+            return  # e.g. the informer's first ADD after load(): no second key parse/unwrap
         entry = self._entry(secret)
         if entry is not None and self.ring.add(entry):
             _LOG.info("sealing key %s loaded from Secret %s", entry.fingerprint, name)
+
+    def _already_loaded(self, name: str, secret: Mapping[str, Any]) -> bool:
+        """Same Secret, same certificate: skip the private-key parse (RSA key validation
+        costs ~2 s per 4096-bit key on a loaded machine) and, for wrapped keys, the unwrap."""
+        from controller.key_backup import cert_fingerprint
+
+        try:
+            fp = cert_fingerprint(secret)
+        except ValueError:
+            return False
+        entry = self.ring.by_fingerprint(fp)
+        return entry is not None and entry.secret_name == name
 
     def _deleted(self, secret: dict[str, Any]) -> None:
         name = (secret.get("metadata") or {}).get("name") or ""
