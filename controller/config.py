@@ -143,6 +143,13 @@ class ControllerConfig:
     workers: int = _flag(8, int, "reconcile worker threads (RSA releases the GIL)")
     leader_elect: bool = _flag(True, parse_bool, "elect a leader on a Lease (HA)")
     leader_election_id: str = _flag("sealed-secrets-controller", str, "Lease name")
+    key_backup: str = _flag(
+        "", str, "back new keys up before use: secret:<ns>, vault:<mount>/<path>, "
+        "file:<path> (docs/keys.md)"
+    )
+    key_backup_vault_role: str = _flag("", str, "Vault kubernetes-auth role for a vault: backup")
+    key_wrap: str = _flag("", str, "store keys wrapped by Vault transit: transit:<mount>/<key>")
+    key_wrap_vault_role: str = _flag("", str, "Vault kubernetes-auth role for --key-wrap")
 
     @property
     def extra_namespaces(self) -> list[str]:

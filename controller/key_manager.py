@@ -75,6 +75,8 @@ class KeyManager:
         self._thread: threading.Thread | None = None
         self.informers: list[Informer] = []
         self.generated: list[KeyEntry] = []
+        self.backup: Any = None  # a `controller.key_backup.BackupGate` with --key-backup
+        self.wrap: Any = None  # a `controller.key_wrap.KeyWrapper` with --key-wrap
 
     # -- loading (all replicas) ---------------------------------------------------------------
     def load(self) -> int:
@@ -95,6 +97,13 @@ class KeyManager:
         return len(self.ring.entries())
 
     def _entry(self, secret: Mapping[str, Any]) -> KeyEntry | None:
+        if self.wrap is not None and self.wrap.is_wrapped(secret):
+            try:
+                secret = self.wrap.unwrap(secret)  # in memory only
+            except RuntimeError as exc:
+                self.wrap.failed(secret, str(exc))
+                return None
+            self.wrap.forget((secret.get("metadata") or {}).get("name") or "")
         try:
             return entry_from_secret(secret)
         except ValueError as exc:
@@ -122,12 +131,28 @@ class KeyManager:
     def _upsert(self, secret: dict[str, Any]) -> None:
         name = (secret.get("metadata") or {}).get("name") or ""
         if not is_key_secret(secret, key_prefix=self.opts.prefix):
+            if self.wrap is not None:
+                self.wrap.forget(name)
             if self.ring.remove(name):
                 _LOG.warning("key Secret %s is no longer active: key unloaded", name)
             return
+        if self._already_loaded(name, secret):
+            return  # e.g. the informer's first ADD after load(): no second key parse/unwrap
         entry = self._entry(secret)
         if entry is not None and self.ring.add(entry):
             _LOG.info("sealing key %s loaded from Secret %s", entry.fingerprint, name)
+
+    def _already_loaded(self, name: str, secret: Mapping[str, Any]) -> bool:
+        """Same Secret, same certificate: skip the private-key parse (RSA key validation
+        costs ~2 s per 4096-bit key on a loaded machine) and, for wrapped keys, the unwrap."""
+        from controller.key_backup import cert_fingerprint
+
+        try:
+            fp = cert_fingerprint(secret)
+        except ValueError:
+            return False
+        entry = self.ring.by_fingerprint(fp)
+        return entry is not None and entry.secret_name == name
 
     def _deleted(self, secret: dict[str, Any]) -> None:
         name = (secret.get("metadata") or {}).get("name") or ""
@@ -140,16 +165,37 @@ class KeyManager:
             _LOG.warning("key Secret %s deleted: key unloaded", name)
 
     # -- generation (leader only) -------------------------------------------------------------
+    def use_wrap(self, wrapper: Any) -> None:
+        """--key-wrap: keys stored wrapped by Vault transit (`controller.key_wrap`)."""
+        self.wrap = wrapper
+        wrapper.on_unwrapped = self._upsert
+
+    def use_backup(self, gate: Any) -> None:
+        """--key-backup: new keys wait for a verified backup (`controller.key_backup`)."""
+        self.backup = gate
+        gate.on_activated = self._upsert  # load at once; the informer would follow anyway
+
     def generate(self) -> KeyEntry:
         key, cert = generate_key_and_cert(self.opts.bits, self.opts.cn, self.opts.ttl)
         manifest = key_secret_manifest(
             key, cert, namespace=self.opts.namespace, generate_name=self.opts.prefix,
             labels=self.opts.labels, annotations=self.opts.annotations,
         )
+        plain_data = manifest["data"]
+        if self.wrap is not None:  # etcd gets the transit ciphertext, never the PEM key
+            manifest = self.wrap.wrap(manifest)
+        if self.backup is not None:  # created pending; served only after a verified backup
+            manifest = self.backup.mark_pending(manifest)
         created = self.gw.create_secret(self.opts.namespace, manifest)
-        entry = entry_from_secret(created)
-        self.ring.add(entry)
+        entry = entry_from_secret({**created, "data": plain_data})
         self.generated.append(entry)
+        if self.backup is not None:
+            _LOG.info("new sealing key %s in Secret %s/%s: pending backup", entry.fingerprint,
+                      self.opts.namespace, entry.secret_name)
+            self.backup.sweep()
+            if entry.secret_name not in self.backup.activated:
+                raise self.backup.pending_error()
+        self.ring.add(entry)
         _LOG.info("new sealing key %s in Secret %s/%s", entry.fingerprint, self.opts.namespace,
                   entry.secret_name)
         return entry
@@ -195,6 +241,8 @@ class KeyManager:
 
     def stop(self) -> None:
         self.stop_leading()
+        if self.wrap is not None:
+            self.wrap.stop()
         for inf in self.informers:
             inf.stop()
 
@@ -202,18 +250,24 @@ class KeyManager:
         backoff = 1.0
         while not self._stop.is_set():
             try:
+                if self.backup is not None:
+                    self.backup.sweep()
+                    if self.backup.pending:  # never a second key while one waits
+                        raise self.backup.pending_error()
                 if self.needs_key() or self._force.is_set():
                     self._force.clear()
                     self.generate()
                 backoff = 1.0
                 due = self.next_renewal()
                 wait = 3600.0 if due is None else (due - datetime.now(UTC)).total_seconds()
+                if self.backup is not None and self.backup.unbacked:
+                    wait = min(wait, 60.0)  # keep retrying the backup of older keys
                 if due is not None and wait <= 0:
                     self.generate()
                     continue
                 self._wake.wait(min(max(wait, 0.05), 3600.0))
                 self._wake.clear()
-            except (ApiError, ValueError) as exc:
+            except (ApiError, ValueError, RuntimeError) as exc:
                 msg = exc.message if isinstance(exc, ApiError) else str(exc)
                 _LOG.error("key generation failed: %s; retrying in %.0fs", msg, backoff)
                 self._stop.wait(backoff)

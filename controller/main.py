@@ -125,6 +125,25 @@ class App:
             cutoff=cfg.key_cutoff_time, labels=cfg.privatekey_labels,
             annotations=cfg.privatekey_annotations,
         ))
+        if cfg.key_wrap:
+            from controller.key_wrap import KeyWrapper, parse_wrap
+            from controller.vault_login import VaultLogin
+
+            try:
+                mount, key = parse_wrap(cfg.key_wrap)
+                login = VaultLogin.from_env(role=cfg.key_wrap_vault_role)
+            except ValueError as exc:
+                raise ValueError(f"--key-wrap: {exc}") from None
+            self.keys.use_wrap(KeyWrapper(login, mount, key, gateway=self.gw))
+        if cfg.key_backup:
+            from controller.key_backup import BackupGate, parse_target
+
+            self.keys.use_backup(BackupGate(
+                self.gw, parse_target(cfg.key_backup, gateway=self.gw,
+                                      controller_namespace=self.namespace,
+                                      vault_role=cfg.key_backup_vault_role),
+                self.namespace, registry=self.metrics.registry,
+                loaded=lambda: [e.secret_name for e in self.keyring.entries()]))
         namespaces: list[str] | None = None
         if not cfg.all_namespaces or extra:
             namespaces = []

@@ -36,6 +36,8 @@ SUBCOMMANDS: dict[str, str] = {
     "scan": "sealkit.cli._scan:command",
     "keygen": "sealkit.cli._keygen:command",
     "set": "sealkit.cli._set:command",
+    "keys": "sealkit.cli._keys:command",
+    "reencrypt-tree": "sealkit.cli._reencrypt:command",
 }
 
 
@@ -63,6 +65,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             return _load(SUBCOMMANDS[name])
 
         prog = f"sealkit {name}"
+    elif sum(a == "--cert" or a.startswith("--cert=") for a in args) > 1:
+        from sealkit.cli._multicert import run_multi  # one SealedSecret per cluster
+
+        sys.exit(run_multi(args, debug))
     else:
         from sealkit.cli._fast import parse_fast
 
