@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from . import binaries, processes
+from . import binaries, processes, vault_server
 from .binaries import MissingComponent
 from .certs import write_control_plane_certs
 from .components import (
@@ -28,7 +28,6 @@ from .components import (
     Etcd,
     KubeAPIServer,
     KubeControllerManager,
-    OpenBaoServer,
     PostgresServer,
 )
 from .kubeconfig import server_and_ca, write_kubeconfig
@@ -45,7 +44,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DIR = REPO_ROOT / ".devstack"
 STATE_FILE = "state.json"
 ENV_FILE = "env"
-PARTS = ("kube", "vault", "postgres", "kubeseal", "kubectl")
+PARTS = ("kube", "vault", "postgres", "kubeseal", "kubectl", "openbao", "hashicorp-vault")
 ENV_VARS = (
     "KUBECONFIG",
     "KUBE_APISERVER_URL",
@@ -60,6 +59,7 @@ ENV_VARS = (
     "KUBESEAL",
     "KUBECTL",
     "SEALKIT_STACK_DIR",
+    *vault_server.ENV_VARS,
 )
 # Stop order: dependants first.
 STOP_ORDER = ("kube-controller-manager", "kube-apiserver", "etcd", "openbao", "postgres")
@@ -92,6 +92,8 @@ class Stack:
     admin_cert: str | None = None
     admin_key: str | None = None
     etcd_url: str | None = None
+    # flavour -> {"addr", "token", "prod_addr"}; `vault_addr` is the default one's (vault_server)
+    vaults: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def pg_dsn(self) -> str:
@@ -117,6 +119,7 @@ class Stack:
             "KUBESEAL": self.kubeseal,
             "KUBECTL": self.kubectl,
             "SEALKIT_STACK_DIR": self.dir,
+            **vault_server.stack_env(self.vaults),
         }
         return {k: "" if v is None else str(v) for k, v in values.items()}
 
@@ -163,6 +166,8 @@ class Stack:
                 return "kube-apiserver is not ready"
         if self.vault_addr and not openbao_ready(self.vault_addr):
             return "openbao is not ready"
+        if reason := vault_server.unhealthy_reason(self.vaults):
+            return reason
         if self.pg_port and not postgres_ready(binaries.postgres().pg_isready, self.pg_port):
             return "postgres is not ready"
         return None
@@ -331,7 +336,7 @@ def _start(
     for part in {"kube", "vault", "postgres"} - parts:
         stack.missing[part] = f"{part}: not requested for this stack"
     etcd: Etcd | None = None
-    bao: OpenBaoServer | None = None
+    vaults: list[Component] = []
     pg: PostgresServer | None = None
     try:
         for part, finder in (("kubeseal", binaries.kubeseal), ("kubectl", binaries.kubectl)):
@@ -350,12 +355,9 @@ def _start(
             else:
                 launch(etcd)
         if "vault" in parts:
-            try:
-                bao = OpenBaoServer(d)
-            except MissingComponent as err:
-                missing("vault", err)
-            else:
-                launch(bao)
+            vaults = vault_server.stack_servers(d, missing)
+            for server in vaults:
+                launch(server)
         if "postgres" in parts:
             try:
                 pg = PostgresServer(d)
@@ -381,9 +383,9 @@ def _start(
             stack.kubeconfig = str(kc)
             stack.apiserver_url, stack.ca_file = server_and_ca(kc, d / "external-ca.crt")
 
-        if bao is not None:
-            ready(bao)
-            stack.vault_addr, stack.vault_token = bao.addr, bao.token
+        for server in vaults:
+            ready(server)
+        vault_server.record(stack, vaults)
         if pg is not None:
             ready(pg)
             stack.pg_host, stack.pg_port = pg.host, pg.port
