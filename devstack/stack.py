@@ -177,6 +177,8 @@ class Stack:
 
     def incomplete_reason(self) -> str | None:
         """Why to restart a healthy stack: a part missing at its start is available now."""
+        if reason := vault_server.selection_reason(self.vaults, self.missing):
+            return reason
         for part, why in self.missing.items():
             if "not requested" in why:
                 continue
@@ -355,7 +357,7 @@ def _start(
             else:
                 launch(etcd)
         if "vault" in parts:
-            vaults = vault_server.stack_servers(d, missing)
+            vaults = vault_server.stack_servers(d, missing, stack)
             for server in vaults:
                 launch(server)
         if "postgres" in parts:

@@ -212,16 +212,21 @@ ENV_VARS = tuple(env_vars(None, {}, {}))
 # -- the stack's hooks (devstack.stack calls these) ------------------------------------------
 
 
-def stack_servers(d: Path, missing: Callable[[str, MissingComponent], None]) -> list[Component]:
+def stack_servers(
+    d: Path, missing: Callable[[str, MissingComponent], None], stack: Stack
+) -> list[Component]:
     """Dev + production-like server of each selected flavour, default flavour first.
 
-    A flavour whose binary is absent is reported through `missing` (its part name); when no
-    flavour can start, the `vault` part itself is missing.
+    A flavour whose binary is absent is reported through `missing` (its part name: an error
+    under --strict), except HashiCorp Vault when SEALKIT_VAULT is unset: its build is optional
+    (docs/devstack.md), so it is only listed in `stack.missing`. When no flavour can start, the
+    `vault` part itself is missing.
     """
     try:
         chosen = selection()
     except ValueError as err:
         raise ComponentFailed("vault", str(err)) from None
+    implicit = not os.environ.get(SELECT_ENV, "").strip()
     servers: list[Component] = []
     errors: list[str] = []
     for flavor in FLAVORS:
@@ -234,7 +239,10 @@ def stack_servers(d: Path, missing: Callable[[str, MissingComponent], None]) -> 
             prod = ProdServer(d, flavor)
         except MissingComponent as err:
             errors.append(str(err))
-            missing(part, err)
+            if implicit and flavor == "vault":
+                stack.missing[part] = str(err)
+            else:
+                missing(part, err)
             continue
         prod.reset()  # the stack's production-like server starts uninitialised every time
         servers += [dev, prod]
@@ -268,6 +276,24 @@ def stack_env(vaults: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
     dev = {f: (i.get("addr", ""), i.get("token", "")) for f, i in vaults.items()}
     prod = {f: i.get("prod_addr", "") for f, i in vaults.items()}
     return env_vars(next(iter(vaults), None), dev, prod)
+
+
+def selection_reason(vaults: Mapping[str, object], missing: Mapping[str, str]) -> str | None:
+    """Why a healthy stack must restart: SEALKIT_VAULT now selects other servers than it runs."""
+    if not vaults:
+        return None
+    started = tuple(vaults)
+    try:
+        chosen = selection()
+    except ValueError as err:
+        return str(err)
+    dropped = [f for f in started if f not in chosen]
+    # A selected flavour that did not start because it was not requested then (not for want of
+    # its binary: incomplete_reason handles that).
+    added = [f for f in chosen if "not requested" in missing.get(part_name(f), "")]
+    if dropped or added:
+        return f"{SELECT_ENV} selects {','.join(chosen)}; the stack runs {','.join(started)}"
+    return None
 
 
 def unhealthy_reason(vaults: Mapping[str, Mapping[str, str]]) -> str | None:

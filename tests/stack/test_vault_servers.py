@@ -53,6 +53,29 @@ def test_env_names_each_server_and_the_default_comes_first() -> None:
     assert tuple(env) == vault_server.ENV_VARS
 
 
+@pytest.mark.parametrize(
+    ("selected", "running", "missing", "restart"),
+    [
+        ("", ("openbao", "vault"), {}, False),
+        ("", ("openbao",), {"hashicorp-vault": "hashicorp-vault: vault not found"}, False),
+        ("vault", ("openbao", "vault"), {}, True),  # VAULT_ADDR must become Vault's
+        ("", ("vault",), {"openbao": "openbao: not requested for this stack"}, True),
+        ("openbao", ("openbao",), {"hashicorp-vault": "not requested"}, False),
+        ("nonsense", ("openbao",), {}, True),  # restart, and let the start report the error
+    ],
+)
+def test_a_healthy_stack_restarts_when_the_selection_changes(
+    monkeypatch: pytest.MonkeyPatch,
+    selected: str,
+    running: tuple[str, ...],
+    missing: dict[str, str],
+    restart: bool,
+) -> None:
+    monkeypatch.setenv("SEALKIT_VAULT", selected)
+    vaults = {f: {"addr": "http://x"} for f in running}
+    assert (vault_server.selection_reason(vaults, missing) is not None) == restart
+
+
 @pytest.mark.parametrize("flavor", ["openbao", "vault"])
 def test_prod_config_storage_per_flavour(flavor: str, tmp_path: Path) -> None:
     conf = json.loads(vault_server.prod_config(flavor, tmp_path / "d", 8200, 8201))
