@@ -1,17 +1,23 @@
-"""Bench: vault-bootstrap vs the equivalent shell script of `bao` CLI calls, same OpenBao.
+"""Bench: vault-bootstrap vs the equivalent shell script of `bao`/`vault` CLI calls, same server.
 
-For each round, on a private OpenBao dev server (restarted empty before each first run) and a
-private PostgreSQL (both started here via devstack, so the shared stack is never touched):
+Run per server flavour, side by side: OpenBao (the script calls `bao`) and HashiCorp Vault (the
+script calls `vault`, the same binary as the server). For each round, on a private dev server of
+that flavour (restarted empty before each first run) and a private PostgreSQL (both started here
+via devstack, so the shared stack is never touched):
 
-1. first run of ``bench/vault_chapter.sh`` (8 ``bao`` calls), then its re-run;
+1. first run of ``bench/vault_chapter.sh`` (8 CLI calls), then its re-run;
 2. first ``vault-bootstrap apply -f examples/vault-bootstrap/chapter.yaml``, then its re-run
    (which makes zero writes);
 3. the start-up floor: a Python process that only imports click, yaml, pydantic and hvac.
 
 Both sides are fresh processes, as a Job runs them. Reported: medians and the ratios
-vault-bootstrap / script (targets: first apply <= 0.5x, re-run <= 0.3x). Usage::
+vault-bootstrap / script (targets: first apply <= 0.5x, re-run <= 0.3x), per flavour, and the
+1-minute load average (`uptime`) at the end of each flavour's rounds. Usage::
 
-    .venv/bin/python bench/vault_bootstrap_bench.py [--rounds 5] [--json out.json]
+    .venv/bin/python bench/vault_bootstrap_bench.py [--rounds 5] [--flavor both] [--json out]
+
+A flavour whose binary is missing is reported as such and skipped (`--flavor` names it
+explicitly to make that an error).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -84,28 +91,65 @@ def _installed_python(tmp: Path) -> str:
     return str(target / "bin" / "python")
 
 
+LABELS = {
+    "script1": "{cli} script, first run",
+    "script2": "{cli} script, re-run",
+    "vb1": "vault-bootstrap apply, first",
+    "vb2": "vault-bootstrap apply, re-run",
+    "wheel1": "  same, wheel-like install, first",
+    "wheel2": "  same, wheel-like install, re-run",
+    "floor": "import floor (click/yaml/pyd/hvac)",
+}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--flavor", choices=("openbao", "vault", "both"), default="both")
     ap.add_argument("--json", dest="json_out")
     args = ap.parse_args()
 
     from devstack import binaries
-    from devstack.components import OpenBaoServer, PostgresServer
+    from devstack.components import PostgresServer
+    from devstack.vault_server import dev_server
 
     work = Path(tempfile.mkdtemp(prefix="vb-bench-"))
     ca = work / "ca.crt"
     _ca(ca)
-    bao = OpenBaoServer(work / "bao")
+    flavors = ("openbao", "vault") if args.flavor == "both" else (args.flavor,)
+    servers = {}
+    for flavor in flavors:
+        try:
+            servers[flavor] = dev_server(flavor, work / flavor)
+        except binaries.MissingComponent as err:
+            if args.flavor != "both":
+                raise SystemExit(f"vault-bootstrap bench: {err}") from None
+            print(f"vault-bootstrap bench: skipping {flavor}: {err}")
     pg = PostgresServer(work / "pg", name="vb-bench-pg")
-    bao.start()
     pg.start()
+    results = {}
+    try:
+        for flavor, server in servers.items():
+            results[flavor] = _bench_flavor(flavor, server, pg, ca, work, args.rounds)
+    finally:
+        pg.destroy()
+    for flavor, result in results.items():
+        _print(flavor, result, args.rounds)
+    print("targets: first apply <= 0.5x the script, re-run <= 0.3x")
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(results, indent=2) + "\n")
+
+
+def _bench_flavor(flavor: str, bao: Any, pg: Any, ca: Path, work: Path, rounds: int) -> dict:
+    """Medians of `rounds` rounds against `bao`, a dev server of `flavor` (stopped at the end)."""
+    bao.start()
     try:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_", "PG"))}
+        # VAULT_* reach all three: the vault CLI, the bao CLI (its fallback) and vault-bootstrap.
         env.update(
-            BAO=binaries.bao(),
-            BAO_ADDR=bao.addr,
-            BAO_TOKEN=bao.token,
+            BAO=bao.binary,
+            VAULT_ADDR=bao.addr,
+            VAULT_TOKEN=bao.token,
             KUBE_APISERVER_URL="https://127.0.0.1:6443",
             KUBE_CA_FILE=str(ca),
             PGHOST=pg.host,
@@ -124,9 +168,9 @@ def main() -> None:
         floor = [wheel_py, "-c", "import click, yaml, pydantic.main, hvac"]
         sides = [("script", script), ("vb", apply), ("wheel", apply_wheel)]
         times: dict[str, list[tuple[float, float]]] = {}
-        _timed(["bash", "-c", f"{binaries.bao()} version"], env)  # warm caches
+        _timed(["bash", "-c", f"{bao.binary} version"], env)  # warm caches
         _timed(floor, env)
-        for i in range(args.rounds):
+        for i in range(rounds):
             # Rotate which side goes first, so drifting machine load hits all alike.
             order = sides[i % len(sides) :] + sides[: i % len(sides)]
             for side, argv in order:
@@ -137,11 +181,13 @@ def main() -> None:
             times.setdefault("floor", []).append(_timed(floor, env))
     finally:
         bao.stop()
-        pg.destroy()
     wall = {k: statistics.median(w for w, _ in v) for k, v in times.items()}
     cpu = {k: statistics.median(c for _, c in v) for k, v in times.items()}
-    result = {
-        "rounds": args.rounds,
+    version = subprocess.run([bao.binary, "version"], capture_output=True, text=True).stdout
+    return {
+        "flavor": flavor,
+        "server_version": version.strip().splitlines()[0] if version.strip() else "?",
+        "rounds": rounds,
         "wall_median_s": {k: round(v, 3) for k, v in wall.items()},
         "cpu_median_s": {k: round(v, 3) for k, v in cpu.items()},
         "ratios": {
@@ -152,18 +198,18 @@ def main() -> None:
         },
         "load_avg_1m": round(os.getloadavg()[0], 2),
     }
-    print(f"vault-bootstrap bench: {args.rounds} rounds, medians, load avg {result['load_avg_1m']}")
+
+
+def _print(flavor: str, result: dict, rounds: int) -> None:
+    wall, cpu = result["wall_median_s"], result["cpu_median_s"]
+    cli = "bao" if flavor == "openbao" else "vault"
+    print(
+        f"vault-bootstrap bench on {result['server_version']}: {rounds} rounds, medians, "
+        f"load avg {result['load_avg_1m']}"
+    )
     print(f"{'':34} {'wall s':>8} {'cpu s':>8} {'x script wall':>14} {'x script cpu':>13}")
-    labels = {
-        "script1": "bao script, first run",
-        "script2": "bao script, re-run",
-        "vb1": "vault-bootstrap apply, first",
-        "vb2": "vault-bootstrap apply, re-run",
-        "wheel1": "  same, wheel-like install, first",
-        "wheel2": "  same, wheel-like install, re-run",
-        "floor": "import floor (click/yaml/pyd/hvac)",
-    }
-    for key, label in labels.items():
+    for key, template in LABELS.items():
+        label = template.format(cli=cli)
         ref = "script1" if key.endswith("1") else "script2"
         ratio = (
             ""
@@ -171,9 +217,6 @@ def main() -> None:
             else (f"{wall[key] / wall[ref]:>14.2f} {cpu[key] / cpu[ref]:>13.2f}")
         )
         print(f"{label:34} {wall[key]:>8.3f} {cpu[key]:>8.3f} {ratio}")
-    print("targets: first apply <= 0.5x the script, re-run <= 0.3x")
-    if args.json_out:
-        Path(args.json_out).write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -128,6 +128,18 @@ def kubeseal() -> str:
     return _cached(f"kubeseal-{_pinned('KUBESEAL_VERSION')}", "kubeseal", "kubeseal")
 
 
+def vault() -> str:
+    """HashiCorp Vault, built from the Go module proxy (`build-binaries.sh vault`)."""
+    path = cache_dir() / f"vault-{_pinned('VAULT_VERSION')}" / "vault"
+    if not os.access(path, os.X_OK):
+        raise MissingComponent(
+            "hashicorp-vault",
+            f"{path} not found; build it with `devstack/build-binaries.sh vault` "
+            "(see docs/devstack.md: the v1.21.4 build is blocked on its sdk version)",
+        )
+    return str(path)
+
+
 def _venv_tool(name: str, package: str) -> str:
     candidates = [Path(sys.executable).parent / name, HERE.parent / ".venv" / "bin" / name]
     for cand in candidates:
@@ -187,6 +199,8 @@ def postgres() -> PostgresBins:
 _PART_FINDERS = {
     "kube": (etcd, kube_apiserver, kube_controller_manager),
     "vault": (bao,),
+    "openbao": (bao,),
+    "hashicorp-vault": (vault,),
     "postgres": (postgres,),
     "kubeseal": (kubeseal,),
     "kubectl": (kubectl,),

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from . import binaries, node, nodenet, processes
+from . import binaries, node, nodenet, processes, vault_server
 from .binaries import MissingComponent
 from .certs import write_control_plane_certs
 from .components import (
@@ -28,7 +28,6 @@ from .components import (
     Etcd,
     KubeAPIServer,
     KubeControllerManager,
-    OpenBaoServer,
     PostgresServer,
 )
 from .kubeconfig import server_and_ca, write_kubeconfig
@@ -46,7 +45,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DIR = REPO_ROOT / ".devstack"
 STATE_FILE = "state.json"
 ENV_FILE = "env"
-PARTS = ("kube", "vault", "postgres", "kubeseal", "kubectl", "node")
+PARTS = ("kube", "vault", "postgres", "kubeseal", "kubectl", "openbao", "hashicorp-vault", "node")
 ENV_VARS = (
     "KUBECONFIG",
     "KUBE_APISERVER_URL",
@@ -61,6 +60,7 @@ ENV_VARS = (
     "KUBESEAL",
     "KUBECTL",
     "SEALKIT_STACK_DIR",
+    *vault_server.ENV_VARS,
 )
 # Stop order: dependants first.
 STOP_ORDER = (
@@ -108,6 +108,8 @@ class Stack:
     # and the ids of its namespaces, which teardown uses to find its processes.
     node: dict[str, str] | None = None
     node_ns: list[str] = field(default_factory=list)
+    # flavour -> {"addr", "token", "prod_addr"}; `vault_addr` is the default one's (vault_server)
+    vaults: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def pg_dsn(self) -> str:
@@ -133,6 +135,7 @@ class Stack:
             "KUBESEAL": self.kubeseal,
             "KUBECTL": self.kubectl,
             "SEALKIT_STACK_DIR": self.dir,
+            **vault_server.stack_env(self.vaults),
         }
         return {k: "" if v is None else str(v) for k, v in values.items()}
 
@@ -179,6 +182,8 @@ class Stack:
                 return "kube-apiserver is not ready"
         if self.vault_addr and not openbao_ready(self.vault_addr):
             return "openbao is not ready"
+        if reason := vault_server.unhealthy_reason(self.vaults):
+            return reason
         if self.pg_port and not postgres_ready(binaries.postgres().pg_isready, self.pg_port):
             return "postgres is not ready"
         return None
@@ -188,6 +193,8 @@ class Stack:
 
     def incomplete_reason(self) -> str | None:
         """Why to restart a healthy stack: a part missing at its start is available now."""
+        if reason := vault_server.selection_reason(self.vaults, self.missing):
+            return reason
         for part, why in self.missing.items():
             if "not requested" in why:
                 continue
@@ -355,7 +362,7 @@ def _start(
     for part in {"kube", "vault", "postgres", "node"} - parts:
         stack.missing[part] = f"{part}: not requested for this stack"
     etcd: Etcd | None = None
-    bao: OpenBaoServer | None = None
+    vaults: list[Component] = []
     pg: PostgresServer | None = None
     layout = None
     box = None
@@ -376,12 +383,9 @@ def _start(
             else:
                 launch(etcd)
         if "vault" in parts:
-            try:
-                bao = OpenBaoServer(d)
-            except MissingComponent as err:
-                missing("vault", err)
-            else:
-                launch(bao)
+            vaults = vault_server.stack_servers(d, missing, stack)
+            for server in vaults:
+                launch(server)
         if "postgres" in parts:
             try:
                 pg = PostgresServer(d)
@@ -433,9 +437,9 @@ def _start(
             stack.kubeconfig = str(kc)
             stack.apiserver_url, stack.ca_file = server_and_ca(kc, d / "external-ca.crt")
 
-        if bao is not None:
-            ready(bao)
-            stack.vault_addr, stack.vault_token = bao.addr, bao.token
+        for server in vaults:
+            ready(server)
+        vault_server.record(stack, vaults)
         if pg is not None:
             ready(pg)
             stack.pg_host, stack.pg_port = pg.host, pg.port
@@ -459,9 +463,13 @@ def _start(
             launch(kcm)
             ready(kcm)
             if layout is not None and box is not None and box.record is not None:
-                host_services = {}
-                if bao is not None:
-                    host_services["openbao"] = (8200, bao.port)
+                # In-cluster names of the stack's dev servers: openbao.devstack.svc,
+                # vault.devstack.svc (HashiCorp Vault, when built).
+                host_services = {
+                    flavor: (8200, int(info["addr"].rsplit(":", 1)[1]))
+                    for flavor, info in stack.vaults.items()
+                    if info.get("addr")
+                }
                 if pg is not None:
                     host_services["postgresql"] = (5432, pg.port)
                 node.start(

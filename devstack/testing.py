@@ -34,3 +34,18 @@ def require(stack: Stack, *parts: str) -> None:
         stack.require(*parts)
     except MissingComponent as err:
         unavailable(str(err))
+
+
+def require_flavor(flavor: str) -> str:
+    """Skip a Vault flavour (`openbao`/`vault`) deselected by SEALKIT_VAULT (a skip that says
+    so, also under CI); skip, or fail under CI, a selected one whose binary is missing."""
+    from . import binaries, vault_server
+
+    chosen = vault_server.selection()
+    if flavor not in chosen:
+        pytest.skip(f"{flavor}: not selected ({vault_server.SELECT_ENV}={','.join(chosen)})")
+    try:
+        (binaries.bao if flavor == "openbao" else binaries.vault)()
+    except MissingComponent as err:
+        unavailable(str(err))
+    return flavor

@@ -100,13 +100,23 @@ def kube_api(stack: Stack) -> Iterator[Any]:
         client.close()
 
 
-@pytest.fixture(scope="session")
-def vault_client(stack: Stack) -> Any:
-    """hvac.Client with the OpenBao dev server's root token."""
-    require(stack, "vault")
+@pytest.fixture(scope="session", params=["openbao", "vault"])
+def vault_client(stack: Stack, request: pytest.FixtureRequest) -> Any:
+    """hvac.Client with the root token of the stack's dev server of each flavour:
+    `[openbao]` and `[vault]` (HashiCorp Vault; SEALKIT_VAULT deselects one)."""
+    from devstack.testing import require_flavor
+    from devstack.vault_server import part_name
+
+    flavor = require_flavor(request.param)
+    require(stack, "vault", part_name(flavor))
     import hvac
 
-    return hvac.Client(url=stack.vault_addr, token=stack.vault_token)
+    info = stack.vaults.get(flavor) or {}
+    if not info and flavor == "openbao" and not stack.vaults:  # a stack from before the flavours
+        info = {"addr": stack.vault_addr or "", "token": stack.vault_token or ""}
+    if not info.get("addr"):
+        unavailable(f"{flavor}: this stack runs no {flavor} dev server (restart it)")
+    return hvac.Client(url=info["addr"], token=info["token"])
 
 
 @pytest.fixture(scope="session")

@@ -32,6 +32,13 @@ ENV_VARS = (
     "KUBESEAL",
     "KUBECTL",
     "SEALKIT_STACK_DIR",
+    "SEALKIT_VAULT_DEFAULT",
+    "OPENBAO_ADDR",
+    "OPENBAO_TOKEN",
+    "OPENBAO_PROD_ADDR",
+    "HASHICORP_VAULT_ADDR",
+    "HASHICORP_VAULT_TOKEN",
+    "HASHICORP_VAULT_PROD_ADDR",
 )
 
 
@@ -260,12 +267,13 @@ def test_external_kubeconfig_replaces_the_control_plane(tmp_path: Path) -> None:
     d = tmp_path / "stack"
     try:
         result = devstack_cli(
-            "up", "--dir", str(d), env={"SEALKIT_TEST_KUBECONFIG": str(cluster.kubeconfig)}
+            "up", "--dir", str(d),
+            env={"SEALKIT_TEST_KUBECONFIG": str(cluster.kubeconfig), "SEALKIT_VAULT": "openbao"},
         )
         assert result.returncode == 0, result.stderr
         stack = devstack.load(d)
         assert stack is not None and stack.external_kube
-        assert set(stack.processes) == {"openbao", "postgres"}
+        assert set(stack.processes) == {"openbao", "openbao-prod", "postgres"}
         assert stack.kubeconfig == cluster.kubeconfig
         assert stack.apiserver_url == cluster.apiserver_url
         assert Path(stack.ca_file or "").read_bytes() == Path(cluster.ca_file or "").read_bytes()

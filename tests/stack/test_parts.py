@@ -202,7 +202,7 @@ def test_token_request_and_token_review(kube_api: Any, namespace: str) -> None:
     assert not review.status.authenticated
 
 
-def test_openbao_kubernetes_auth_against_this_apiserver(
+def test_vault_kubernetes_auth_against_this_apiserver(
     stack: Any, kube_api: Any, vault_client: Any, namespace: str
 ) -> None:
     import hvac
@@ -250,7 +250,7 @@ def test_openbao_kubernetes_auth_against_this_apiserver(
             },
         )
         app_jwt = _service_account_token(kube_api, namespace, "app")
-        login = hvac.Client(url=stack.vault_addr)
+        login = hvac.Client(url=vault_client.url)
         resp = login.auth.kubernetes.login("app", app_jwt, mount_point=mount)
         assert set(resp["auth"]["policies"]) == {"default", policy}
         assert resp["auth"]["metadata"]["service_account_namespace"] == namespace
@@ -258,7 +258,7 @@ def test_openbao_kubernetes_auth_against_this_apiserver(
 
         # The role is bound to SA `app`: the reviewer's own token is refused.
         with pytest.raises(hvac.exceptions.VaultError):
-            hvac.Client(url=stack.vault_addr).auth.kubernetes.login(
+            hvac.Client(url=vault_client.url).auth.kubernetes.login(
                 "app", reviewer_jwt, mount_point=mount
             )
     finally:
@@ -270,7 +270,7 @@ def test_openbao_kubernetes_auth_against_this_apiserver(
 # -- OpenBao, PostgreSQL, kubeseal ---------------------------------------------------
 
 
-def test_openbao_root_token_works(vault_client: Any) -> None:
+def test_vault_root_token_works(vault_client: Any) -> None:
     assert vault_client.is_authenticated()
     assert vault_client.sys.read_health_status(method="GET")["sealed"] is False
 

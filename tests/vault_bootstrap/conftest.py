@@ -1,8 +1,12 @@
 """Fixtures for vault_bootstrap's integration tests (helpers: vb_helpers.py).
 
-Every test gets its OWN OpenBao (devstack's private dev server, or a file-storage server for
+Every test gets its OWN server (devstack's private dev server, or a persistent-storage server for
 init/unseal and restart faults), never the stack's shared one: the E2E demo applies the same
 chapter config there, and fault tests restart servers.
+
+Every server-facing test runs once per flavour: `[openbao]` and `[vault]` (HashiCorp Vault), via
+the `flavor` fixture. `SEALKIT_VAULT=openbao|vault` deselects the other flavour (a skip that says
+so); a selected flavour whose binary is missing skips, or fails under CI.
 """
 
 from __future__ import annotations
@@ -13,15 +17,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from vb_helpers import FileBao
+from vb_helpers import FileBao, need_flavor
+
+
+@pytest.fixture(params=["openbao", "vault"])
+def flavor(request: pytest.FixtureRequest) -> str:
+    """The server flavour of this test run: `openbao` or `vault` (HashiCorp Vault)."""
+    return need_flavor(request.param)
 
 
 @pytest.fixture
-def private_bao(tmp_path: Path) -> Iterator[Any]:
-    """A private OpenBao dev server (in-memory) for one test."""
-    from devstack.components import OpenBaoServer
+def private_bao(tmp_path: Path, flavor: str) -> Iterator[Any]:
+    """A private dev server (in-memory) of this run's flavour, for one test."""
+    from devstack.vault_server import dev_server
 
-    server = OpenBaoServer(tmp_path / "bao")
+    server = dev_server(flavor, tmp_path / flavor)
     server.start()
     try:
         yield server
@@ -30,10 +40,11 @@ def private_bao(tmp_path: Path) -> Iterator[Any]:
 
 
 @pytest.fixture
-def file_bao(tmp_path: Path) -> Iterator[FileBao]:
+def file_bao(tmp_path: Path, flavor: str) -> Iterator[FileBao]:
+    """A production-like server (persistent storage, uninitialised) of this run's flavour."""
     from devstack import ports
 
-    server = FileBao(tmp_path / "filebao", ports.free_port())
+    server = FileBao(tmp_path / "filebao", ports.free_port(), flavor=flavor)
     server.start()
     try:
         yield server

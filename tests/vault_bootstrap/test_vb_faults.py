@@ -33,12 +33,14 @@ def _writes(stdout: str) -> int:
     return int(m.group(1))
 
 
-def test_openbao_started_10s_late_is_waited_for(stack: Any, tmp_path: Path, dummy_ca: str) -> None:
+def test_server_started_10s_late_is_waited_for(
+    stack: Any, tmp_path: Path, dummy_ca: str, flavor: str
+) -> None:
     require(stack, "postgres")
     from devstack import ports
-    from devstack.components import OpenBaoServer
+    from devstack.vault_server import dev_server
 
-    server = OpenBaoServer(tmp_path / "late", port=ports.free_port())
+    server = dev_server(flavor, tmp_path / "late", port=ports.free_port())
     env = chapter_env(stack, server, ca_file=dummy_ca)
     proc = subprocess.Popen(
         [sys.executable, "-m", "vault_bootstrap.cli", "apply", "-v", "--wait-timeout", "90",
@@ -47,7 +49,7 @@ def test_openbao_started_10s_late_is_waited_for(stack: Any, tmp_path: Path, dumm
     )
     try:
         time.sleep(10)
-        assert proc.poll() is None, "gave up before OpenBao started"
+        assert proc.poll() is None, f"gave up before {flavor} started"
         server.start()
         stdout, stderr = proc.communicate(timeout=120)
     finally:

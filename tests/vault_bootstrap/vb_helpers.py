@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack.testing import require  # noqa: F401 - re-exported for tests
+from devstack.testing import require_flavor as need_flavor  # noqa: F401 - re-exported
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAPTER = ROOT / "examples" / "vault-bootstrap" / "chapter.yaml"
@@ -55,28 +56,26 @@ def run_cli(*args: str, env: dict[str, str], timeout: float = 120) -> CliResult:
 
 @dataclass
 class FileBao:
-    """A non-dev OpenBao (raft storage): starts uninitialised, comes back sealed after a restart."""
+    """A production-like server: persistent storage (raft for OpenBao, which has no `file`
+    backend in 2.x; `file` for Vault), starts uninitialised, comes back sealed after a restart."""
 
     workdir: Path
     port: int
     proc: subprocess.Popen[bytes] | None = None
     token: str = ""  # no root token until someone initialises it
+    flavor: str = "openbao"
     log: Path = field(init=False)
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.log = self.workdir / "bao.log"
         from devstack import ports
+        from devstack.vault_server import prod_config
 
         cluster_port = ports.free_port()
         (self.workdir / "data").mkdir(exist_ok=True)
-        # OpenBao 2.x has no "file" storage; integrated (raft) storage persists across restarts.
         (self.workdir / "bao.hcl").write_text(
-            f'storage "raft" {{\n  path = "{self.workdir}/data"\n  node_id = "vb-test"\n}}\n'
-            f'listener "tcp" {{\n  address = "127.0.0.1:{self.port}"\n'
-            f'  cluster_address = "127.0.0.1:{cluster_port}"\n  tls_disable = true\n}}\n'
-            f'api_addr = "http://127.0.0.1:{self.port}"\n'
-            f'cluster_addr = "http://127.0.0.1:{cluster_port}"\n'
+            prod_config(self.flavor, self.workdir / "data", self.port, cluster_port)
         )
 
     @property
@@ -89,7 +88,8 @@ class FileBao:
         env = clean_env()
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [binaries.bao(), "server", f"-config={self.workdir / 'bao.hcl'}"],
+                [binaries.bao() if self.flavor == "openbao" else binaries.vault(), "server",
+                 f"-config={self.workdir / 'bao.hcl'}"],
                 stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
             )
         import requests
@@ -101,7 +101,7 @@ class FileBao:
                 return
             except requests.RequestException:
                 time.sleep(0.1)
-        raise RuntimeError(f"file-storage OpenBao did not start; see {self.log}")
+        raise RuntimeError(f"production-like {self.flavor} did not start; see {self.log}")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
