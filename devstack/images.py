@@ -218,7 +218,7 @@ def build_dockerfile(
                 "-f",
                 str(dockerfile),
                 "-t",
-                name,
+                tag,
                 str(context),
             ],
         )
