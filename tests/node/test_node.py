@@ -176,7 +176,7 @@ def _rehomed_deploy(stack: Any, tmp: Path, namespace: str, drop_rule: str | None
 
     out = kubectl(stack, "kustomize", str(ROOT / "devstack" / "overlays" / "controller")).stdout
     docs = [
-        d for d in yaml.safe_load_all(out) if d and "service-proxier" not in d["metadata"]["name"]
+        d for d in yaml.safe_load_all(out) if d and "proxy-users" not in d["metadata"]["name"]
     ]
     crd = [d for d in docs if d["kind"] == "CustomResourceDefinition"]  # shared, kept after
     docs = (
