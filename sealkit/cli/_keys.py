@@ -90,8 +90,9 @@ def report(paths: tuple[str, ...], key_files: tuple[str, ...], fmt: str,
         rows = report_offline(refs, keyset, progress=progress)
     else:
         from sealkit.cli._common import gateway_from_options
+        from sealkit.cli._options import ClusterOptions
 
-        gateway = gateway_from_options(cert_opts)
+        gateway = gateway_from_options(ClusterOptions.from_mapping(cert_opts))
         rows = report_online(refs, gateway, progress=progress, call=retry_throttled)
     counts = summarise(rows, known)
     failing = [r for r in rows if not r.ok]
@@ -146,7 +147,7 @@ def cluster_options(func: Any) -> Any:
 
 def key_gateway(opts: dict[str, Any]) -> Any:
     from sealkit.cli._common import parse_duration
-    from sealkit.keyops._kube import KeySecretsGateway
+    from sealkit.keyops import KeySecretsGateway
 
     return KeySecretsGateway(namespace=opts["controller_namespace"],
                              kubeconfig=opts["kubeconfig"] or None,
@@ -158,7 +159,7 @@ def _leader_metrics(opts: dict[str, Any], gw: Any, metrics_url: str, fingerprint
     """Usage count from the leading replica; Services balance, so ask a few times."""
     from sealkit._exceptions import InputError
     from sealkit.cluster import fetch_url
-    from sealkit.keyops._retire import key_usage_from_metrics
+    from sealkit.keyops import key_usage_from_metrics
 
     last: InputError | None = None
     for _ in range(8):
@@ -186,7 +187,7 @@ def retire(fingerprint: str, trees: tuple[str, ...], metrics_url: str, **opts: A
     from sealkit._exceptions import SealkitError
     from sealkit.crypto import b64decode
     from sealkit.keyops import find_sealed, load_keyset, report_offline
-    from sealkit.keyops._retire import RETIRED, newest_active, relabel, select_key
+    from sealkit.keyops import RETIRED, newest_active, relabel, select_key
 
     gw = key_gateway(opts)
     secrets = gw.key_secrets()
@@ -221,7 +222,7 @@ def retire(fingerprint: str, trees: tuple[str, ...], metrics_url: str, **opts: A
 @click.argument("fingerprint")
 @cluster_options
 def restore(fingerprint: str, **opts: Any) -> int:
-    from sealkit.keyops._retire import RETIRED, relabel, select_key
+    from sealkit.keyops import RETIRED, relabel, select_key
 
     gw = key_gateway(opts)
     target = select_key(gw.key_secrets(), fingerprint, label=RETIRED)
@@ -246,8 +247,8 @@ def export(to_cert: str, fingerprints: tuple[str, ...], to_namespace: str, fmt: 
     from sealkit._exceptions import InputError
     from sealkit.cli._common import load_public_key_from_options
     from sealkit.files import atomic_write
-    from sealkit.keyops._export import export_keys
-    from sealkit.keyops._retire import KEY_LABEL, fingerprint_of_secret
+    from sealkit.keyops import export_keys
+    from sealkit.keyops import KEY_LABEL, fingerprint_of_secret
     from sealkit.output import dump_all
 
     public_key = load_public_key_from_options({"cert": to_cert,
@@ -285,8 +286,8 @@ def import_(file: str, wait: float, **opts: Any) -> int:
     from sealkit._exceptions import ClusterError, InputError
     from sealkit.documents import load_documents
     from sealkit.files import read_input
-    from sealkit.keyops._export import is_key_export
-    from sealkit.keyops._retire import KEY_LABEL, fingerprint_of_secret
+    from sealkit.keyops import is_key_export
+    from sealkit.keyops import KEY_LABEL, fingerprint_of_secret
 
     docs = [d for d in load_documents(read_input(file), source=file) if d is not None]
     items = [i for d in docs for i in (d.get("items") if isinstance(d, dict) and
@@ -330,8 +331,8 @@ def unwrap(fingerprints: tuple[str, ...], all_keys: bool, **opts: Any) -> int:
     import copy
     import os
 
-    from sealkit._exceptions import UsageError, VaultError
-    from sealkit.keyops._retire import fingerprint_of_secret
+    from sealkit._exceptions import ClusterError, UsageError
+    from sealkit.keyops import fingerprint_of_secret
 
     if not fingerprints and not all_keys:
         raise UsageError("name the keys to unwrap (FINGERPRINT...) or pass --all")
@@ -356,7 +357,7 @@ def unwrap(fingerprints: tuple[str, ...], all_keys: bool, **opts: Any) -> int:
             pem_b64 = client.secrets.transit.decrypt_data(
                 name=key, ciphertext=ct, mount_point=mount)["data"]["plaintext"]
         except Exception as exc:  # noqa: BLE001 - hvac/requests errors: the type only
-            raise VaultError(f"cannot unwrap {s['metadata']['name']} with {spec} "
+            raise ClusterError(f"cannot unwrap {s['metadata']['name']} with {spec} "
                              f"({type(exc).__name__})") from None
         out = copy.deepcopy(s)
         out["data"]["tls.key"] = pem_b64

@@ -37,7 +37,8 @@ def command(paths: tuple[str, ...], key_files: tuple[str, ...], check: bool,
     from sealkit.cli._keys import Progress, read_key_files
     from sealkit.files import atomic_write
     from sealkit.keyops import find_sealed, load_keyset, retry_throttled
-    from sealkit.keyops._reencrypt import plan_offline, plan_online
+    from sealkit.keyops import plan_offline, plan_online
+    from sealkit.cli._options import ClusterOptions
     from sealkit.scan import read_file_text
 
     if check and not key_files:
@@ -59,7 +60,7 @@ def command(paths: tuple[str, ...], key_files: tuple[str, ...], check: bool,
     else:
         from sealkit.cli._common import gateway_from_options
 
-        plan = plan_online(refs, gateway_from_options(cert_opts), call=retry_throttled,
+        plan = plan_online(refs, gateway_from_options(ClusterOptions.from_mapping(cert_opts)), call=retry_throttled,
                            progress=progress)
     for err in plan.errors:
         sys.stderr.write(f"error: {err}\n")

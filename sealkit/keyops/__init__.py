@@ -7,7 +7,10 @@ decrypted value; reports carry fingerprints, names and data-key names only.
 
 from __future__ import annotations
 
+from sealkit.keyops._export import export_keys, is_key_export
 from sealkit.keyops._find import SealedRef, find_sealed
+from sealkit.keyops._kube import KeySecretsGateway
+from sealkit.keyops._reencrypt import plan_offline, plan_online
 from sealkit.keyops._report import (
     Keyset,
     KeyUse,
@@ -17,17 +20,38 @@ from sealkit.keyops._report import (
     report_online,
     summarise,
 )
+from sealkit.keyops._retire import (
+    KEY_LABEL,
+    RETIRED,
+    fingerprint_of_secret,
+    key_usage_from_metrics,
+    newest_active,
+    relabel,
+    select_key,
+)
 from sealkit.keyops._throttle import retry_throttled
 
 __all__ = [
+    "KEY_LABEL",
+    "RETIRED",
+    "KeySecretsGateway",
     "KeyUse",
     "Keyset",
     "SealedRef",
+    "export_keys",
     "find_sealed",
+    "fingerprint_of_secret",
+    "is_key_export",
+    "key_usage_from_metrics",
     "load_keyset",
+    "newest_active",
     "opened_by",
+    "plan_offline",
+    "plan_online",
+    "relabel",
     "report_offline",
     "report_online",
     "retry_throttled",
+    "select_key",
     "summarise",
 ]
