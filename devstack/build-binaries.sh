@@ -151,9 +151,22 @@ for r in json.load(sys.stdin).get("Replace") or []:
   (cd "$mod" && GOTOOLCHAIN=$ARGOCD_GOTOOLCHAIN go get -tool "$m/cmd@$ARGOCD_VERSION")
 }
 
+# The CRDs and default config the stack installs, from the same module version.
+copy_argocd_manifests() {
+  local d="$1" src
+  src="$(cd "$HERE/go/argocd" && GOTOOLCHAIN=$ARGOCD_GOTOOLCHAIN go list -m -f '{{.Dir}}' github.com/argoproj/argo-cd/v3)"
+  mkdir -p "$d/manifests/base"
+  cp -r "$src/manifests/crds" "$d/manifests/"
+  cp -r "$src/manifests/base/config" "$d/manifests/base/"
+  chmod -R u+w "$d/manifests"
+}
+
 build_argocd() {
   local d="$CACHE/argocd-$ARGOCD_VERSION" c p=github.com/argoproj/argo-cd/v3/common
-  [[ -x "$d/argocd" ]] && return
+  if [[ -x "$d/argocd" ]]; then
+    [[ -d "$d/manifests/crds" ]] || copy_argocd_manifests "$d"
+    return
+  fi
   [[ "${REGEN:-0}" == 1 || ! -f "$HERE/go/argocd/go.sum" ]] && regen_argocd
   # Without gitCommit/gitTag, `argocd version` prints "+unknown". The module
   # zip carries no VCS data; the tag stands in for the commit.
@@ -168,6 +181,7 @@ build_argocd() {
            argocd-k8s-auth argocd-git-ask-pass; do
     ln -sf argocd "$d.tmp/$c"
   done
+  copy_argocd_manifests "$d.tmp"
   rm -rf "$d"; mv "$d.tmp" "$d"
 }
 
