@@ -137,6 +137,7 @@ _PART_FINDERS = {
     "postgres": (postgres,),
     "kubeseal": (kubeseal,),
     "kubectl": (kubectl,),
+    "argocd": (lambda: __import__("devstack.argocd").argocd.install(),),
 }
 
 

@@ -158,13 +158,18 @@ copy_argocd_manifests() {
   mkdir -p "$d/manifests/base"
   cp -r "$src/manifests/crds" "$d/manifests/"
   cp -r "$src/manifests/base/config" "$d/manifests/base/"
-  chmod -R u+w "$d/manifests"
+  # The repo server runs these from PATH (the image has them in /usr/local/bin); v3.6.1
+  # calls git-verify-wrapper.sh on every manifest generation, GPG enabled or not.
+  mkdir -p "$d/hack"
+  cp "$src/hack/git-verify-wrapper.sh" "$src/hack/gpg-wrapper.sh" "$d/hack/"
+  chmod -R u+w "$d/manifests" "$d/hack"
+  chmod +x "$d/hack/"*.sh
 }
 
 build_argocd() {
   local d="$CACHE/argocd-$ARGOCD_VERSION" c p=github.com/argoproj/argo-cd/v3/common
   if [[ -x "$d/argocd" ]]; then
-    [[ -d "$d/manifests/crds" ]] || copy_argocd_manifests "$d"
+    [[ -x "$d/hack/git-verify-wrapper.sh" ]] || copy_argocd_manifests "$d"
     return
   fi
   [[ "${REGEN:-0}" == 1 || ! -f "$HERE/go/argocd/go.sum" ]] && regen_argocd
