@@ -3,17 +3,24 @@
 #   controller (default):  sealkit-controller [flags]
 #   Vault bootstrap Job:   command: ["vault-bootstrap"], args: [...]
 # Build: docker build -t ghcr.io/sealkit/sealkit:0.1.0 .
+# The local stack builds this same file with buildah on a Debian base made from
+# Debian packages: --build-arg PYTHON_IMAGE=localhost/sealkit/python-base:bookworm
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
-FROM ${PYTHON_IMAGE} AS build
+# Dependency wheels first: this layer is reused until pyproject.toml (or README.md,
+# the package's long description) changes, so a source change rebuilds in seconds.
+FROM ${PYTHON_IMAGE} AS deps
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
+RUN pip wheel --wheel-dir /wheels ".[controller,vault]" && rm -f /wheels/sealkit-*.whl
+
+FROM deps AS build
 COPY sealkit/ sealkit/
 COPY controller/ controller/
 COPY vault_bootstrap/ vault_bootstrap/
-RUN pip wheel --wheel-dir /wheels ".[controller,vault]"
+RUN pip wheel --no-deps --wheel-dir /wheels .
 
 FROM ${PYTHON_IMAGE}
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \

@@ -8,7 +8,39 @@ import sys
 
 from .binaries import MissingComponent
 from .readiness import ComponentFailed
-from .stack import ENV_FILE, down, load, render_env, resolve_dir, up
+from .stack import ENV_FILE, Stack, down, load, render_env, resolve_dir, up
+
+
+def node_summary(stack: Stack) -> str:
+    """One block about the node: addresses, readiness and versions, pods per phase."""
+    import json
+
+    from .readiness import http_get
+
+    assert stack.node is not None
+    n = stack.node
+    lines = [f"node {n['name']}: InternalIP {n['node_ip']}, pods {n['pod_cidr']}, "
+             f"host relays on {n['host_ip']}, cgroups {n['cgroup_root']}"]
+    if stack.apiserver_url and stack.ca_file and stack.admin_cert and stack.admin_key:
+        cert = (stack.admin_cert, stack.admin_key)
+        status, body = http_get(f"{stack.apiserver_url}/api/v1/nodes/{n['name']}",
+                                ca_file=stack.ca_file, client_cert=cert)
+        if status == 200:
+            node = json.loads(body)
+            ready = {c["type"]: c["status"] for c in node["status"]["conditions"]}.get("Ready")
+            info = node["status"]["nodeInfo"]
+            lines.append(f"  Ready={ready}, kubelet {info['kubeletVersion']}, "
+                         f"{info['containerRuntimeVersion']}, kernel {info['kernelVersion']}")
+        status, body = http_get(f"{stack.apiserver_url}/api/v1/pods",
+                                ca_file=stack.ca_file, client_cert=cert)
+        if status == 200:
+            phases: dict[str, int] = {}
+            for pod in json.loads(body)["items"]:
+                phase = pod["status"].get("phase", "?")
+                phases[phase] = phases.get(phase, 0) + 1
+            lines.append("  pods: " + (", ".join(f"{v} {k}" for k, v in sorted(phases.items()))
+                                       or "none"))
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "up":
         try:
-            stack = up(d, strict=strict, parts=("kube", "vault", "postgres", *args.extra))
+            stack = up(d, strict=strict, parts=("kube", "vault", "postgres", "node", *args.extra))
         except MissingComponent as err:
             print(f"devstack: missing {err}", file=sys.stderr)
             return 3
@@ -61,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:26} pid {rec.pid:<8} log {rec.log}")
     for part, why in stack.missing.items():
         print(f"{part:26} missing: {why}")
+    if stack.node:
+        print(node_summary(stack))
     print("healthy" if reason is None else f"UNHEALTHY: {reason}")
     return 0 if reason is None else 1
 

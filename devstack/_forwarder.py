@@ -5,9 +5,11 @@
 Listens on ``--listen`` (port 0: the kernel picks one), prints the bound port on
 stdout as one line, then relays every accepted connection to ``--to``. Bounded:
 at most ``--max-connections`` relays at once (more are refused by closing them),
-each socket with an idle timeout. Exits on SIGTERM/SIGINT, and by itself when
-its parent process dies (PR_SET_PDEATHSIG, plus a parent-pid watchdog), so a
-killed test run does not leave it behind.
+each socket with an idle timeout (0: none, for the node's long-lived watches).
+Exits on SIGTERM/SIGINT, and by itself when its parent process dies
+(PR_SET_PDEATHSIG, plus a parent-pid watchdog), so a killed test run does not
+leave it behind. The stack's node relays outlive `make stack-up` and pass
+``--parent-pid 0``: they are stopped by pid like every other stack process.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def _pump(src: socket.socket, dst: socket.socket) -> None:
         dst.shutdown(socket.SHUT_WR)
 
 
-def _relay(client: socket.socket, target: tuple[str, int], idle: float,
+def _relay(client: socket.socket, target: tuple[str, int], idle: float | None,
            slots: threading.BoundedSemaphore) -> None:
     try:
         with client, socket.create_connection(target, timeout=10) as upstream:
@@ -84,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     signal.signal(signal.SIGINT, lambda *_: os._exit(0))
-    _die_with_parent(args.parent_pid)
+    if args.parent_pid:
+        _die_with_parent(args.parent_pid)
+    idle = args.idle_timeout or None
 
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -99,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         if not slots.acquire(blocking=False):
             client.close()
             continue
-        threading.Thread(target=_relay, args=(client, args.to, args.idle_timeout, slots),
+        threading.Thread(target=_relay, args=(client, args.to, idle, slots),
                          daemon=True).start()
 
 

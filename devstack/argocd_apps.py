@@ -193,7 +193,10 @@ class ArgoCD:
             proc = self.cli("app", "wait", name, "--sync", "--health", "--timeout", str(left),
                             timeout=left + 30, check=False)
             st = self.status(name)
-            if proc.returncode == 0 and (revision is None or st.revision == revision):
+            # The CLI may have returned on an older state (before Argo CD saw the commit):
+            # done only when this later read agrees.
+            settled = (st.sync, st.health) == ("Synced", "Healthy") and st.operation != "Running"
+            if proc.returncode == 0 and settled and revision in (None, st.revision):
                 return st
             if time.monotonic() >= deadline:
                 why = (proc.stderr.strip() or proc.stdout.strip() or "").splitlines()[-1:] \

@@ -71,6 +71,59 @@ def kube_controller_manager() -> str:
     )
 
 
+def kube_scheduler() -> str:
+    return _cached(f"k8s-{_pinned('KUBE_VERSION')}", "kube-scheduler", "kube-scheduler")
+
+
+def kubelet() -> str:
+    return _cached(f"k8s-{_pinned('KUBE_VERSION')}", "kubelet", "kubelet")
+
+
+def kube_proxy() -> str:
+    return _cached(f"k8s-{_pinned('KUBE_VERSION')}", "kube-proxy", "kube-proxy")
+
+
+def containerd() -> str:
+    """containerd; `containerd-shim-runc-v2` and `ctr` sit beside it."""
+    return _cached(f"containerd-{_pinned('CONTAINERD_VERSION')}", "containerd", "containerd")
+
+
+def ctr() -> str:
+    return _cached(f"containerd-{_pinned('CONTAINERD_VERSION')}", "ctr", "containerd")
+
+
+def coredns() -> str:
+    return _cached(f"coredns-{_pinned('COREDNS_VERSION')}", "coredns", "coredns")
+
+
+def helm() -> str:
+    return _cached(f"helm-{_pinned('HELM_VERSION')}", "helm", "helm")
+
+
+def _debian_tool(name: str, package: str, dirs: tuple[str, ...] = ("/usr/sbin", "/usr/bin")) -> str:
+    for d in dirs:
+        path = os.path.join(d, name)
+        if os.access(path, os.X_OK):
+            return path
+    raise MissingComponent(name, f"not found; apt-get install {package} (make bootstrap)")
+
+
+def node_tools() -> tuple[str, ...]:
+    """The Debian parts of the node: runc, the CNI plugins, nftables, buildah."""
+    tools = (
+        _debian_tool("runc", "runc"),
+        _debian_tool("nft", "nftables"),
+        _debian_tool("buildah", "buildah"),
+        _debian_tool("unshare", "util-linux"),
+        _debian_tool("nsenter", "util-linux"),
+    )
+    if not os.access("/usr/lib/cni/ptp", os.X_OK):
+        raise MissingComponent(
+            "cni", "/usr/lib/cni/ptp not found; apt-get install containernetworking-plugins"
+        )
+    return tools
+
+
 def kubeseal() -> str:
     return _cached(f"kubeseal-{_pinned('KUBESEAL_VERSION')}", "kubeseal", "kubeseal")
 
@@ -137,8 +190,10 @@ _PART_FINDERS = {
     "postgres": (postgres,),
     "kubeseal": (kubeseal,),
     "kubectl": (kubectl,),
+    "node": (kube_scheduler, kubelet, kube_proxy, containerd, ctr, coredns, node_tools),
     "argocd": (lambda: __import__("devstack.argocd").argocd.install(),),
 }
+NODE_FINDERS = _PART_FINDERS["node"]
 
 
 def available(part: str) -> bool:

@@ -135,8 +135,13 @@ def issue(
     return key, builder.sign(ca_key, hashes.SHA256())
 
 
-def write_control_plane_certs(directory: Path) -> ControlPlaneCerts:
-    """Generate CA, apiserver serving cert, admin client cert and SA signing pair."""
+def write_control_plane_certs(
+    directory: Path, *, extra_ips: tuple[str, ...] = ()
+) -> ControlPlaneCerts:
+    """Generate CA, apiserver serving cert, admin client cert and SA signing pair.
+
+    `extra_ips`: further SANs of the apiserver (with a node: the host veth address
+    it advertises and the `kubernetes` Service's ClusterIP)."""
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     pem = serialization.Encoding.PEM
     ca_key, ca_cert = make_ca()
@@ -145,8 +150,9 @@ def write_control_plane_certs(directory: Path) -> ControlPlaneCerts:
         ca_cert,
         cn="kube-apiserver",
         server=True,
-        dns=("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"),
-        ips=("127.0.0.1",),
+        dns=("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+             "kubernetes.default.svc.cluster.local"),
+        ips=("127.0.0.1", *extra_ips),
     )
     adm_key, adm_cert = issue(ca_key, ca_cert, cn="testplane-admin", org="system:masters")
     sa_key = _new_key()
@@ -162,3 +168,42 @@ def write_control_plane_certs(directory: Path) -> ControlPlaneCerts:
         sa_key=_write(d / "sa.key", _key_pem(sa_key)),
         sa_pub=_write(d / "sa.pub", sa_pub),
     )
+
+
+@dataclass(frozen=True)
+class NodeCerts:
+    """The node's credentials, all signed by the stack's CA."""
+
+    kubelet_client_crt: Path  # O=system:nodes, CN=system:node:<name>: the Node authorizer
+    kubelet_client_key: Path
+    kubelet_serving_crt: Path  # the kubelet's :10250, SAN = the node's IP
+    kubelet_serving_key: Path
+    kube_proxy_crt: Path  # CN=system:kube-proxy (bound by the default RBAC)
+    kube_proxy_key: Path
+    apiserver_kubelet_crt: Path  # the apiserver's client cert for logs/exec/port-forward
+    apiserver_kubelet_key: Path
+
+
+def _load_ca(directory: Path) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
+    key = serialization.load_pem_private_key((directory / "ca.key").read_bytes(), None)
+    assert isinstance(key, rsa.RSAPrivateKey)
+    return key, x509.load_pem_x509_certificate((directory / "ca.crt").read_bytes())
+
+
+def write_node_certs(directory: Path, node_name: str, node_ip: str) -> NodeCerts:
+    """Issue the node's certificates with the CA in `directory` (written 0600 there)."""
+    ca_key, ca_cert = _load_ca(directory)
+    pem = serialization.Encoding.PEM
+    out: list[Path] = []
+    for stem, kwargs in (
+        ("kubelet-client", {"cn": f"system:node:{node_name}", "org": "system:nodes"}),
+        ("kubelet-serving", {"cn": node_name, "server": True, "dns": (node_name,),
+                             "ips": (node_ip,)}),
+        ("kube-proxy", {"cn": "system:kube-proxy"}),
+        ("apiserver-kubelet-client", {"cn": "kube-apiserver-kubelet-client",
+                                      "org": "system:masters"}),
+    ):  # fmt: skip
+        key, cert = issue(ca_key, ca_cert, **kwargs)  # type: ignore[arg-type]
+        out += [_write(directory / f"{stem}.crt", cert.public_bytes(pem)),
+                _write(directory / f"{stem}.key", _key_pem(key))]  # fmt: skip
+    return NodeCerts(*out)

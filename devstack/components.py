@@ -147,11 +147,20 @@ class KubeAPIServer(Component):
     # Graceful termination can hang on open watches; a test stack need not wait.
     stop_timeout = 5.0
 
-    def __init__(self, workdir: Path, certs: ControlPlaneCerts, etcd_url: str) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        certs: ControlPlaneCerts,
+        etcd_url: str,
+        *,
+        node: tuple[str, Path, Path] | None = None,
+    ) -> None:
+        """`node`: (host veth address, kubelet client cert, key) when a node joins."""
         super().__init__(workdir)
         self.binary = binaries.kube_apiserver()
         self.certs = certs
         self.etcd_url = etcd_url
+        self.node = node
         self.repick_ports()
 
     def repick_ports(self) -> None:
@@ -168,19 +177,16 @@ class KubeAPIServer(Component):
             f"--etcd-servers={self.etcd_url}",
             "--bind-address=127.0.0.1",
             f"--secure-port={self.port}",
-            "--advertise-address=127.0.0.1",
-            "--endpoint-reconciler-type=none",
+            *self._node_flags(),
             f"--cert-dir={self.workdir / 'apiserver-certs'}",
             f"--tls-cert-file={c.apiserver_crt}",
             f"--tls-private-key-file={c.apiserver_key}",
             f"--client-ca-file={c.ca_crt}",
-            "--authorization-mode=RBAC",
             f"--service-account-issuer={SA_ISSUER}",
             f"--service-account-key-file={c.sa_pub}",
             f"--service-account-signing-key-file={c.sa_key}",
             f"--api-audiences={API_AUDIENCES}",
             "--service-cluster-ip-range=10.0.0.0/24",
-            "--disable-admission-plugins=ServiceAccount",
             "--allow-privileged=true",
             "--profiling=false",
             "--v=1",
@@ -188,6 +194,30 @@ class KubeAPIServer(Component):
         return ProcessRecord(
             name=self.name, argv=argv, log=self.log, stop_timeout=self.stop_timeout
         )
+
+    def _node_flags(self) -> list[str]:
+        if self.node is None:
+            # No kubelet: nothing mounts tokens, and nothing needs Endpoints for
+            # the `kubernetes` Service.
+            return [
+                "--advertise-address=127.0.0.1",
+                "--endpoint-reconciler-type=none",
+                "--authorization-mode=RBAC",
+                "--disable-admission-plugins=ServiceAccount",
+            ]
+        host_ip, kubelet_crt, kubelet_key = self.node
+        # Pods reach the apiserver at the `kubernetes` Service, whose endpoint is
+        # the advertised host veth address (a relay forwards it to loopback).
+        return [
+            f"--advertise-address={host_ip}",
+            "--endpoint-reconciler-type=lease",
+            "--authorization-mode=Node,RBAC",
+            "--enable-admission-plugins=NodeRestriction",
+            f"--kubelet-client-certificate={kubelet_crt}",
+            f"--kubelet-client-key={kubelet_key}",
+            f"--kubelet-certificate-authority={self.certs.ca_crt}",
+            "--kubelet-preferred-address-types=InternalIP",
+        ]
 
     def is_ready(self) -> bool:
         c = self.certs
@@ -209,13 +239,22 @@ class KubeControllerManager(Component):
     fixed_port = True  # it serves nothing (--secure-port=0)
 
     def __init__(
-        self, workdir: Path, certs: ControlPlaneCerts, kubeconfig: Path, apiserver_url: str
+        self,
+        workdir: Path,
+        certs: ControlPlaneCerts,
+        kubeconfig: Path,
+        apiserver_url: str,
+        *,
+        all_controllers: bool = False,
     ) -> None:
+        """`all_controllers`: with a node, every default controller (Deployments,
+        Jobs, EndpointSlices, the kube-root-ca.crt publisher...) as on a real cluster."""
         super().__init__(workdir)
         self.binary = binaries.kube_controller_manager()
         self.certs = certs
         self.kubeconfig = kubeconfig
         self.apiserver_url = apiserver_url
+        self.all_controllers = all_controllers
 
     def repick_ports(self) -> None:  # pragma: no cover - serves no port
         pass
@@ -225,7 +264,10 @@ class KubeControllerManager(Component):
         argv = [
             self.binary,
             f"--kubeconfig={self.kubeconfig}",
-            f"--controllers={','.join(KCM_CONTROLLERS)}",
+            f"--controllers={'*' if self.all_controllers else ','.join(KCM_CONTROLLERS)}",
+            "--service-cluster-ip-range=10.0.0.0/24",
+            f"--cluster-signing-cert-file={c.ca_crt}",
+            f"--cluster-signing-key-file={c.ca_key}",
             f"--service-account-private-key-file={c.sa_key}",
             f"--root-ca-file={c.ca_crt}",
             "--use-service-account-credentials=false",

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from . import argocd, binaries, processes
+from . import argocd, binaries, node, nodenet, processes
 from .binaries import MissingComponent
 from .certs import write_control_plane_certs
 from .components import (
@@ -32,6 +32,7 @@ from .components import (
     PostgresServer,
 )
 from .kubeconfig import server_and_ca, write_kubeconfig
+from .nodeconf import KUBERNETES_SERVICE_IP
 from .processes import ProcessRecord
 from .readiness import (
     apiserver_ready,
@@ -47,7 +48,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DIR = REPO_ROOT / ".devstack"
 STATE_FILE = "state.json"
 ENV_FILE = "env"
-PARTS = ("kube", "vault", "postgres", "kubeseal", "kubectl", "argocd")
+PARTS = ("kube", "vault", "postgres", "kubeseal", "kubectl", "node", "argocd")
 ENV_VARS = (
     "KUBECONFIG",
     "KUBE_APISERVER_URL",
@@ -67,6 +68,11 @@ ENV_VARS = (
 # Stop order: dependants first.
 STOP_ORDER = (
     *argocd.STOP_ORDER,
+    "kube-proxy",
+    "kubelet",
+    "containerd",
+    "node-box",
+    "kube-scheduler",
     "kube-controller-manager",
     "kube-apiserver",
     "etcd",
@@ -102,6 +108,10 @@ class Stack:
     admin_cert: str | None = None
     admin_key: str | None = None
     etcd_url: str | None = None
+    # The node (see devstack.node): its layout (nodeconf.NodeLayout as a dict)
+    # and the ids of its namespaces, which teardown uses to find its processes.
+    node: dict[str, str] | None = None
+    node_ns: list[str] = field(default_factory=list)
     argocd: dict[str, str] = field(default_factory=dict)  # ARGOCD_ENV values
 
     @property
@@ -197,7 +207,14 @@ class Stack:
 
     # -- stopping ------------------------------------------------------------
     def stop(self) -> None:
-        """Stop every recorded process (dependants first) and remove temp dirs."""
+        """Stop every recorded process (dependants first) and remove temp dirs.
+
+        The node goes first and by evidence: every process in its cgroups or
+        namespaces (pods, shims, containerd, kubelet), then its cgroups."""
+        if self.node:
+            left = node.teardown(self.node, self.node_ns)
+            if left:
+                print(f"devstack: WARNING: node leftovers: {left}", file=sys.stderr)
         names = [n for n in STOP_ORDER if n in self.processes]
         names += [n for n in self.processes if n not in names]
         for name in names:
@@ -279,7 +296,7 @@ def up(
     strict: bool = False,
     quiet: bool = False,
     stop_at_exit: bool = False,
-    parts: Iterable[str] = ("kube", "vault", "postgres"),
+    parts: Iterable[str] = ("kube", "vault", "postgres", "node"),
 ) -> Stack:
     """Start the stack in `directory` (or return the healthy one already there).
 
@@ -289,7 +306,8 @@ def up(
     `external_kubeconfig` (default: $SEALKIT_TEST_KUBECONFIG) replaces
     etcd/apiserver/KCM with an existing cluster. `parts` limits which
     processes start (e.g. ``("kube",)`` for a private control plane); parts
-    not started are listed in `missing` as "not requested".
+    not started are listed in `missing` as "not requested". The node needs
+    "kube" (a control plane of its own, not an external cluster) and root.
     """
     d = resolve_dir(directory)
     if external_kubeconfig is None:
@@ -348,11 +366,13 @@ def _start(
         assert component.record is not None
         stack.processes[component.record.name] = component.record
 
-    for part in {"kube", "vault", "postgres"} - parts:
+    for part in {"kube", "vault", "postgres", "node"} - parts:
         stack.missing[part] = f"{part}: not requested for this stack"
     etcd: Etcd | None = None
     bao: OpenBaoServer | None = None
     pg: PostgresServer | None = None
+    layout = None
+    box = None
     try:
         for part, finder in (("kubeseal", binaries.kubeseal), ("kubectl", binaries.kubectl)):
             try:
@@ -388,12 +408,38 @@ def _start(
                 stack.tempdirs.append(pg.tempdir)
                 launch(pg)
 
+        if "node" in parts and etcd is not None:
+            try:
+                for finder in binaries.NODE_FINDERS:
+                    finder()
+                if os.geteuid() != 0:
+                    raise MissingComponent("node", "a node needs root (namespaces, cgroups)")
+            except MissingComponent as err:
+                missing("node", err)
+            else:
+                # The box first: the apiserver advertises the host end of its veth.
+                box = node.NodeBox(d / "node")
+                launch(box)
+                ready(box)
+                assert box.record is not None
+                layout = nodenet.wire(d / "node", box.record.pid)
+                stack.node = asdict(layout)
+                stack.node_ns = list(nodenet.ns_ids(box.record.pid))
+        elif "node" in parts:
+            stack.missing["node"] = "node: needs the stack's own control plane"
+
         api = None
         if etcd is not None:
-            certs = write_control_plane_certs(d / "pki")
+            extra_ips = (layout.host_ip, KUBERNETES_SERVICE_IP) if layout else ()
+            certs = write_control_plane_certs(d / "pki", extra_ips=extra_ips)
+            kubelet_client = None
+            if layout is not None:
+                nc = node.write_node_certs_for(d / "pki", layout)
+                kubelet_client = (layout.host_ip, nc.apiserver_kubelet_crt,
+                                  nc.apiserver_kubelet_key)
             ready(etcd)
             stack.etcd_url = etcd.url
-            api = KubeAPIServer(d, certs, etcd.url)
+            api = KubeAPIServer(d, certs, etcd.url, node=kubelet_client)
             launch(api)
         elif "kube" in parts and external_kubeconfig is not None:
             kc = Path(external_kubeconfig).resolve()
@@ -422,10 +468,26 @@ def _start(
             stack.kubeconfig, stack.apiserver_url = str(kubeconfig), api.url
             stack.ca_file = str(certs.ca_crt)
             stack.admin_cert, stack.admin_key = str(certs.admin_crt), str(certs.admin_key)
-            kcm = KubeControllerManager(d, certs, kubeconfig, api.url)
+            kcm = KubeControllerManager(d, certs, kubeconfig, api.url,
+                                        all_controllers=layout is not None)
             launch(kcm)
             ready(kcm)
+            if layout is not None and box is not None and box.record is not None:
+                host_services = {}
+                if bao is not None:
+                    host_services["openbao"] = (8200, bao.port)
+                if pg is not None:
+                    host_services["postgresql"] = (5432, pg.port)
+                node.start(
+                    d, layout, box.record.pid,
+                    certs_dir=d / "pki", ca_file=certs.ca_crt,
+                    apiserver=(api.url, api.port, (str(certs.admin_crt), str(certs.admin_key))),
+                    admin_kubeconfig=kubeconfig, host_services=host_services,
+                    launch=launch, ready=ready, say=lambda m: _say(m, quiet),
+                )
     except BaseException:
+        if stack.node:
+            node.teardown(stack.node, stack.node_ns)
         for component in reversed(started):
             component.stop()
         for tmp in stack.tempdirs:

@@ -4,8 +4,11 @@
 #      network namespaces; devstack/netns.py) and python3-venv, only when missing;
 #   2. the Python venv `.venv` (pip install -e '.[controller,vault,dev]'),
 #      reinstalled only when pyproject.toml changed (stamp file);
-#   3. the Go-built binaries (etcd, kube-apiserver, kube-controller-manager,
-#      kubeseal) via devstack/build-binaries.sh, cached outside the repo.
+#   3. the Go-built binaries (etcd, the Kubernetes control plane and node
+#      commands, containerd, CoreDNS, Helm, kubeseal) via
+#      devstack/build-binaries.sh, cached outside the repo;
+#   4. the node's images (Debian python base via debootstrap, the project's
+#      Dockerfile via buildah, pause, CoreDNS), cached by content.
 # Without Go the stack tests skip (warning here); under CI=true that is an error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,6 +43,17 @@ if ! command -v ip >/dev/null 2>&1 && [[ ! -x /usr/sbin/ip && ! -x /sbin/ip ]]; 
   # `ip netns` + veth: the private test hosts the service-proxy tests talk to.
   apt_install iproute2
 fi
+# The node: runc and the CNI plugins run pods; nftables holds kube-proxy's rules
+# and the node's guard (inside the node's own network namespace); buildah builds
+# images from the Dockerfile without a daemon; debootstrap makes the base.
+node_pkgs=()
+[[ -x /usr/sbin/runc ]] || node_pkgs+=(runc)
+[[ -x /usr/lib/cni/ptp ]] || node_pkgs+=(containernetworking-plugins)
+[[ -x /usr/sbin/nft ]] || node_pkgs+=(nftables)
+command -v buildah >/dev/null 2>&1 || node_pkgs+=(buildah)
+command -v debootstrap >/dev/null 2>&1 || node_pkgs+=(debootstrap)
+command -v gcc >/dev/null 2>&1 || node_pkgs+=(gcc libc6-dev)
+if ((${#node_pkgs[@]})); then apt_install "${node_pkgs[@]}"; fi
 
 PYTHON="${PYTHON:-python3}"
 if ! command -v "$PYTHON" >/dev/null 2>&1; then apt_install python3 python3-venv; fi
@@ -70,7 +84,22 @@ if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
   export PATH="/usr/local/go/bin:$PATH"
 fi
 if command -v go >/dev/null 2>&1; then
+  # The Debian base (debootstrap: network and dpkg bound, ~6 min cold) builds
+  # beside the Go builds (CPU bound); both are no-ops once cached.
+  base_pid=""
+  if [[ $(id -u) -eq 0 ]]; then
+    bash devstack/images/build-base.sh >.venv/build-base.log 2>&1 & base_pid=$!
+  fi
   bash devstack/build-binaries.sh all
+  if [[ -n $base_pid ]] && ! wait "$base_pid"; then
+    tail -n 20 .venv/build-base.log >&2; log "building the Debian base image failed"; exit 1
+  fi
+  # 4. the node's images (needs the Go-built CoreDNS and the k8s module source).
+  if [[ $(id -u) -eq 0 ]]; then
+    .venv/bin/python -m devstack.images --demo
+  elif in_ci; then
+    log "ERROR: the node needs root (namespaces, cgroups, image builds)"; exit 1
+  fi
 elif in_ci; then
   log "ERROR: go not found; CI needs Go 1.26.x to build the control plane"; exit 1
 else

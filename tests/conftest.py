@@ -4,9 +4,9 @@ Import-light on purpose: unit tests collect this file too, so kubernetes,
 hvac and devstack itself are imported inside the fixtures that need them.
 
 - `stack` (session): reuses this checkout's healthy `make stack-up` stack
-  (`.devstack/`), else starts a private one in a temp dir and stops it at the
-  end of the session. Parts whose binaries are missing are skipped by the
-  fixtures that need them (a failure under CI=true).
+  (`.devstack/`) unless `make demo` runs on it, else starts a private one in a
+  temp dir and stops it at the end of the session. Parts whose binaries are
+  missing are skipped by the fixtures that need them (a failure under CI=true).
 - `kube_api`, `vault_client`, `pg_dsn`, `kubeseal_path`, `kubectl_path`:
   clients/paths for one part each; `namespace` (function): a fresh namespace,
   deleted at teardown.
@@ -59,6 +59,10 @@ def _reusable(candidate: Stack | None) -> bool:
         not candidate.external_kube
         or Path(candidate.kubeconfig or "").resolve() != Path(external).resolve()
     ):
+        return False
+    # The demo deploys a cluster-wide controller (and Argo CD) on its stack; the
+    # tests run controllers of their own, so they never share a stack with it.
+    if (Path(candidate.dir) / "demo").exists():
         return False
     return candidate.incomplete_reason() is None
 

@@ -82,9 +82,7 @@ def proxied(stack: Any, kube_api: Any, namespace: str, kubeseal_path: str,
         core = client.CoreV1Api(kube_api)
         try:
             ip, port = host.pod_ip, host.forward(handle.port)
-            core.create_namespaced_pod(namespace, {
-                "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "controller-0"},
-                "spec": {"containers": [{"name": "controller", "image": "sealkit:test"}]}})
+            _create_unscheduled_pod(core, namespace, "controller-0")
             core.patch_namespaced_pod_status("controller-0", namespace, {
                 "status": {"podIP": ip, "podIPs": [{"ip": ip}]}})
             core.create_namespaced_service(namespace, {
@@ -100,6 +98,27 @@ def proxied(stack: Any, kube_api: Any, namespace: str, kubeseal_path: str,
                           kubectl_path, metrics)
         finally:
             handle.shutdown()
+
+
+def _create_unscheduled_pod(core: Any, namespace: str, name: str) -> None:
+    """A Pod object only (a scheduling gate keeps it off the stack's real node, so no
+    kubelet runs it or overwrites the podIP we set); retried while the namespace's
+    default ServiceAccount does not exist yet (ServiceAccount admission)."""
+    from kubernetes.client.rest import ApiException
+
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+           "spec": {"automountServiceAccountToken": False,
+                    "schedulingGates": [{"name": "sealkit.dev/not-a-real-pod"}],
+                    "containers": [{"name": "controller", "image": "sealkit:test"}]}}
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            core.create_namespaced_pod(namespace, pod)
+            return
+        except ApiException as exc:
+            if exc.status != 403 or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def _secret(namespace: str, name: str = "db") -> str:

@@ -88,6 +88,10 @@ def run(stack: Any, argocd: Any, kube_api: Any, demo: Any,
         for name in reversed(walk.app_names()):
             with contextlib.suppress(Exception):
                 walk.argo().delete(name)
+        # Other tests run controllers of their own: a cluster-wide one must not outlive us.
+        with contextlib.suppress(Exception):
+            walk.argo().kube("-n", "kube-system", "delete", "deployment",
+                             "sealed-secrets-controller", "--wait=true", "--timeout=60s")
         with contextlib.suppress(ApiException):
             core.delete_persistent_volume(f"sealkit-demo-postgresql-{ns}")
         rbac = client.RbacAuthorizationV1Api(kube_api)

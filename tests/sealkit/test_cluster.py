@@ -61,8 +61,11 @@ def _register_endpoint(kube_api: Any, namespace: str, ip: str, port: int,
     from kubernetes.client.rest import ApiException
 
     core = client.CoreV1Api(kube_api)
+    # A scheduling gate keeps it off the stack's real node: no kubelet ever runs
+    # it or overwrites the podIP set below.
     pod = {"metadata": {"name": "controller-placeholder"},
            "spec": {"automountServiceAccountToken": False,
+                    "schedulingGates": [{"name": "sealkit.dev/not-a-real-pod"}],
                     "containers": [{"name": "c", "image": "placeholder.invalid/none"}]}}
     deadline = time.monotonic() + 30
     while True:  # the namespace's default ServiceAccount may not exist yet
