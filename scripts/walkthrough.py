@@ -152,6 +152,8 @@ def retarget_namespace(docs: list[dict[str, Any]], old: str, new: str) -> list[d
     """
     text = yaml.safe_dump_all(docs, sort_keys=False)
     text = text.replace(f".{old}.svc", f".{new}.svc")
+    # The apiserver's own Service stays where it is.
+    text = text.replace(f"kubernetes.{new}.svc", "kubernetes.default.svc")
     out = list(yaml.safe_load_all(text))
     for doc in out:
         meta = doc.setdefault("metadata", {})
