@@ -207,6 +207,10 @@ class ArgoCD:
                 self.refresh(name)
             time.sleep(1)
 
+    def terminate(self, name: str) -> None:
+        """`argocd app terminate-op`: stop a running (or retrying) sync operation."""
+        self.cli("app", "terminate-op", name, check=False)
+
     def wait_for(self, name: str, predicate: Any, *, timeout: float = 120,
                  what: str = "the expected state") -> AppStatus:
         """Poll the Application's status until `predicate(status)` holds."""

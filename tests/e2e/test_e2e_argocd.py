@@ -244,6 +244,9 @@ def test_a_tampered_sealed_secret_is_degraded_with_the_controller_message(
     finally:
         path.write_text(good)
         run.commit("e2e: the good ciphertext again")
+        # The failed sync keeps retrying the tampered revision (retry.limit 5, backoff up to
+        # 3m) and an automated sync of the fix waits for it: stop it, as a user would.
+        run.argo().terminate(app)
         run.argo().refresh(app)
         run.argo().wait(app, timeout=300, revision=run.head)
 
