@@ -52,21 +52,30 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="fail when a part's binaries are missing (default under CI=true)",
     )
+    parser.add_argument(
+        "--with",
+        dest="extra",
+        action="append",
+        default=[],
+        choices=("argocd",),
+        help="also start an opt-in part (argocd: Redis, a Git server, Argo CD)",
+    )
     args = parser.parse_args(argv)
     strict = args.strict or os.environ.get("CI", "").lower() == "true"
     d = resolve_dir(args.dir)
 
     if args.command == "up":
         try:
-            stack = up(d, strict=strict)
+            stack = up(d, strict=strict, parts=("kube", "vault", "postgres", "node", *args.extra))
         except MissingComponent as err:
             print(f"devstack: missing {err}", file=sys.stderr)
             return 3
         except ComponentFailed as err:
             print(err.report(), file=sys.stderr)
             return 1
-        if stack.missing:
-            print(f"devstack: WARNING: started without {', '.join(stack.missing)}", file=sys.stderr)
+        absent = [p for p, why in stack.missing.items() if "not requested" not in why]
+        if absent:
+            print(f"devstack: WARNING: started without {', '.join(absent)}", file=sys.stderr)
         print(f"devstack: env written to {d / ENV_FILE}; use: . {d / ENV_FILE}", file=sys.stderr)
         return 0
     if args.command == "down":

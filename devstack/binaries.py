@@ -205,6 +205,7 @@ _PART_FINDERS = {
     "kubeseal": (kubeseal,),
     "kubectl": (kubectl,),
     "node": (kube_scheduler, kubelet, kube_proxy, containerd, ctr, coredns, node_tools),
+    "argocd": (lambda: __import__("devstack.argocd").argocd.install(),),
 }
 NODE_FINDERS = _PART_FINDERS["node"]
 

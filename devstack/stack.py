@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from . import binaries, node, nodenet, processes, vault_server
+from . import argocd, binaries, node, nodenet, processes, vault_server
 from .binaries import MissingComponent
 from .certs import write_control_plane_certs
 from .components import (
@@ -41,11 +41,23 @@ from .readiness import (
     wait_ready,
 )
 
+# Argo CD (opt-in part "argocd"): see devstack/argocd.py.
+ARGOCD_ENV = ("ARGOCD_SERVER", "ARGOCD_BIN", "ARGOCD_KUBECONFIG", "SEALKIT_GIT_URL")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DIR = REPO_ROOT / ".devstack"
 STATE_FILE = "state.json"
 ENV_FILE = "env"
-PARTS = ("kube", "vault", "postgres", "kubeseal", "kubectl", "openbao", "hashicorp-vault", "node")
+PARTS = (
+    "kube",
+    "vault",
+    "postgres",
+    "kubeseal",
+    "kubectl",
+    "openbao",
+    "hashicorp-vault",
+    "node",
+    "argocd",
+)
 ENV_VARS = (
     "KUBECONFIG",
     "KUBE_APISERVER_URL",
@@ -61,9 +73,11 @@ ENV_VARS = (
     "KUBECTL",
     "SEALKIT_STACK_DIR",
     *vault_server.ENV_VARS,
+    *ARGOCD_ENV,
 )
 # Stop order: dependants first.
 STOP_ORDER = (
+    *argocd.STOP_ORDER,
     "kube-proxy",
     "kubelet",
     "containerd",
@@ -110,6 +124,7 @@ class Stack:
     node_ns: list[str] = field(default_factory=list)
     # flavour -> {"addr", "token", "prod_addr"}; `vault_addr` is the default one's (vault_server)
     vaults: dict[str, dict[str, str]] = field(default_factory=dict)
+    argocd: dict[str, str] = field(default_factory=dict)  # ARGOCD_ENV values
 
     @property
     def pg_dsn(self) -> str:
@@ -136,6 +151,7 @@ class Stack:
             "KUBECTL": self.kubectl,
             "SEALKIT_STACK_DIR": self.dir,
             **vault_server.stack_env(self.vaults),
+            **{k: self.argocd.get(k) for k in ARGOCD_ENV},
         }
         return {k: "" if v is None else str(v) for k, v in values.items()}
 
@@ -144,6 +160,8 @@ class Stack:
         for part in parts:
             if part in self.missing:
                 raise MissingComponent(part, self.missing[part])
+            if part == "argocd" and not self.argocd:
+                raise MissingComponent(part, "not started (devstack up --with argocd)")
 
     # -- persistence -------------------------------------------------------
     def to_json(self) -> dict[str, object]:
@@ -317,11 +335,17 @@ def up(
             reason = existing.unhealthy_reason() or existing.incomplete_reason()
             if reason is None:
                 _say(f"stack in {d} is already up", quiet)
+                _add_argocd(existing, d, parts, strict, quiet)
                 return existing
             _say(f"replacing the stale stack in {d}: {reason}", quiet)
             existing.stop()
             (d / STATE_FILE).unlink(missing_ok=True)
         stack = _start(d, external_kubeconfig, strict, quiet, frozenset(parts))
+        try:
+            _add_argocd(stack, d, parts, strict, quiet)
+        except BaseException:
+            stack.stop()
+            raise
         stack.save()
     if stop_at_exit:
         atexit.register(stack.stop)
@@ -490,6 +514,39 @@ def _start(
             pg.destroy()
         raise
     _say(f"stack up in {time.monotonic() - t0:.1f}s ({d})", quiet)
+    return stack
+
+
+def _add_argocd(
+    stack: Stack, d: Path, parts: Iterable[str], strict: bool, quiet: bool
+) -> None:
+    """Opt-in part "argocd": added to a running stack too (`up --with argocd`)."""
+    if "argocd" in parts:
+        with_argocd(stack, strict=strict, quiet=quiet)
+
+
+def with_argocd(stack: Stack, *, strict: bool = False, quiet: bool = True) -> Stack:
+    """Start Argo CD (Redis, Git server, its components) for `stack` unless it runs already.
+
+    The processes join `stack.processes` (so `stack.stop()` and `devstack down`
+    stop them); a recorded stack is saved again. A missing build is recorded in
+    `stack.missing` (raised when `strict`).
+    """
+    if stack.argocd:
+        return stack
+    t0 = time.monotonic()
+    try:
+        stack.argocd = argocd.add_to(stack, Path(stack.dir))
+    except MissingComponent as err:
+        if strict:
+            raise
+        stack.missing["argocd"] = str(err)
+        _say(f"skipping argocd: {err}", quiet)
+        return stack
+    stack.missing.pop("argocd", None)
+    _save_if_recorded(stack)
+    _say(f"argocd up in {time.monotonic() - t0:.1f}s (server {stack.argocd['ARGOCD_SERVER']})",
+         quiet)
     return stack
 
 

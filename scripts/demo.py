@@ -1,24 +1,26 @@
-"""`make demo`: the welcome-message GitOps walkthrough, end to end, on the local stack.
+"""`make demo`: the welcome-message GitOps walkthrough, end to end, with real Argo CD.
 
-What a user's cluster does with Argo CD, done step by step with the real parts:
+What a user's cluster does, done with the real parts on the local stack:
 
-1. bring the local stack up (etcd, kube-apiserver, kube-controller-manager, OpenBao, PostgreSQL);
-2. install the SealedSecret CRD and start `sealkit-controller` outside a pod (`--kubeconfig`),
-   watching `default`, with its keys in `kube-system`;
-3. fetch the controller's certificate and seal the example's secrets with `sealkit` into a
-   working copy of `examples/welcome-message-gitops/` (the committed SealedSecrets are sealed for
-   a demo certificate whose key nobody holds);
-4. sync `cluster/` in Argo CD's order (sync waves, then kinds) with server-side apply;
-5. check that every SealedSecret is `Synced=True` (Argo CD's health check) and its Secret exists;
-6. run the PostSync hook. There is no kubelet, so no pod ever runs: the Job object is created as
-   Argo CD would, and its command (`vault-bootstrap apply`) runs as a local process, with its
-   `secretKeyRef` environment read from the unsealed Secrets through the API;
-7. sync `apps/`;
-8. log in to Vault as the `welcome-message` service account (TokenRequest + kubernetes auth),
-   read dynamic PostgreSQL credentials and connect with them.
+1. bring the stack up: control plane, a node (kubelet + containerd: real pods), Argo CD
+   (application controller, repo server, API server), Redis and a Git server;
+2. deploy `sealkit-controller` from `deploy/` as pods, import the demo's images into the node,
+   and give PostgreSQL a volume (the stack has no storage provisioner);
+3. fetch the controller's certificate through the apiserver (as kubeseal does) and seal the
+   example's secrets with `sealkit` into a working copy of `examples/welcome-message-gitops/`
+   (the committed SealedSecrets are sealed for a demo certificate whose key nobody holds);
+4. commit that working copy to the stack's Git repository;
+5. apply the example's Applications, pointed at that repository, and wait with
+   `argocd app wait --sync --health`: Argo CD applies the SealedSecrets and judges them with
+   its own health check, the controller unseals them, Argo CD runs the PostSync hook Job (a
+   pod), which configures Vault;
+6. the same for the apps Application;
+7. print Argo CD's view: each Application's sync and health status and its resource tree;
+8. check that the hook converged and that `welcome-message` reached PostgreSQL with dynamic
+   credentials (its own log line).
 
-A second run re-uses the stack and the controller. `python scripts/demo.py down` (`make
-demo-down`) stops the controller and the stack. Everything run is logged to
+A second run re-uses the stack and changes nothing (the hook reports 0 writes). `python
+scripts/demo.py down` (`make demo-down`) stops the stack. Everything run is logged to
 `.devstack/demo/demo.log`; no secret value is printed or logged.
 """
 
@@ -26,12 +28,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -41,7 +42,8 @@ import walkthrough as wt  # noqa: E402 - scripts/ is not a package
 REPO = wt.REPO
 STACK_DIR = wt.STACK_DIR  # --stack-dir moves both (the e2e test runs the demo on its own stack)
 DEMO_DIR = wt.DEMO_DIR
-STEPS = 8
+STEPS = 7
+SYNC_TIMES: dict[str, float] = {}
 
 
 def show(path: Path) -> str:
@@ -75,105 +77,54 @@ class Reporter:
         print(f"      ok ({took:.1f}s)", flush=True)
 
 
-def _state_path() -> Path:
-    return DEMO_DIR / "controller.json"
-
-
-def ensure_demo_controller(env: Mapping[str, str]) -> tuple[wt.Controller, bool]:
-    """Re-use the demo's controller if it runs against this stack; else start a new one."""
-    path = _state_path()
-    if path.exists():
-        ctl: wt.Controller | None = None
-        data: dict[str, object] = {}
-        with contextlib.suppress(ValueError, KeyError, TypeError):
-            data = json.loads(path.read_text())
-            ctl = wt.Controller.from_json(data["controller"])  # type: ignore[arg-type]
-        if ctl is not None:
-            same_stack = data.get("apiserver") == env["KUBE_APISERVER_URL"]
-            if ctl.alive() and same_stack and ctl.ready():
-                return ctl, True
-            ctl.stop()
-    ctl = wt.Controller(kubeconfig=env["KUBECONFIG"], namespaces=["default"],
-                        key_namespace="kube-system", workdir=DEMO_DIR)
-    ctl.start()
-    path.write_text(json.dumps({"controller": ctl.to_json(),
-                                "apiserver": env["KUBE_APISERVER_URL"]}))
-    (DEMO_DIR / "controller.pid").write_text(f"{ctl.pid}\n")
-    return ctl, False
-
-
 def run_steps(rep: Reporter, log: wt.Log) -> None:
-    with rep.step("stack", "local stack: etcd, kube-apiserver, kube-controller-manager, "
-                  "OpenBao, PostgreSQL") as d:
-        log.run([sys.executable, "-m", "devstack", "up", "--strict", "--dir", str(STACK_DIR)],
-                timeout=3600)
+    with rep.step("stack", "local stack: control plane, node, OpenBao, PostgreSQL, Argo CD, "
+                  "Git server") as d:
+        log.run([sys.executable, "-m", "devstack", "up", "--strict", "--with", "argocd",
+                 "--dir", str(STACK_DIR)], timeout=3600)
         env = wt.read_env_file(STACK_DIR / "env")
-        d.append(f"apiserver {env['KUBE_APISERVER_URL']}, OpenBao {env['VAULT_ADDR']}, "
-                 f"PostgreSQL {env['PGHOST']}:{env['PGPORT']}")
+        d.append(f"apiserver {env['KUBE_APISERVER_URL']}, Argo CD {env['ARGOCD_SERVER']}, "
+                 f"Git {env['SEALKIT_GIT_URL']}")
     walk = wt.Walkthrough(env=env, workdir=DEMO_DIR, namespace="default",
-                          key_namespace="kube-system", log=log, vault_addr=env["VAULT_ADDR"],
-                          vault_token=env["VAULT_TOKEN"])
+                          key_namespace="kube-system", log=log, vault_addr="", vault_token="")
 
-    with rep.step("controller", "SealedSecret CRD, and sealkit-controller as a local process "
-                  "(--kubeconfig)") as d:
+    with rep.step("cluster", "sealkit-controller as pods (deploy/), the demo's images, "
+                  "PostgreSQL's volume") as d:
         wt.install_crd(walk.kubectl, walk.kubeconfig, log)
-        walk.controller, reused = ensure_demo_controller(env)
-        d.append(f"controller {walk.controller.url}, pid {walk.controller.pid} "
-                 f"({'re-used' if reused else 'started'}); watches namespace default, "
-                 "keys and Lease in kube-system")
+        d.extend(walk.prepare_cluster(STACK_DIR))
 
-    with rep.step("seal", "fetch the certificate; seal the example's secrets with sealkit") as d:
-        names = walk.seal_working_copy()
+    with rep.step("seal", "fetch the certificate through the apiserver; seal the example's "
+                  "secrets with sealkit") as d:
+        names = walk.seal_working_copy(wt.stack_images())
         d.append(f"sealed {', '.join(names)} into {show(walk.gitops)}/ "
                  "(values piped from memory, never written in clear)")
+        d.append(f"images for this stack: {len(walk.swapped)} swapped (no registry here)")
 
-    with rep.step("sync cluster/", "sync cluster/ in Argo CD order (waves, then kinds; "
-                  "server-side apply)") as d:
-        plan, sealed = walk.sync("cluster")
-        d.extend(s.title for s in plan if s.phase == "Sync")
-        d.append("each wave waited for its SealedSecrets to be Healthy, as Argo CD does; "
-                 "no kubelet here, so Deployments/StatefulSets are stored, never run")
+    with rep.step("commit", "commit the working copy to the stack's Git repository") as d:
+        head = walk.commit("demo: welcome-message-gitops, sealed for this stack's controller")
+        d.append(f"{wt.REPO_PATH} at {head[:12]} on {walk.branch}, {env['SEALKIT_GIT_URL']}")
 
-    with rep.step("SealedSecret health", "every SealedSecret Synced=True (Argo CD health) "
-                  "and its Secret") as d:
-        wt.wait_sealed_secrets(walk.api(), walk.namespace, sealed)
-        for name in sealed:
-            keys = sorted(wt.read_secret_values(walk.api(), walk.namespace, name))
-            d.append(f"{name}: Healthy {walk.health_times[name]:.1f}s after its apply; "
-                     f"Secret keys {', '.join(keys)}")
+    with rep.step("Argo CD sync", "apply the Applications; argocd app wait --sync --health") as d:
+        statuses = walk.sync()
+        SYNC_TIMES.update(walk.sync_times)
+        for st in statuses:
+            d.append(f"{st.name}: {st.sync}/{st.health} at {st.revision[:12]} "
+                     f"in {walk.sync_times[st.name]:.1f}s ({st.operation}: {st.message[:80]})")
 
-    with rep.step("PostSync hook", "PostSync hook: Job vault-bootstrap (command run "
-                  "locally)") as d:
-        ran = walk.post_sync_hooks("cluster", walk.local_overrides())
-        d.append(f"Job {', '.join(ran)} created as Argo CD would; with no kubelet, "
-                 "`vault-bootstrap apply` ran here, env from the unsealed Secrets")
-        for name in ran:  # the plan's summary lines, e.g. "Apply complete: 0 writes."
-            lines = [x.strip() for x in walk.hook_outputs[name].splitlines() if x.strip()]
-            d.extend(f"{name}: {x[:110]}" for x in lines[-2:])
+    with rep.step("Argo CD view", "Argo CD's view: sync, health and resource tree") as d:
+        for name in walk.app_names():
+            st = walk.argo().status(name)
+            d.append(f"{name}: sync {st.sync}, health {st.health}")
+            d.extend("  " + line for line in walk.argo().tree(name).rstrip().splitlines())
 
-    with rep.step("sync apps/", "sync apps/ (welcome-message, name-generator)") as d:
-        plan, _ = walk.sync("apps")
-        d.extend(s.title for s in plan if s.phase == "Sync")
-
-    with rep.step("app login", "log in as the welcome-message service account; dynamic "
-                  "PostgreSQL credentials") as d:
-        res = wt.app_login(
-            walk.api(), vault_addr=walk.vault_addr, namespace=walk.namespace,
-            pg={"host": env["PGHOST"], "port": env["PGPORT"], "dbname": env["PGDATABASE"]},
-            expected_kv={"name-service-token":
-                         walk.inputs["vault-secrets"]["name-service-token"]},
-            **wt.APP,
-        )
-        d.append(f"TokenRequest -> Vault login (role {wt.APP['role']}) -> "
-                 f"{wt.APP['creds_path']}: user {res.db_user}, lease {res.lease_ttl}s")
-        d.append(f"PostgreSQL `select current_user` with them: {res.current_user}")
-        d.append(f"KV {wt.APP['kv_mount']}/{wt.APP['kv_path']}: name-service-token "
-                 f"{'matches' if res.kv_matches else 'DIFFERS from'} the sealed input; "
-                 f"sys/mounts refused ({res.denied_status})")
-        if not res.kv_matches:
-            raise wt.StepFailed("the KV entry does not hold the sealed name-service token")
-        if res.current_user != res.db_user:
-            raise wt.StepFailed("connected as an unexpected user")
+    with rep.step("check", "the hook's result and the app's database connection") as d:
+        hook = walk.hook_log()
+        lines = [x.strip() for x in hook.splitlines() if "Apply complete" in x]
+        d.append(f"vault-bootstrap (PostSync Job): {lines[-1] if lines else 'no summary line'}")
+        app = walk.app_log()
+        if "connected to PostgreSQL as a dynamic user" not in app:
+            raise wt.StepFailed("welcome-message did not log a dynamic PostgreSQL connection")
+        d.append("welcome-message: connected to PostgreSQL as a dynamic user (from Vault)")
 
 
 def demo_up() -> int:
@@ -195,22 +146,14 @@ def demo_up() -> int:
     print(f"\nsummary: all {STEPS} steps passed in {total:.1f}s")
     for title, took in rep.rows:
         print(f"  {took:6.1f}s  {title}")
-    print(f"logs: {show(log.path)}, {show(DEMO_DIR / 'controller.log')}; "
-          "`make demo` again re-uses everything; `make demo-down` stops it all")
+    print("sync to Healthy: " + ", ".join(f"{n} {t:.1f}s" for n, t in SYNC_TIMES.items()))
+    print(f"logs: {show(log.path)}; `make demo` again re-uses everything; "
+          "`make demo-down` stops it all")
     return 0
 
 
 def demo_down() -> int:
-    path = _state_path()
-    if path.exists():
-        with contextlib.suppress(ValueError, KeyError, TypeError):
-            ctl = wt.Controller.from_json(json.loads(path.read_text())["controller"])
-            if ctl.alive():
-                print(f"stopping sealkit-controller (pid {ctl.pid})")
-                ctl.stop()
-        path.unlink(missing_ok=True)
-    (DEMO_DIR / "controller.pid").unlink(missing_ok=True)
-    print("stopping the stack")
+    print("stopping the stack (the node's pods, Argo CD and the Git server with it)")
     proc = subprocess.run([sys.executable, "-m", "devstack", "down", "--dir", str(STACK_DIR)],
                           cwd=REPO, check=False)
     return proc.returncode

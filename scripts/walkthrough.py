@@ -1,18 +1,17 @@
 """The GitOps walkthrough's building blocks, shared by `make demo` and `tests/e2e/`.
 
-`scripts/demo.py` strings these into the eight steps users see; the e2e tests run the same
-functions with assertions, in private namespaces. What is here:
+`scripts/demo.py` strings these into the steps users see; the e2e tests run the same functions
+with assertions, in private namespaces. Everything here drives a real tool and reads its result;
+the ordering, the health checks and the hooks are Argo CD's own:
 
-- Argo CD's ordering (`argo_sync_plan`: hook phase, sync wave, kind order, name) and
-  SealedSecret health (`sealed_secret_health`, the fields Argo CD's built-in check reads);
 - the working copy: `make_working_copy` (optionally moved to another namespace) and
   `reseal_file`, which re-seals each SealedSecret with fresh values piped through `sealkit`
   (values stay in memory; top-level sync waves and header comments are kept);
-- `Controller`, `sealkit-controller` as a local process (`--kubeconfig`), scoped to some
-  namespaces with its keys and Lease in another;
-- the PostSync hook emulation (`hook_as_local_process`): no kubelet runs pods here, so the Job is
-  created as Argo CD would and its command runs locally, with `secretKeyRef` env read from the
-  unsealed Secrets and in-cluster addresses replaced by the stack's;
+- `Walkthrough.commit`: the working copy goes into the stack's Git repository (smart HTTP);
+- `Walkthrough.sync`: the example's Applications, pointed at that repository, are applied and
+  waited for with `argocd app wait --sync --health` (devstack/argocd_apps.py);
+- `Controller`, `sealkit-controller` as a local process (`--kubeconfig`), for the tests that
+  restart it with other flags;
 - `app_login`: what the `welcome-message` pod does (TokenRequest, Vault kubernetes login,
   dynamic PostgreSQL credentials, a query).
 
@@ -34,7 +33,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +44,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # devstack is a repo package, not installed in the venv
     sys.path.insert(0, str(REPO))
 
+from devstack.argocd_apps import AppStatus, ArgoCD, ArgoError, retarget  # noqa: E402
+from devstack.gitrepo import GitError, WorkingCopy  # noqa: E402
 from devstack.processes import pid_alive  # noqa: E402  (needs the path above)
 
 EXAMPLE = REPO / "examples" / "welcome-message-gitops"
@@ -56,23 +57,9 @@ DEMO_DIR = STACK_DIR / "demo"
 SS_GROUP, SS_VERSION, SS_PLURAL = "bitnami.com", "v1alpha1", "sealedsecrets"
 CRD_NAME = "sealedsecrets.bitnami.com"
 WAVE = "argocd.argoproj.io/sync-wave"
-HOOK = "argocd.argoproj.io/hook"
-HOOK_DELETE = "argocd.argoproj.io/hook-delete-policy"
-FIELD_MANAGER = "argocd-controller"  # what Argo CD's server-side apply uses
-
-# Argo CD (gitops-engine `sync_tasks.go`) applies one wave kind by kind in this order; kinds not
-# listed (SealedSecret among them) go last in their wave, so the example gives the SealedSecrets
-# an earlier wave of their own.
-KIND_ORDER = [
-    "Namespace", "NetworkPolicy", "ResourceQuota", "LimitRange", "PodSecurityPolicy",
-    "PodDisruptionBudget", "ServiceAccount", "Secret", "SecretList", "ConfigMap", "StorageClass",
-    "PersistentVolume", "PersistentVolumeClaim", "CustomResourceDefinition", "ClusterRole",
-    "ClusterRoleList", "ClusterRoleBinding", "ClusterRoleBindingList", "Role", "RoleList",
-    "RoleBinding", "RoleBindingList", "Service", "DaemonSet", "Pod", "ReplicationController",
-    "ReplicaSet", "Deployment", "HorizontalPodAutoscaler", "StatefulSet", "Job", "CronJob",
-    "IngressClass", "Ingress", "APIService",
-]
-PHASES = ("PreSync", "Sync", "PostSync")
+FIELD_MANAGER = "sealkit-demo"
+# Where the working copy goes in the stack's Git repository (the Applications' source.path).
+REPO_PATH = "examples/welcome-message-gitops"
 
 
 class StepFailed(Exception):
@@ -96,54 +83,6 @@ def load_manifests(folder: Path) -> list[dict[str, Any]]:
 
 def annotations(doc: Mapping[str, Any]) -> dict[str, str]:
     return dict((doc.get("metadata") or {}).get("annotations") or {})
-
-
-def sync_wave(doc: Mapping[str, Any]) -> int:
-    return int(annotations(doc).get(WAVE, "0"))
-
-
-def hook_phase(doc: Mapping[str, Any]) -> str:
-    """`Sync` for a plain resource, else the (first) Argo CD hook phase it is annotated with."""
-    hook = annotations(doc).get(HOOK)
-    return hook.split(",")[0].strip() if hook else "Sync"
-
-
-def kind_rank(doc: Mapping[str, Any]) -> int:
-    kind = doc.get("kind", "")
-    return KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER)
-
-
-@dataclass
-class SyncStep:
-    """One Argo CD sync step: a phase and a wave, with its resources in apply order."""
-
-    phase: str
-    wave: int
-    docs: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def title(self) -> str:
-        names = ", ".join(f"{d['kind']}/{d['metadata']['name']}" for d in self.docs)
-        return f"{self.phase} wave {self.wave}: {names}"
-
-
-def argo_sync_plan(docs: Iterable[dict[str, Any]]) -> list[SyncStep]:
-    """Group and order resources as Argo CD does: phase, then wave, then kind, then name."""
-    unknown = [d for d in docs if hook_phase(d) not in PHASES]
-    if unknown:
-        raise StepFailed(f"unsupported hook phase on {unknown[0]['metadata']['name']}")
-    ordered = sorted(
-        docs,
-        key=lambda d: (PHASES.index(hook_phase(d)), sync_wave(d), kind_rank(d),
-                       d["metadata"]["name"]),
-    )
-    steps: list[SyncStep] = []
-    for doc in ordered:
-        phase, wave = hook_phase(doc), sync_wave(doc)
-        if not steps or (steps[-1].phase, steps[-1].wave) != (phase, wave):
-            steps.append(SyncStep(phase, wave))
-        steps[-1].docs.append(doc)
-    return steps
 
 
 def secret_for(sealed: Mapping[str, Any], values: Mapping[str, str]) -> dict[str, Any]:
@@ -213,6 +152,8 @@ def retarget_namespace(docs: list[dict[str, Any]], old: str, new: str) -> list[d
     """
     text = yaml.safe_dump_all(docs, sort_keys=False)
     text = text.replace(f".{old}.svc", f".{new}.svc")
+    # The apiserver's own Service stays where it is.
+    text = text.replace(f"kubernetes.{new}.svc", "kubernetes.default.svc")
     out = list(yaml.safe_load_all(text))
     for doc in out:
         meta = doc.setdefault("metadata", {})
@@ -481,8 +422,14 @@ def install_crd(kubectl: str, kubeconfig: str, log: Log) -> None:
              "--timeout", "60s", f"crd/{CRD_NAME}"])
 
 
-def fetch_cert(sealkit: str, controller_url: str, dest: Path, log: Log) -> Path:
-    proc = log.run([sealkit, "--fetch-cert", "--cert", controller_url + "/v1/cert.pem"])
+def fetch_cert(sealkit: str, source: str, dest: Path, log: Log) -> Path:
+    """The controller's certificate: from a URL (a local controller), or else `source` is a
+    kubeconfig and the cert comes through the apiserver's service proxy, as kubeseal does."""
+    if source.startswith("http"):
+        argv = [sealkit, "--fetch-cert", "--cert", source + "/v1/cert.pem"]
+    else:
+        argv = [sealkit, "--fetch-cert", "--kubeconfig", source]
+    proc = log.run(argv)
     if "BEGIN CERTIFICATE" not in proc.stdout:
         raise StepFailed("sealkit --fetch-cert printed no certificate")
     dest.write_text(proc.stdout)
@@ -535,6 +482,60 @@ def make_working_copy(dest: Path, namespace: str | None = None) -> Path:
     return dest
 
 
+def swap_images(dest: Path, images: Mapping[str, str]) -> list[str]:
+    """Point the working copy's containers at the images the stack built (no registry is
+    reachable here): `images` maps an image name without tag to the local `name:tag`.
+    Returns the images swapped; an image the map lacks is left as it is."""
+    swapped: list[str] = []
+    for folder in ("apps", "cluster"):
+        for path in sorted((dest / folder).glob("*.yaml")):
+            text = path.read_text()
+            docs = [d for d in yaml.safe_load_all(text) if d is not None]
+            changed = False
+            for doc in docs:
+                pod = ((doc.get("spec") or {}).get("template") or {}).get("spec") or {}
+                for container in (pod.get("containers") or []) + (pod.get("initContainers") or []):
+                    name = container.get("image", "").rsplit(":", 1)[0]
+                    if name in images:
+                        container["image"] = images[name]
+                        container["imagePullPolicy"] = "Never"
+                        swapped.append(f"{name} -> {images[name]}")
+                        changed = True
+            if changed:
+                path.write_text(header_comment(text) + yaml.safe_dump_all(docs, sort_keys=False))
+    return swapped
+
+
+def stack_images() -> dict[str, str]:
+    """The example's images -> the ones the stack builds and imports into its node."""
+    from devstack import images
+
+    swap = {name: new for name, (new, _) in images.DEMO_IMAGES.items()}
+    swap["ghcr.io/sealkit/sealkit"] = images.SEALKIT_IMAGE
+    return swap
+
+
+def local_volume(name: str, namespace: str, claim: str, host_dir: Path, node_path: str,
+                 uid: int) -> dict[str, Any]:
+    """A hostPath PersistentVolume bound to one claim (the stack has no provisioner).
+
+    `host_dir` is the directory as the host sees it, `node_path` as the node sees it; it is
+    made here, owned by `uid` (hostPath volumes get no fsGroup ownership).
+    """
+    host_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chown(host_dir, uid, uid)
+    return {
+        "apiVersion": "v1", "kind": "PersistentVolume",
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "devstack"}},
+        "spec": {
+            "capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+            "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "",
+            "claimRef": {"namespace": namespace, "name": claim},
+            "hostPath": {"path": node_path, "type": "Directory"},
+        },
+    }
+
+
 def apply_docs(kubectl: str, kubeconfig: str, docs: list[dict[str, Any]], log: Log,
                *, dry_run: bool = False) -> None:
     argv = [kubectl, "--kubeconfig", kubeconfig, "apply", "--server-side",
@@ -544,183 +545,11 @@ def apply_docs(kubectl: str, kubeconfig: str, docs: list[dict[str, Any]], log: L
     log.run(argv, input_text=yaml.safe_dump_all(docs, sort_keys=False))
 
 
-def sealed_secret_health(obj: Mapping[str, Any]) -> tuple[str, str]:
-    """Argo CD's built-in SealedSecret health: (Healthy|Degraded|Progressing, message)."""
-    meta, status = obj.get("metadata") or {}, obj.get("status") or {}
-    if meta.get("deletionTimestamp"):
-        return "Progressing", "being deleted"
-    if status.get("observedGeneration") != meta.get("generation"):
-        return "Progressing", "observedGeneration behind generation"
-    for cond in status.get("conditions") or []:
-        if cond.get("type") == "Synced":
-            if cond.get("status") == "True":
-                return "Healthy", ""
-            if cond.get("status") == "False":
-                return "Degraded", cond.get("message") or "Synced=False"
-    return "Progressing", "no Synced condition yet"
-
-
-def wait_sealed_secrets(api_client: Any, namespace: str, names: list[str], *,
-                        timeout: float = 60, min_generation: Mapping[str, int] | None = None
-                        ) -> dict[str, float]:
-    """Wait until each SealedSecret is Healthy and its Secret exists; return seconds per name."""
-    from kubernetes import client
-    from kubernetes.client.rest import ApiException
-
-    custom, core = client.CustomObjectsApi(api_client), client.CoreV1Api(api_client)
-    start = time.monotonic()
-    done: dict[str, float] = {}
-    last: dict[str, str] = {}
-
-    def check() -> bool:
-        for name in names:
-            if name in done:
-                continue
-            try:
-                obj = custom.get_namespaced_custom_object(SS_GROUP, SS_VERSION, namespace,
-                                                          SS_PLURAL, name)
-            except ApiException as err:
-                last[name] = f"get failed ({err.status})"
-                continue
-            gen = (obj.get("metadata") or {}).get("generation", 0)
-            if min_generation and gen < min_generation.get(name, 0):
-                last[name] = "old generation"
-                continue
-            health, msg = sealed_secret_health(obj)
-            last[name] = f"{health}: {msg}" if msg else health
-            if health != "Healthy":
-                continue
-            try:
-                core.read_namespaced_secret(name, namespace)
-            except ApiException as err:
-                last[name] = f"Healthy but Secret missing ({err.status})"
-                continue
-            done[name] = time.monotonic() - start
-        return len(done) == len(names)
-
-    if not wait_for(check, timeout, interval=0.2):
-        pending = [n for n in names if n not in done]
-        why = "; ".join(f"{n}: {last.get(n, 'not seen')}" for n in pending)
-        raise StepFailed(f"SealedSecrets not Healthy after {timeout:.0f}s: {why}")
-    return done
-
-
 def read_secret_values(api_client: Any, namespace: str, name: str) -> dict[str, str]:
     from kubernetes import client
 
     secret = client.CoreV1Api(api_client).read_namespaced_secret(name, namespace)
     return {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
-
-
-def delete_hook_job(api_client: Any, namespace: str, name: str) -> None:
-    """`hook-delete-policy: BeforeHookCreation`: delete the previous run's Job first."""
-    from kubernetes import client
-    from kubernetes.client.rest import ApiException
-
-    batch = client.BatchV1Api(api_client)
-    with contextlib.suppress(ApiException):
-        batch.delete_namespaced_job(name, namespace, propagation_policy="Background")
-
-    def gone() -> bool:
-        try:
-            batch.read_namespaced_job(name, namespace)
-        except ApiException as err:
-            return err.status == 404
-        return False
-
-    wait_for(gone, 30)
-
-
-@dataclass
-class LocalHook:
-    """A hook Job's container, turned into a local command line with its environment."""
-
-    argv: list[str]
-    env: dict[str, str]
-    files: dict[str, str]  # local path -> content (ConfigMap volumes)
-
-
-def hook_as_local_process(job: Mapping[str, Any], configmaps: Mapping[str, Mapping[str, Any]],
-                          api_client: Any, *, workdir: Path, overrides: Mapping[str, str]
-                          ) -> LocalHook:
-    """What the kubelet would do for the Job's first container, done locally.
-
-    - `env[].value` is taken, unless `overrides` has a local value for it (the in-cluster
-      service URLs become the local stack's);
-    - `env[].valueFrom.secretKeyRef` is read from the cluster's Secret (the unsealed one);
-    - ConfigMap volumes are written under `workdir/<mountPath>` and argv paths under a mount
-      are rewritten to it.
-    """
-    namespace = job["metadata"]["namespace"]
-    pod = job["spec"]["template"]["spec"]
-    container = pod["containers"][0]
-    secrets_cache: dict[str, dict[str, str]] = {}
-    env: dict[str, str] = {}
-    for item in container.get("env") or []:
-        name = item["name"]
-        if name in overrides:
-            env[name] = overrides[name]
-        elif "value" in item:
-            env[name] = str(item["value"])
-        else:
-            ref = (item.get("valueFrom") or {}).get("secretKeyRef")
-            if not ref:
-                raise StepFailed(f"env {name}: only value and secretKeyRef are emulated")
-            if ref["name"] not in secrets_cache:
-                secrets_cache[ref["name"]] = read_secret_values(api_client, namespace, ref["name"])
-            if ref["key"] not in secrets_cache[ref["name"]]:
-                raise StepFailed(f"env {name}: Secret {ref['name']} has no key {ref['key']}")
-            env[name] = secrets_cache[ref["name"]][ref["key"]]
-    volumes = {v["name"]: v for v in pod.get("volumes") or []}
-    files: dict[str, str] = {}
-    mounts: dict[str, Path] = {}
-    for mount in container.get("volumeMounts") or []:
-        vol = volumes.get(mount["name"]) or {}
-        cm_name = (vol.get("configMap") or {}).get("name")
-        if not cm_name:
-            continue
-        if cm_name not in configmaps:
-            raise StepFailed(f"ConfigMap {cm_name} (volume {mount['name']}) is not in the app")
-        local = workdir / mount["mountPath"].strip("/")
-        mounts[mount["mountPath"].rstrip("/")] = local
-        for key, value in (configmaps[cm_name].get("data") or {}).items():
-            files[str(local / key)] = value
-    argv = list(container.get("command") or []) + list(container.get("args") or [])
-    for i, arg in enumerate(argv):
-        for mpath, local in mounts.items():
-            if arg.startswith(mpath + "/"):
-                argv[i] = str(local) + arg[len(mpath):]
-    if argv and (VENV_BIN / argv[0]).exists():
-        argv[0] = str(VENV_BIN / argv[0])
-    return LocalHook(argv=argv, env=env, files=files)
-
-
-def run_local_hook(hook: LocalHook, log: Log, timeout: float = 300
-                   ) -> subprocess.CompletedProcess[str]:
-    """Run the hook's command with only its own environment (plus PATH/HOME), as in a pod."""
-    for path, content in hook.files.items():
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(content)
-    base = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
-    log.write(f"(hook environment: {', '.join(sorted(hook.env))}; values not logged)")
-    return _run_clean_env(hook, base, log, timeout)
-
-
-def _run_clean_env(hook: LocalHook, base: Mapping[str, str], log: Log, timeout: float
-                   ) -> subprocess.CompletedProcess[str]:
-    log.write(f"$ {' '.join(hook.argv)}")
-    try:
-        proc = subprocess.run(hook.argv, capture_output=True, text=True, timeout=timeout,
-                              env={**base, **hook.env}, check=False)
-    except subprocess.TimeoutExpired:
-        raise StepFailed(f"{Path(hook.argv[0]).name} timed out after {timeout:.0f}s") from None
-    log.write(proc.stdout)
-    log.write(proc.stderr)
-    log.write(f"(exit {proc.returncode})")
-    if proc.returncode != 0:
-        last = (proc.stderr.strip() or proc.stdout.strip() or "no output").splitlines()[-1]
-        raise StepFailed(f"{Path(hook.argv[0]).name} exited {proc.returncode}: {last}")
-    return proc
 
 
 @dataclass
@@ -794,8 +623,11 @@ class Walkthrough:
     vault_token: str
     controller: Controller | None = None
     inputs: dict[str, dict[str, str]] = field(default_factory=dict)
-    health_times: dict[str, float] = field(default_factory=dict)  # SealedSecret -> s to Healthy
-    hook_outputs: dict[str, str] = field(default_factory=dict)  # hook Job -> its stdout
+    branch: str = "main"  # of the stack's Git repository
+    app_suffix: str = ""  # appended to the Application names (the tests' private runs)
+    head: str = ""  # the last commit pushed
+    sync_times: dict[str, float] = field(default_factory=dict)  # Application -> s to Healthy
+    swapped: list[str] = field(default_factory=list)  # images swapped for the stack's
 
     @property
     def kubeconfig(self) -> str:
@@ -825,9 +657,10 @@ class Walkthrough:
     def demo_inputs(self) -> dict[str, dict[str, str]]:
         """Values for every SealedSecret of the example; they exist only in memory.
 
-        The Vault token and the PostgreSQL superuser are the stack's. The two random tokens are
-        made once: a re-run takes them back from the Secrets the controller unsealed last time,
-        so a second `make demo` changes nothing in Vault (and shows the bootstrap's 0 writes).
+        The example runs its own Vault (OpenBao in dev mode, whose root token is `vault-token`)
+        and PostgreSQL in the cluster, so every value is made here. They are made once: a
+        re-run takes them back from the Secrets the controller unsealed last time, so a second
+        `make demo` changes nothing in Vault (and shows the bootstrap's 0 writes).
         """
         def kept(name: str, key: str, prefix: str) -> str:
             with contextlib.suppress(Exception):
@@ -837,28 +670,30 @@ class Walkthrough:
             return prefix + secrets.token_urlsafe(24)
 
         return {
-            # The bootstrap logs in with this token: the stack's OpenBao root token (dev mode).
             "vault-secrets": {
-                "vault-token": self.vault_token,
+                "vault-token": kept("vault-secrets", "vault-token", "root-"),
                 "name-service-token": kept("vault-secrets", "name-service-token", "nst-"),
             },
             "postgresql-auth": {
-                "username": self.env["PGUSER"],
-                "password": self.env["PGPASSWORD"],
+                "username": "postgres",
+                "password": kept("postgresql-auth", "password", "pg-"),
             },
             "git-auth": {"username": "ci-bot",
                          "password": kept("git-auth", "password", "git-")},
         }
 
-    def seal_working_copy(self) -> list[str]:
+    def seal_working_copy(self, images: Mapping[str, str] | None = None) -> list[str]:
+        """Copy the example, re-seal it for the cluster's controller, swap in local images."""
         make_working_copy(self.gitops, self.namespace)
-        fetch_cert(self.sealkit, self.controller_url, self.cert, self.log)
+        source = self.controller.url if self.controller is not None else self.kubeconfig
+        fetch_cert(self.sealkit, source, self.cert, self.log)
         self.inputs = self.demo_inputs()
         seal = seal_with_cli(self.sealkit, self.cert, self.log)
         names: list[str] = []
         for folder in ("cluster", "apps"):
             for path in sorted((self.gitops / folder).glob("*.yaml")):
                 names += reseal_file(path, self.inputs, seal)
+        self.swapped = swap_images(self.gitops, images or {})
         return names
 
     @property
@@ -866,52 +701,97 @@ class Walkthrough:
         assert self.controller is not None
         return self.controller.url
 
-    def sync(self, folder: str, *, wait_timeout: float = 60) -> tuple[list[SyncStep], list[str]]:
-        """Apply the Sync phase wave by wave; a wave's SealedSecrets must be Healthy first."""
-        plan = argo_sync_plan(load_manifests(self.gitops / folder))
-        sealed: list[str] = []
-        for step in plan:
-            if step.phase != "Sync":
-                continue
-            apply_docs(self.kubectl, self.kubeconfig, step.docs, self.log)
-            names = [d["metadata"]["name"] for d in step.docs if d["kind"] == "SealedSecret"]
-            if names:
-                self.health_times.update(wait_sealed_secrets(
-                    self.api(), self.namespace, names, timeout=wait_timeout))
-                sealed += names
-        return plan, sealed
+    # -- GitOps: the stack's Git server and Argo CD do the rest ---------------------------
 
-    def post_sync_hooks(self, folder: str, overrides: Mapping[str, str]) -> list[str]:
-        """Create the PostSync Jobs as Argo CD would, then run their command locally."""
-        docs = load_manifests(self.gitops / folder)
-        configmaps = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ConfigMap"}
-        ran = []
-        for step in argo_sync_plan(docs):
-            if step.phase != "PostSync":
-                continue
-            for job in step.docs:
-                if job["kind"] != "Job":
-                    raise StepFailed(f"PostSync {job['kind']} is not emulated")
-                if "BeforeHookCreation" in annotations(job).get(HOOK_DELETE, ""):
-                    delete_hook_job(self.api(), self.namespace, job["metadata"]["name"])
-                apply_docs(self.kubectl, self.kubeconfig, [job], self.log)
-                hook = hook_as_local_process(job, configmaps, self.api(),
-                                             workdir=self.workdir / "hook", overrides=overrides)
-                proc = run_local_hook(hook, self.log)
-                self.hook_outputs[job["metadata"]["name"]] = proc.stdout
-                ran.append(job["metadata"]["name"])
-        return ran
+    def argo(self) -> ArgoCD:
+        if not hasattr(self, "_argo"):
+            try:
+                self._argo = ArgoCD(self.env, self.kubectl)
+            except ArgoError as err:
+                raise StepFailed(str(err)) from None
+        return self._argo
 
-    def local_overrides(self) -> dict[str, str]:
-        """In-cluster addresses in the Job, mapped to the local stack's."""
-        return {
-            "VAULT_ADDR": self.vault_addr,
-            "KUBE_APISERVER_URL": self.env["KUBE_APISERVER_URL"],
-            "KUBE_CA_FILE": self.env["KUBE_CA_FILE"],
-            "PGHOST": self.env["PGHOST"],
-            "PGPORT": self.env["PGPORT"],
-            "PGDATABASE": self.env["PGDATABASE"],
-        }
+    def commit(self, message: str) -> str:
+        """Commit the working copy to the stack's Git repository (branch `self.branch`)."""
+        try:
+            wc = WorkingCopy(self.env["SEALKIT_GIT_URL"], self.workdir / "repo",
+                             branch=self.branch)
+            wc.replace_folder(REPO_PATH, self.gitops)
+            self.head = wc.commit_and_push(message)
+        except GitError as err:
+            raise StepFailed(str(err)) from None
+        self.log.write(f"committed {REPO_PATH} to {self.env['SEALKIT_GIT_URL']} "
+                       f"({self.branch} at {self.head})")
+        return self.head
+
+    def applications(self) -> list[dict[str, Any]]:
+        """The example's Applications, pointed at the stack's repository (an overlay: the
+        committed files keep their repoURL), in their app-of-apps sync-wave order."""
+        apps = []
+        for path in sorted((self.gitops / "gitops").glob("*.yaml")):
+            app = retarget(yaml.safe_load(path.read_text()), self.env["SEALKIT_GIT_URL"],
+                           self.branch, namespace=self.namespace)
+            app["metadata"]["name"] += self.app_suffix
+            apps.append(app)
+        return sorted(apps, key=lambda a: int(annotations(a).get(WAVE, "0")))
+
+    def sync(self, timeout: float = 300) -> list[AppStatus]:
+        """Apply each Application in wave order and wait with `argocd app wait --sync --health`
+        until Argo CD reports it Synced and Healthy at the committed revision."""
+        done = []
+        for app in self.applications():
+            name = app["metadata"]["name"]
+            start = time.monotonic()
+            try:
+                self.argo().apply([app])
+                self.argo().refresh(name)
+                done.append(self.argo().wait(name, timeout=timeout, revision=self.head))
+            except ArgoError as err:
+                raise StepFailed(str(err)) from None
+            self.sync_times[name] = time.monotonic() - start
+            self.log.write(f"{name}: Synced/Healthy at {self.head} after "
+                           f"{self.sync_times[name]:.1f}s")
+        return done
+
+    def prepare_cluster(self, stack_dir: Path) -> list[str]:
+        """The controller as pods (deploy/), the demo's images on the node, and a volume for
+        PostgreSQL's claim. Returns what was done, one line each."""
+        import devstack
+        from devstack import deploy, images
+
+        stack = devstack.load(stack_dir)
+        if stack is None or not getattr(stack, "node", None):
+            raise StepFailed("the stack has no node (see `python -m devstack status`)")
+        try:
+            took = deploy.deploy_controller(stack)
+            fresh = deploy.ensure_images(stack, images.demo_images())
+        except (RuntimeError, OSError) as err:
+            raise StepFailed(str(err).splitlines()[0]) from None
+        pv = local_volume(f"sealkit-demo-postgresql-{self.namespace}", self.namespace,
+                          "data-postgresql-0",
+                          Path(stack.node["dir"]) / "var-lib" / "sealkit-pv" / self.namespace,
+                          f"/var/lib/sealkit-pv/{self.namespace}", uid=999)
+        apply_docs(self.kubectl, self.kubeconfig, [pv], self.log)
+        return [f"sealkit-controller rolled out from deploy/ in {took:.1f}s "
+                f"(kube-system/{deploy.CONTROLLER_DEPLOYMENT})",
+                f"images imported: {', '.join(fresh) if fresh else 'none new'}",
+                f"PersistentVolume {pv['metadata']['name']} (hostPath on the node) for "
+                "PostgreSQL's claim"]
+
+    def logs(self, target: str) -> str:
+        """`kubectl logs <target>` in the walkthrough's namespace (pods on the node)."""
+        proc = self.log.run([self.kubectl, "--kubeconfig", self.kubeconfig, "-n", self.namespace,
+                             "logs", target])
+        return proc.stdout
+
+    def hook_log(self) -> str:
+        return self.logs("job/vault-bootstrap")
+
+    def app_log(self) -> str:
+        return self.logs("deployment/welcome-message")
+
+    def app_names(self) -> list[str]:
+        return [a["metadata"]["name"] for a in self.applications()]
 
 
 # App facts the bootstrap config (examples/vault-bootstrap/chapter.yaml) sets up.

@@ -5,8 +5,8 @@ hvac and devstack itself are imported inside the fixtures that need them.
 
 - `stack` (session): reuses this checkout's healthy `make stack-up` stack
   (`.devstack/`) unless `make demo` runs on it, else starts a private one in a
-  temp dir and stops it at the end of the session. Parts whose binaries are missing are skipped by the
-  fixtures that need them (a failure under CI=true).
+  temp dir and stops it at the end of the session. Parts whose binaries are
+  missing are skipped by the fixtures that need them (a failure under CI=true).
 - `kube_api`, `vault_client`, `pg_dsn`, `kubeseal_path`, `kubectl_path`:
   clients/paths for one part each; `namespace` (function): a fresh namespace,
   deleted at teardown.
@@ -164,3 +164,23 @@ def namespace(kube_api: Any, request: pytest.FixtureRequest) -> Iterator[str]:
         except ApiException as err:
             if err.status != 404:
                 raise
+
+
+@pytest.fixture(scope="session")
+def argocd(stack: Stack) -> Any:
+    """The stack's Argo CD (`devstack.argocd_apps.ArgoCD`), started once if it is not running.
+
+    Redis, the Git server and Argo CD's components join the session's stack (so they stop
+    with it; a shared `.devstack` stack keeps them until `make stack-down`).
+    """
+    require(stack, "kube", "kubectl")
+    from devstack import ComponentFailed
+    from devstack.argocd_apps import ArgoCD
+    from devstack.stack import with_argocd
+
+    try:
+        with_argocd(stack, strict=in_ci())
+    except ComponentFailed as err:
+        pytest.fail(err.report(), pytrace=False)
+    require(stack, "argocd")
+    return ArgoCD(stack.env, stack.kubectl)
