@@ -25,8 +25,12 @@ RUN pip wheel --no-deps --wheel-dir /wheels .
 FROM ${PYTHON_IMAGE}
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+# The project's own wheel is copied (a few hundred KB): layer caches key a RUN on its text,
+# not on what a bind mount holds, so this COPY is what makes a source change reinstall.
+COPY --from=build /wheels/sealkit-*.whl /tmp/
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    pip install --no-index --find-links /wheels "sealkit[controller,vault]" \
+    pip install --no-index --find-links /wheels "$(echo /tmp/sealkit-*.whl)[controller,vault]" \
+    && rm -f /tmp/sealkit-*.whl \
     && groupadd --system --gid 1001 sealkit \
     && useradd --system --uid 1001 --gid 1001 --no-create-home --shell /usr/sbin/nologin sealkit
 USER 1001:1001
