@@ -217,10 +217,11 @@ def stack_servers(
 ) -> list[Component]:
     """Dev + production-like server of each selected flavour, default flavour first.
 
-    A flavour whose binary is absent is reported through `missing` (its part name: an error
-    under --strict), except HashiCorp Vault when SEALKIT_VAULT is unset: its build is optional
-    (docs/devstack.md), so it is only listed in `stack.missing`. When no flavour can start, the
-    `vault` part itself is missing.
+    A flavour SEALKIT_VAULT deselects is listed in `stack.missing` as "not requested" (like
+    parts left out of `parts`). A selected flavour whose binary is absent is reported through
+    `missing` (its part name: an error under --strict), except HashiCorp Vault when SEALKIT_VAULT
+    is unset: its build is optional (docs/devstack.md), so it is only listed in `stack.missing`.
+    When no flavour can start, the `vault` part itself is missing.
     """
     try:
         chosen = selection()
@@ -232,7 +233,8 @@ def stack_servers(
     for flavor in FLAVORS:
         part = part_name(flavor)
         if flavor not in chosen:
-            missing(part, MissingComponent(part, f"not requested for this stack ({SELECT_ENV})"))
+            # Deselected is not absent: never fatal, and incomplete_reason skips it.
+            stack.missing[part] = f"{part}: not requested for this stack ({SELECT_ENV})"
             continue
         try:
             dev = dev_server(flavor, d, name=part)
