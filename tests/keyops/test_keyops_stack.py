@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -106,6 +107,7 @@ def test_retire_refused_in_use_then_reencrypt_retire_restore(kube: Kube, stack: 
         kube.create_sealed(doc)
         wait_for(lambda: value_of(kube, ns, "app") == VALUE, 30, "unsealed")
         wait_for(lambda: usage(app, k1) == 1, 30, "usage 1")
+        time.sleep(1.1)  # NotBefore has second granularity: make the second key newer for sure
         app.keys.force()
         wait_for(lambda: len(app.keyring.entries()) == 2, 60, "second key")
         k2 = app.keyring.latest().fingerprint
