@@ -146,6 +146,11 @@ def test_retire_refused_in_use_then_reencrypt_retire_restore(kube: Kube, stack: 
                 keys=kube.list_secrets(keys, KEY_LABEL))
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "keys import applies a SealedSecret whose template is a key Secret; the merged key-injection "
+    "guard (issue 12, controller/write_guard.py) refuses exactly that write. Needs a design "
+    "decision (an import path the guard allows); `keys import` now fails at once with the "
+    "controller's refusal instead of timing out"))
 def test_export_import_between_two_controllers(kube: Kube, kube_api: Any, stack: Any,
                                                spaces: tuple[str, str],
                                                tmp_path: Path) -> None:
