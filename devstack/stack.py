@@ -368,7 +368,9 @@ def _start(
 
     def missing(part: str, err: MissingComponent) -> None:
         # kubeseal/kubectl are the cluster's tools: only required with `kube`.
-        if strict and (part in parts or "kube" in parts):
+        # A Vault flavour deselected by SEALKIT_VAULT is not missing, even under --strict.
+        deselected = "not requested for this stack" in str(err)
+        if strict and not deselected and (part in parts or "kube" in parts):
             raise err
         stack.missing[part] = str(err)
         _say(f"skipping {part}: {err}", quiet)

@@ -313,6 +313,10 @@ def import_(file: str, wait: float, **opts: Any) -> int:
                 sys.stderr.write(f"imported key {fingerprint_of_secret(got)} "
                                  f"(Secret {ns}/{name})\n")
                 break
+            refused = gw.sealed_status_message(ns, name)
+            if "refusing to write a sealing-key Secret" in refused:
+                # Permanent (issue 12's key-injection guard): waiting cannot help.
+                raise ClusterError(f"the controller refused {ns}/{name}: {refused}")
             if time.monotonic() > deadline:
                 raise ClusterError(f"the controller did not unseal {ns}/{name} within "
                                    f"{wait:g}s (is it sealed for this cluster's certificate?)")

@@ -79,6 +79,21 @@ class KeySecretsGateway:
         path = f"/apis/bitnami.com/v1alpha1/namespaces/{quote(namespace)}/sealedsecrets"
         return dict(json.loads(self._call("POST", path, body=dict(obj))))
 
+    def sealed_status_message(self, namespace: str, name: str) -> str:
+        """The SealedSecret's Synced=False condition message, or "" (none, or not found)."""
+        path = f"/apis/bitnami.com/v1alpha1/namespaces/{quote(namespace)}/sealedsecrets/" \
+               f"{quote(name)}"
+        try:
+            obj = json.loads(self._call("GET", path))
+        except ClusterError as exc:
+            if ": 404" in str(exc):
+                return ""
+            raise
+        for cond in ((obj.get("status") or {}).get("conditions") or []):
+            if cond.get("type") == "Synced" and cond.get("status") == "False":
+                return str(cond.get("message") or "")
+        return ""
+
     def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             return dict(json.loads(self._call(

@@ -74,13 +74,24 @@ def select_key(secrets: Sequence[Mapping[str, Any]], fingerprint: str, *,
 
 
 def newest_active(secrets: Sequence[Mapping[str, Any]]) -> str | None:
-    """Fingerprint of the newest active key (by certificate NotBefore, the default order)."""
+    """Fingerprint of the newest active key, in the controller's default order (KeyRing):
+    certificate NotBefore, then the Secret's creationTimestamp, then its name. NotBefore has
+    second granularity, so two keys made within one second tie on it; without the same
+    tie-breakers this and the controller could disagree on which key /v1/cert.pem serves."""
     active = [s for s in secrets
               if ((s.get("metadata") or {}).get("labels") or {}).get(KEY_LABEL) == "active"
               and fingerprint_of_secret(s)]
     if not active:
         return None
-    return fingerprint_of_secret(max(active, key=_not_before))
+    return fingerprint_of_secret(max(active, key=_controller_order))
+
+
+def _controller_order(secret: Mapping[str, Any]) -> tuple[datetime, str, str]:
+    meta = secret.get("metadata") or {}
+    # RFC 3339 UTC timestamps ("...Z") sort as text; a missing one sorts first, as the
+    # controller's epoch default does.
+    return (_not_before(secret), str(meta.get("creationTimestamp") or ""),
+            str(meta.get("name") or ""))
 
 
 def key_usage_from_metrics(text: str, fingerprint: str) -> int:

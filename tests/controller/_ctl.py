@@ -158,3 +158,40 @@ class Kube:
         obj = self.get_sealed(ns, name)
         conds = ((obj or {}).get("status") or {}).get("conditions") or []
         return conds[0] if conds else None
+
+
+def create_unscheduled_pod(core: Any, namespace: str, name: str) -> None:
+    """A Pod object only (a scheduling gate keeps it off the stack's real node, so no
+    kubelet runs it or overwrites the podIP we set); retried while the namespace's
+    default ServiceAccount does not exist yet (ServiceAccount admission)."""
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+           "spec": {"automountServiceAccountToken": False,
+                    "schedulingGates": [{"name": "sealkit.dev/not-a-real-pod"}],
+                    "containers": [{"name": "controller", "image": "sealkit:test"}]}}
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            core.create_namespaced_pod(namespace, pod)
+            return
+        except ApiException as exc:
+            if exc.status != 403 or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def delete_pod_and_wait(core: Any, namespace: str, name: str, timeout: float = 60.0) -> None:
+    """Delete a Pod and wait until it is gone: a Pod a kubelet ran is only marked for
+    deletion at first, and creating its name again meanwhile is a 409."""
+    with contextlib.suppress(ApiException):
+        core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
+
+    def gone() -> bool:
+        try:
+            core.read_namespaced_pod(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return True
+            raise
+        return False
+
+    wait_for(gone, timeout, f"pod {namespace}/{name} deleted", 0.2)

@@ -31,6 +31,7 @@ from controller.metrics import Metrics
 from sealkit.crypto import b64decode, unseal
 from sealkit.keys import generate_key_and_cert, key_secret_manifest
 from sealkit.scopes import CLUSTER_WIDE_ANNOTATION
+from tests.controller._ctl import create_unscheduled_pod as _create_unscheduled_pod
 
 pytestmark = pytest.mark.stack
 
@@ -98,27 +99,6 @@ def proxied(stack: Any, kube_api: Any, namespace: str, kubeseal_path: str,
                           kubectl_path, metrics)
         finally:
             handle.shutdown()
-
-
-def _create_unscheduled_pod(core: Any, namespace: str, name: str) -> None:
-    """A Pod object only (a scheduling gate keeps it off the stack's real node, so no
-    kubelet runs it or overwrites the podIP we set); retried while the namespace's
-    default ServiceAccount does not exist yet (ServiceAccount admission)."""
-    from kubernetes.client.rest import ApiException
-
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-           "spec": {"automountServiceAccountToken": False,
-                    "schedulingGates": [{"name": "sealkit.dev/not-a-real-pod"}],
-                    "containers": [{"name": "controller", "image": "sealkit:test"}]}}
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            core.create_namespaced_pod(namespace, pod)
-            return
-        except ApiException as exc:
-            if exc.status != 403 or time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
 
 
 def _secret(namespace: str, name: str = "db") -> str:

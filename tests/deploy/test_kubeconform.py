@@ -95,15 +95,20 @@ def test_kubeconform_with_these_schemas_catches_a_misspelt_field(schemas: Path) 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_helm_template_passes_a_server_side_dry_run(
-    schemas: Path, stack: Any, kubectl_path: str, variant: str
+    schemas: Path, stack: Any, kubectl_path: str, variant: str, namespace: str
 ) -> None:
     docs = [d for d in helm_template(values=VARIANTS[variant], tests=True, crds=False)]
     # Tenant namespaces need not exist for a dry run of cluster-scoped objects; namespaced ones
-    # are sent to kube-system (always there) to keep the verdict about the objects themselves.
+    # are sent to this test's fresh namespace to keep the verdict about the objects themselves:
+    # in kube-system a server-side apply merged them into what other installs left there (seen:
+    # a real PDB with minAvailable plus this variant's maxUnavailable, refused as both set).
+    seen: set[tuple[str, str]] = set()
     for d in docs:
-        if d["metadata"].get("namespace") not in (None, "kube-system"):
-            d["metadata"]["namespace"] = "kube-system"
-            d["metadata"]["name"] += "-x"
+        if d["metadata"].get("namespace") is not None:
+            d["metadata"]["namespace"] = namespace
+            if (d["kind"], d["metadata"]["name"]) in seen:  # the same name from two namespaces
+                d["metadata"]["name"] += f"-x{len(seen)}"
+            seen.add((d["kind"], d["metadata"]["name"]))
     proc = _kubectl(kubectl_path, stack.kubeconfig, "apply", "--server-side", "--dry-run=server",
                     "--field-manager=sealkit-tests", "--force-conflicts", "-f", "-",
                     stdin=yaml.safe_dump_all(docs))

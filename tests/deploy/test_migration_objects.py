@@ -62,8 +62,10 @@ def _can_do_its_job(kube: Kube, namespace: str, sa: str, *, sealkit: bool = True
 def clean(stack_kube: Kube, namespace: str) -> Iterator[Kube]:
     kube = stack_kube
     for name in ("secrets-unsealer", UPSTREAM):
-        if kube.exists("clusterrole", name) or kube.exists("clusterrolebinding", name):
-            pytest.fail(f"cluster-scoped {name} exists already (another install on this stack?)")
+        for kind in ("clusterrole", "clusterrolebinding"):
+            if kube.exists(kind, name) and not _remove_if_orphaned(kube, kind, name):
+                pytest.fail(f"cluster-scoped {name} exists already (another install on this "
+                            "stack?)")
     try:
         yield kube
     finally:
@@ -71,6 +73,27 @@ def clean(stack_kube: Kube, namespace: str) -> Iterator[Kube]:
             kube.helm("uninstall", release, "-n", namespace, "--wait", check=False)
         kube.kubectl("delete", "--ignore-not-found", "clusterrole,clusterrolebinding",
                      _unsealer(namespace), check=False)
+        # Upstream's default cluster-scoped names were absent at the start, so they are ours:
+        # gone even when `helm uninstall` failed, so the next test starts clean.
+        for kind, name in (("clusterrole", "secrets-unsealer"), ("clusterrolebinding", UPSTREAM),
+                           ("clusterrole", UPSTREAM), ("clusterrolebinding", "secrets-unsealer")):
+            kube.kubectl("delete", "--ignore-not-found", kind, name, check=False)
+
+
+def _remove_if_orphaned(kube: Kube, kind: str, name: str) -> bool:
+    """Delete a cluster-scoped object an earlier, interrupted run of these tests left: its Helm
+    release lived in a test namespace (`t-...`) that is gone now. Anything else is another
+    live install: kept (False)."""
+    item = json.loads(kube.kubectl("get", kind, name, "-o", "json").stdout)
+    release_ns = (item["metadata"].get("annotations") or {}).get(
+        "meta.helm.sh/release-namespace", "")
+    if not release_ns.startswith("t-"):
+        return False
+    got = kube.kubectl("get", "namespace", release_ns, "-o", "json", check=False)
+    if got.returncode == 0 and not json.loads(got.stdout)["metadata"].get("deletionTimestamp"):
+        return False
+    kube.kubectl("delete", "--ignore-not-found", kind, name)
+    return True
 
 
 def _unsealer(namespace: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -106,6 +107,7 @@ def test_retire_refused_in_use_then_reencrypt_retire_restore(kube: Kube, stack: 
         kube.create_sealed(doc)
         wait_for(lambda: value_of(kube, ns, "app") == VALUE, 30, "unsealed")
         wait_for(lambda: usage(app, k1) == 1, 30, "usage 1")
+        time.sleep(1.1)  # NotBefore has second granularity: make the second key newer for sure
         app.keys.force()
         wait_for(lambda: len(app.keyring.entries()) == 2, 60, "second key")
         k2 = app.keyring.latest().fingerprint
@@ -144,6 +146,11 @@ def test_retire_refused_in_use_then_reencrypt_retire_restore(kube: Kube, stack: 
                 keys=kube.list_secrets(keys, KEY_LABEL))
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "keys import applies a SealedSecret whose template is a key Secret; the merged key-injection "
+    "guard (issue 12, controller/write_guard.py) refuses exactly that write. Needs a design "
+    "decision (an import path the guard allows); `keys import` now fails at once with the "
+    "controller's refusal instead of timing out"))
 def test_export_import_between_two_controllers(kube: Kube, kube_api: Any, stack: Any,
                                                spaces: tuple[str, str],
                                                tmp_path: Path) -> None:

@@ -65,3 +65,26 @@ def test_relabel_round_trip(keys: list[tuple[dict[str, Any], str]]) -> None:
     back = relabel(retired, "active")
     assert back["metadata"].get("annotations") is None
     assert back["metadata"]["labels"] == s["metadata"]["labels"]
+
+
+def test_newest_breaks_a_notbefore_tie_as_the_controller_does() -> None:
+    """Two keys made within one second share NotBefore (second granularity): the CLI must
+    pick the key the controller's KeyRing serves, by creationTimestamp, then name."""
+    from controller.keyring import KeyRing, entry_from_secret
+
+    now = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    made = []
+    for name, created in (("sealed-secrets-keyzz", "2026-01-02T03:04:05Z"),
+                          ("sealed-secrets-keyaa", "2026-01-02T03:04:06Z"),
+                          ("sealed-secrets-keybb", "2026-01-02T03:04:06Z")):
+        key, cert = generate_key_and_cert(2048, now=now)
+        s = key_secret_manifest(key, cert, name=name)
+        s["metadata"]["creationTimestamp"] = created
+        made.append((s, fingerprint(key.public_key())))
+    for order in (made, made[::-1], [made[1], made[0], made[2]]):
+        ring = KeyRing()
+        for s, _ in order:
+            ring.add(entry_from_secret(s))
+        served = ring.latest()
+        assert served is not None
+        assert newest_active([s for s, _ in order]) == served.fingerprint == made[2][1]

@@ -120,7 +120,12 @@ def controller_behind_proxy(kind: str, stack: Any, kube_api: Any, workdir: Path,
     from kubernetes import client
 
     from devstack.netns import require_private_host
-    from tests.controller._ctl import ensure_crd, wait_for
+    from tests.controller._ctl import (
+        create_unscheduled_pod,
+        delete_pod_and_wait,
+        ensure_crd,
+        wait_for,
+    )
 
     ensure_crd(kube_api)
     core = client.CoreV1Api(kube_api)
@@ -139,14 +144,14 @@ def controller_behind_proxy(kind: str, stack: Any, kube_api: Any, workdir: Path,
         pod = f"{SERVICE}-0"
         try:
             forwarded = host.forward(port)
-            for fn, name in ((core.delete_namespaced_pod, pod),
-                             (core.delete_namespaced_service, SERVICE),
+            delete_pod_and_wait(core, NS, pod)
+            for fn, name in ((core.delete_namespaced_service, SERVICE),
                              (core.delete_namespaced_endpoints, SERVICE)):
                 _delete(fn, name, NS)
-            core.create_namespaced_pod(NS, {
-                "apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod},
-                "spec": {"automountServiceAccountToken": False,
-                         "containers": [{"name": "controller", "image": "sealkit:test"}]}})
+            # Gated: on the stack's real node a scheduled placeholder would be run by the
+            # kubelet (its podIP overwritten, the proxy's target gone) and its deletion
+            # graceful, so the next fixture's create of the same name gets a 409.
+            create_unscheduled_pod(core, NS, pod)
             core.patch_namespaced_pod_status(pod, NS, {
                 "status": {"podIP": host.pod_ip, "podIPs": [{"ip": host.pod_ip}]}})
             core.create_namespaced_service(NS, {
@@ -177,8 +182,8 @@ def controller_behind_proxy(kind: str, stack: Any, kube_api: Any, workdir: Path,
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-            for fn, name in ((core.delete_namespaced_pod, pod),
-                             (core.delete_namespaced_service, SERVICE),
+            delete_pod_and_wait(core, NS, pod)
+            for fn, name in ((core.delete_namespaced_service, SERVICE),
                              (core.delete_namespaced_endpoints, SERVICE)):
                 _delete(fn, name, NS)
 
