@@ -402,14 +402,16 @@ def start(
     for relay in relays:
         ready(relay)
     ready(containerd)
-    for name, secs in images.import_archives(containerd.socket, archives):
-        say(f"imported {name} into the node ({secs:.1f}s)")
-    say(f"images ready in {time.monotonic() - t0:.1f}s")
+    # The kubelet registers the node while the images import; no pod is created
+    # before the add-ons below, which come after the imports.
     make_cgroup_root(layout.cgroup_root)
     kubelet = Kubelet(node_dir, holder_pid, layout, certs, (url, str(ca_file), admin))
     proxy = KubeProxy(node_dir, holder_pid, layout)
     launch(kubelet)
     launch(proxy)
+    for name, secs in images.import_archives(containerd.socket, archives):
+        say(f"imported {name} into the node ({secs:.1f}s)")
+    say(f"images ready in {time.monotonic() - t0:.1f}s")
     ready(scheduler)
     kubectl = binaries.kubectl()
     addons.apply(
