@@ -255,8 +255,8 @@ class KeyManager:
                     if self.backup.pending:  # never a second key while one waits
                         raise self.backup.pending_error()
                 if self.needs_key() or self._force.is_set():
-                    self._force.clear()
                     self.generate()
+                    self._force.clear()  # only now: a forced key that failed is retried
                 backoff = 1.0
                 due = self.next_renewal()
                 wait = 3600.0 if due is None else (due - datetime.now(UTC)).total_seconds()
@@ -268,6 +268,9 @@ class KeyManager:
                 self._wake.wait(min(max(wait, 0.05), 3600.0))
                 self._wake.clear()
             except (ApiError, ValueError, RuntimeError) as exc:
+                # Expected, transient or operator-fixable (apiserver, Vault transit, pending
+                # backup, bad Secret): retried. Anything else is a bug and ends the thread, which
+                # the supervisor turns into failing probes and a process exit.
                 msg = exc.message if isinstance(exc, ApiError) else str(exc)
                 _LOG.error("key generation failed: %s; retrying in %.0fs", msg, backoff)
                 self._stop.wait(backoff)

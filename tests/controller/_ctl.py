@@ -78,6 +78,35 @@ def controller_args(kubeconfig: str, key_ns: str, watch: list[str], *extra: str)
             *extra]
 
 
+FOREIGN_CONTROLLER_LABELS = ("app.kubernetes.io/name=sealed-secrets-controller",
+                             "app.kubernetes.io/name=sealed-secrets")
+
+
+def require_no_cluster_wide_controller(kubeconfig: str) -> None:
+    """Fail at once if a controller pod (deploy/, the Helm chart, upstream's chart) runs on the
+    stack. It watches every namespace with its own keys, so it races the in-process controller
+    of these tests on their SealedSecrets and writes "no key could decrypt secret (...)" into
+    their status (seen on a shared stack that still ran a deployed controller)."""
+    from kubernetes import config
+
+    api = config.new_client_from_config(config_file=kubeconfig)
+    try:
+        core = client.CoreV1Api(api)
+        running = sorted(
+            f"{p.metadata.namespace}/{p.metadata.name}"
+            for selector in FOREIGN_CONTROLLER_LABELS
+            for p in core.list_pod_for_all_namespaces(label_selector=selector).items
+            if not p.metadata.deletion_timestamp and p.status.phase in ("Pending", "Running"))
+    finally:
+        api.close()
+    if running:
+        import pytest
+
+        pytest.fail(f"a cluster-wide controller runs on this stack ({', '.join(running)}): it "
+                    "would race this test's controller; remove it first",
+                    pytrace=False)
+
+
 @contextlib.contextmanager
 def running_controller(kubeconfig: str, key_ns: str, watch: list[str],
                        *extra: str) -> Iterator[Any]:
@@ -85,6 +114,7 @@ def running_controller(kubeconfig: str, key_ns: str, watch: list[str],
     from controller.config import ControllerConfig
     from controller.main import App
 
+    require_no_cluster_wide_controller(kubeconfig)
     app = App(ControllerConfig.from_argv(controller_args(kubeconfig, key_ns, watch, *extra)))
     app.start()
     try:

@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _ctl import Kube, controller_args, ensure_crd, temp_namespace, wait_for
+from _ctl import (
+    Kube,
+    controller_args,
+    ensure_crd,
+    require_no_cluster_wide_controller,
+    temp_namespace,
+    wait_for,
+)
 
 from sealkit.model import seal_secret
 
@@ -37,6 +44,7 @@ def forms(value: str) -> set[str]:
 def test_no_secret_value_anywhere(kube_api: Any, stack: Any, namespace: str,
                                   tmp_path: Path) -> None:
     ensure_crd(kube_api)
+    require_no_cluster_wide_controller(stack.kubeconfig)
     kube = Kube(kube_api)
     ns = namespace
     with temp_namespace(kube_api, "t-ctl-k") as keys:

@@ -38,8 +38,23 @@ def test_key_manager_death_fails_probes_and_ends_the_process(
         assert _status(app.api.url, "/healthz") == 200
         assert _status(app.api.url, "/readyz") == 200
 
+        # A transient key error (Vault transit down, backup pending: RuntimeError subclasses,
+        # or an ApiError) is retried with backoff: the thread lives and the probes stay 200.
+        calls: list[str] = []
+
+        def transient(*_a: Any, **_k: Any) -> None:
+            calls.append("transient")
+            raise RuntimeError("injected: Vault unreachable")
+
+        app.keys.generate = transient
+        app.keys.force()
+        wait_for(lambda: len(calls) >= 2, 15, "the transient key error retried")
+        assert app.supervisor.healthy(), app.supervisor.dead()
+        assert _status(app.api.url, "/healthz") == 200
+
         def broken(*_a: Any, **_k: Any) -> None:
-            raise RuntimeError("injected: key loading bug")
+            calls.append("bug")
+            raise AttributeError("injected: key loading bug")
 
         app.keys.generate = broken
         app.keys.force()  # the key-manager thread now dies on an unexpected exception
