@@ -52,9 +52,16 @@ def free_port() -> int:
 
 
 def secret(name: str, ns: str, i: int) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": ns},
-            "stringData": {"username": f"user-{i}", "password": f"pw-{i:08d}-xxxxxxxx",
-                           "url": f"postgres://db-{i}.example:5432/app"}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": ns},
+        "stringData": {
+            "username": f"user-{i}",
+            "password": f"pw-{i:08d}-xxxxxxxx",
+            "url": f"postgres://db-{i}.example:5432/app",
+        },
+    }
 
 
 def entry(bits: int = 4096, days_old: int = 0) -> Any:
@@ -94,13 +101,33 @@ class Controller:
         env = {k: v for k, v in os.environ.items() if k != "KUBERNETES_SERVICE_HOST"}
         self.log = log.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "controller.main", "--kubeconfig", kubeconfig,
-             "--namespace", key_ns, "--all-namespaces=false", "--additional-namespaces", ns,
-             "--listen-addr", f"127.0.0.1:{self.port}",
-             "--listen-metrics-addr", f"127.0.0.1:{self.mport}", "--leader-elect=false",
-             "--kubeclient-qps", "0", "--log-level", "WARN"],
-            cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "controller.main",
+                "--kubeconfig",
+                kubeconfig,
+                "--namespace",
+                key_ns,
+                "--all-namespaces=false",
+                "--additional-namespaces",
+                ns,
+                "--listen-addr",
+                f"127.0.0.1:{self.port}",
+                "--listen-metrics-addr",
+                f"127.0.0.1:{self.mport}",
+                "--leader-elect=false",
+                "--kubeclient-qps",
+                "0",
+                "--log-level",
+                "WARN",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def wait_ready(self, timeout: float = 120) -> None:
         import urllib.request
@@ -135,8 +162,10 @@ def install_crd(gw: RealKubeGateway) -> None:
             raise
     for _ in range(300):
         got = gw.request("GET", f"{path}/sealedsecrets.bitnami.com")
-        if any(c["type"] == "Established" and c["status"] == "True"
-               for c in (got.get("status") or {}).get("conditions") or []):
+        if any(
+            c["type"] == "Established" and c["status"] == "True"
+            for c in (got.get("status") or {}).get("conditions") or []
+        ):
             return
         time.sleep(0.1)
     raise RuntimeError("CRD not established")
@@ -151,8 +180,9 @@ def count_secrets_until(gw: RealKubeGateway, ns: str, n: int, timeout: float) ->
     deadline = time.monotonic() + timeout
     count = 0
     while time.monotonic() < deadline:
-        page = gw.request("GET", f"/api/v1/namespaces/{ns}/secrets",
-                          query=[("limit", 1)], limit=False)
+        page = gw.request(
+            "GET", f"/api/v1/namespaces/{ns}/secrets", query=[("limit", 1)], limit=False
+        )
         items = page.get("items") or []
         count = len(items) + int((page.get("metadata") or {}).get("remainingItemCount") or 0)
         if count >= n:
@@ -161,8 +191,9 @@ def count_secrets_until(gw: RealKubeGateway, ns: str, n: int, timeout: float) ->
     raise RuntimeError(f"only {count} of {n} Secrets after {timeout}s")
 
 
-def bench_throughput(kubeconfig: str, n: int, work: Path,
-                     server_pids: list[int] | None = None) -> dict[str, float]:
+def bench_throughput(
+    kubeconfig: str, n: int, work: Path, server_pids: list[int] | None = None
+) -> dict[str, float]:
     from kubernetes import config
 
     api = config.new_client_from_config(config_file=kubeconfig)
@@ -177,14 +208,18 @@ def bench_throughput(kubeconfig: str, n: int, work: Path,
     gw.create_secret("keys", manifest)
 
     # floor (a): the same client creating n Secrets directly
-    t_direct = parallel(lambda i: gw.create_secret("floor", secret(f"s{i}", "floor", i)),
-                        list(range(n)))
+    t_direct = parallel(
+        lambda i: gw.create_secret("floor", secret(f"s{i}", "floor", i)), list(range(n))
+    )
     # floor (b): 3n raw RSA-OAEP decryptions over all cores
     oaep = padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=b"x")
     blob = ent.public_key.encrypt(os.urandom(32), oaep)
     cpu0 = time.process_time()
-    t_rsa = parallel(lambda _: ent.private_key.decrypt(blob, oaep), list(range(3 * n)),
-                     threads=os.cpu_count() or 1)
+    t_rsa = parallel(
+        lambda _: ent.private_key.decrypt(blob, oaep),
+        list(range(3 * n)),
+        threads=os.cpu_count() or 1,
+    )
     t_rsa_cpu = time.process_time() - cpu0
     floor = max(t_direct, t_rsa)
 
@@ -196,8 +231,9 @@ def bench_throughput(kubeconfig: str, n: int, work: Path,
         ctl0 = cpu_s(ctl.proc.pid)
         t0 = time.monotonic()
         done: list[float] = []
-        watcher = threading.Thread(target=lambda: done.append(
-            count_secrets_until(gw, "app", n, 900)), daemon=True)
+        watcher = threading.Thread(
+            target=lambda: done.append(count_secrets_until(gw, "app", n, 900)), daemon=True
+        )
         watcher.start()
         t_create = parallel(lambda o: gw.request("POST", sealed_path("app"), body=o), sealed)
         watcher.join()
@@ -208,10 +244,19 @@ def bench_throughput(kubeconfig: str, n: int, work: Path,
     finally:
         ctl.stop()
     api.close()
-    return {"n": n, "direct_create_s": t_direct, "rsa_floor_s": t_rsa, "floor_s": floor,
-            "sealed_create_s": t_create, "controller_s": total, "ratio": total / floor,
-            "rss_mb_after": rss, "controller_cpu_s": ctl_cpu,
-            "apiserver_etcd_cpu_s": server_cpu, "rsa_cpu_s": t_rsa_cpu}
+    return {
+        "n": n,
+        "direct_create_s": t_direct,
+        "rsa_floor_s": t_rsa,
+        "floor_s": floor,
+        "sealed_create_s": t_create,
+        "controller_s": total,
+        "ratio": total / floor,
+        "rss_mb_after": rss,
+        "controller_cpu_s": ctl_cpu,
+        "apiserver_etcd_cpu_s": server_cpu,
+        "rsa_cpu_s": t_rsa_cpu,
+    }
 
 
 def bench_keys(rounds: int) -> list[dict[str, float]]:
@@ -230,8 +275,13 @@ def bench_keys(rounds: int) -> list[dict[str, float]]:
             t0 = time.perf_counter()
             plan_reconcile(obj, None, ring, hint=plan.opened_by)
             warm.append(time.perf_counter() - t0)
-        out.append({"keys": count, "hinted_ms": statistics.median(warm) * 1e3,
-                    "unhinted_ms": statistics.median(cold) * 1e3})
+        out.append(
+            {
+                "keys": count,
+                "hinted_ms": statistics.median(warm) * 1e3,
+                "unhinted_ms": statistics.median(cold) * 1e3,
+            }
+        )
     return out
 
 
@@ -260,8 +310,9 @@ def bench_rss(kubeconfig: str, m: int, work: Path) -> dict[str, float]:
         gw.request("POST", sealed_path("rss"), body=obj)
 
     t_fill = parallel(make, list(range(m)))
-    print(f"memory: {m} SealedSecrets created in {t_fill:.0f}s; starting the controller",
-          flush=True)
+    print(
+        f"memory: {m} SealedSecrets created in {t_fill:.0f}s; starting the controller", flush=True
+    )
     ctl = Controller(kubeconfig, "rsskeys", "rss", work / "controller-rss.log")
     try:
         ctl.wait_ready(300)
@@ -290,28 +341,38 @@ def main() -> int:
     results: dict[str, Any] = {"cpus": os.cpu_count()}
     results["keys"] = [] if args.skip_keys else bench_keys(args.key_rounds)
     for row in results["keys"]:
-        print(f"keys={row['keys']:2d}  unseal with hint {row['hinted_ms']:.1f} ms   "
-              f"without hint (oldest key) {row['unhinted_ms']:.1f} ms", flush=True)
+        print(
+            f"keys={row['keys']:2d}  unseal with hint {row['hinted_ms']:.1f} ms   "
+            f"without hint (oldest key) {row['unhinted_ms']:.1f} ms",
+            flush=True,
+        )
     stack = None
     if not (args.skip_throughput and args.skip_rss):
         stack = devstack.up(work / "stack", parts=("kube",), quiet=True)
     try:
         if stack is not None and not args.skip_throughput:
-            pids = [r.pid for name, r in stack.processes.items()
-                    if name in ("etcd", "kube-apiserver")]
+            pids = [
+                r.pid for name, r in stack.processes.items() if name in ("etcd", "kube-apiserver")
+            ]
             t = bench_throughput(stack.kubeconfig, args.n, work, pids)
             results["throughput"] = t
-            print(f"throughput: {t['n']} SealedSecrets -> Secrets in {t['controller_s']:.1f}s; "
-                  f"floor {t['floor_s']:.1f}s (direct creates {t['direct_create_s']:.1f}s, "
-                  f"{3 * t['n']} RSA-4096 decryptions {t['rsa_floor_s']:.1f}s) -> "
-                  f"ratio {t['ratio']:.2f}x (target <= 1.5x); CPU: controller "
-                  f"{t['controller_cpu_s']:.1f}s, apiserver+etcd {t['apiserver_etcd_cpu_s']:.1f}s, "
-                  f"raw RSA {t['rsa_cpu_s']:.1f}s", flush=True)
+            print(
+                f"throughput: {t['n']} SealedSecrets -> Secrets in {t['controller_s']:.1f}s; "
+                f"floor {t['floor_s']:.1f}s (direct creates {t['direct_create_s']:.1f}s, "
+                f"{3 * t['n']} RSA-4096 decryptions {t['rsa_floor_s']:.1f}s) -> "
+                f"ratio {t['ratio']:.2f}x (target <= 1.5x); CPU: controller "
+                f"{t['controller_cpu_s']:.1f}s, apiserver+etcd {t['apiserver_etcd_cpu_s']:.1f}s, "
+                f"raw RSA {t['rsa_cpu_s']:.1f}s",
+                flush=True,
+            )
         if stack is not None and not args.skip_rss:
             r = bench_rss(stack.kubeconfig, args.rss_n, work)
             results["rss"] = r
-            print(f"memory: {r['m']} SealedSecrets (+{r['m']} Secrets) -> RSS {r['rss_mb']:.0f} "
-                  "MB (target <= 150 MB)", flush=True)
+            print(
+                f"memory: {r['m']} SealedSecrets (+{r['m']} Secrets) -> RSS {r['rss_mb']:.0f} "
+                "MB (target <= 150 MB)",
+                flush=True,
+            )
     finally:
         if stack is not None:
             stack.stop()

@@ -55,8 +55,12 @@ SERVER = textwrap.dedent("""
 
 class Server:
     def __init__(self, src: str, rate: float = 1e6) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-c", SERVER, src, str(rate)],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", SERVER, src, str(rate)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert self.proc.stdout is not None
         self.port = int(self.proc.stdout.readline())
         lines = []
@@ -96,10 +100,10 @@ class Server:
             self.proc.wait()
 
 
-def exchange(port: int, payload: bytes, source: str = "127.0.0.1",
-             timeout: float = 120.0) -> str:
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout,
-                                  source_address=(source, 0)) as sock:
+def exchange(port: int, payload: bytes, source: str = "127.0.0.1", timeout: float = 120.0) -> str:
+    with socket.create_connection(
+        ("127.0.0.1", port), timeout=timeout, source_address=(source, 0)
+    ) as sock:
         try:
             sock.sendall(payload)
             sock.shutdown(socket.SHUT_WR)
@@ -119,8 +123,10 @@ def exchange(port: int, payload: bytes, source: str = "127.0.0.1",
 
 
 def post(path: str, body: bytes) -> bytes:
-    return (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
-            "Connection: close\r\n\r\n").encode() + body
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode() + body
 
 
 def measure(server: Server, label: str, case: str, fn: object) -> None:
@@ -128,18 +134,32 @@ def measure(server: Server, label: str, case: str, fn: object) -> None:
     base_rss, cpu0, t0 = server.rss(), server.cpu(), time.monotonic()
     answers = fn()  # type: ignore[operator]
     wall = time.monotonic() - t0
-    print(json.dumps({"label": label, "case": case, "cpu_s": round(server.cpu() - cpu0, 2),
-                      "peak_rss_growth_mb": round((server.peak() - base_rss) / 1024, 1),
-                      "rss_after_mb": round(server.rss() / 1024, 1), "wall_s": round(wall, 2),
-                      "answers": answers}), flush=True)
+    print(
+        json.dumps(
+            {
+                "label": label,
+                "case": case,
+                "cpu_s": round(server.cpu() - cpu0, 2),
+                "peak_rss_growth_mb": round((server.peak() - base_rss) / 1024, 1),
+                "rss_after_mb": round(server.rss() / 1024, 1),
+                "wall_s": round(wall, 2),
+                "answers": answers,
+            }
+        ),
+        flush=True,
+    )
 
 
 def sealed_body(cert: str, values: int) -> bytes:
     from sealkit.certs import load_public_key
     from sealkit.model import seal_secret
 
-    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "a"},
-              "stringData": {f"k{i}": f"v{i}" for i in range(values)}}
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "db", "namespace": "a"},
+        "stringData": {f"k{i}": f"v{i}" for i in range(values)},
+    }
     return json.dumps(seal_secret(secret, load_public_key(cert.encode()))).encode()
 
 
@@ -157,8 +177,16 @@ def main() -> None:
         server = Server(args.src, rate)
         try:
             if name == "idle":
-                print(json.dumps({"label": args.label, "case": "idle",
-                                  "rss_mb": round(server.rss() / 1024, 1)}), flush=True)
+                print(
+                    json.dumps(
+                        {
+                            "label": args.label,
+                            "case": "idle",
+                            "rss_mb": round(server.rss() / 1024, 1),
+                        }
+                    ),
+                    flush=True,
+                )
             else:
                 measure(server, args.label, name, lambda: run(server))  # type: ignore[operator]
         finally:
@@ -166,8 +194,10 @@ def main() -> None:
 
     def three(s: Server) -> list[str]:
         out: list[str] = []
-        threads = [threading.Thread(target=lambda: out.append(
-            exchange(s.port, post("/v1/verify", bomb)))) for _ in range(3)]
+        threads = [
+            threading.Thread(target=lambda: out.append(exchange(s.port, post("/v1/verify", bomb))))
+            for _ in range(3)
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -181,8 +211,9 @@ def main() -> None:
     def slowloris(s: Server) -> dict[str, object]:
         held = []
         for _ in range(140):
-            c = socket.create_connection(("127.0.0.1", s.port), timeout=5,
-                                         source_address=("127.0.0.2", 0))
+            c = socket.create_connection(
+                ("127.0.0.1", s.port), timeout=5, source_address=("127.0.0.2", 0)
+            )
             c.sendall(b"GET /healthz HTTP/1.1\r\n")
             held.append(c)
         time.sleep(0.5)
@@ -201,11 +232,12 @@ def main() -> None:
             body = bytearray(rng.choice(seeds))
             for _ in range(rng.randint(0, 4)):
                 pos = rng.randrange(len(body))
-                body[pos:pos + rng.randint(0, 30)] = rng.choice(
-                    [b"{", b"]", b"\"", b"\\ud800", b"", b"[" * 40,
-                     bytes([rng.randrange(256)])])
-            code = exchange(s.port, post(rng.choice(["/v1/verify", "/v1/rotate"]),
-                                         bytes(body)), timeout=10)
+                body[pos : pos + rng.randint(0, 30)] = rng.choice(
+                    [b"{", b"]", b'"', b"\\ud800", b"", b"[" * 40, bytes([rng.randrange(256)])]
+                )
+            code = exchange(
+                s.port, post(rng.choice(["/v1/verify", "/v1/rotate"]), bytes(body)), timeout=10
+            )
             codes[code] = codes.get(code, 0) + 1
         time.sleep(5)  # settle: the steady RSS is read after the storm
         return codes
@@ -214,11 +246,18 @@ def main() -> None:
     case("yaml_bomb_1MB", lambda s: [exchange(s.port, post("/v1/verify", bomb))])
     case("yaml_bomb_1MB_x3_concurrent", three)
     case("chunk_size_-1_then_20MiB", negative_chunk)
-    case("verify_1451_values", lambda s: [
-        exchange(s.port, post("/v1/verify", sealed_body(s.cert, 1451)))])
-    case("verify_1451_values_then_small_default_rate_limit", lambda s: [
-        exchange(s.port, post("/v1/verify", sealed_body(s.cert, 1451))),
-        exchange(s.port, post("/v1/verify", sealed_body(s.cert, 1)))], rate=2)
+    case(
+        "verify_1451_values",
+        lambda s: [exchange(s.port, post("/v1/verify", sealed_body(s.cert, 1451)))],
+    )
+    case(
+        "verify_1451_values_then_small_default_rate_limit",
+        lambda s: [
+            exchange(s.port, post("/v1/verify", sealed_body(s.cert, 1451))),
+            exchange(s.port, post("/v1/verify", sealed_body(s.cert, 1))),
+        ],
+        rate=2,
+    )
     case("slowloris_140_from_one_client", slowloris)
     case(f"storm_{args.storm}_mutated_requests", storm)
 

@@ -52,28 +52,55 @@ def _run(argv: list[str], stdin: str | None = None) -> str:
 
 def _ready(kubectl: list[str], namespace: str, want: int) -> bool:
     pods = json.loads(_run([*kubectl, "get", "pods", "-n", namespace, "-o", "json"]))["items"]
-    ready = [p for p in pods if any(c["type"] == "Ready" and c["status"] == "True"
-                                    for c in p.get("status", {}).get("conditions", []))]
+    ready = [
+        p
+        for p in pods
+        if any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in p.get("status", {}).get("conditions", [])
+        )
+    ]
     return len(ready) >= want
 
 
-def one_round(helm: str, kubectl: list[str], kubeconfig: str, chart: str,
-              values: dict[str, Any], want: int) -> float:
+def one_round(
+    helm: str, kubectl: list[str], kubeconfig: str, chart: str, values: dict[str, Any], want: int
+) -> float:
     ns = f"bench-helm-{uuid.uuid4().hex[:6]}"
     _run([*kubectl, "create", "namespace", ns])
     values = {**values, "additionalNamespaces": [ns]}
     try:
         start = time.monotonic()
-        _run([helm, "--kubeconfig", kubeconfig, "install", "r", chart, "-n", ns, "--wait",
-              "--timeout", "5m", "-f", "-"], stdin=yaml.safe_dump(values))
+        _run(
+            [
+                helm,
+                "--kubeconfig",
+                kubeconfig,
+                "install",
+                "r",
+                chart,
+                "-n",
+                ns,
+                "--wait",
+                "--timeout",
+                "5m",
+                "-f",
+                "-",
+            ],
+            stdin=yaml.safe_dump(values),
+        )
         while not _ready(kubectl, ns, want):
             time.sleep(0.1)
         return time.monotonic() - start
     finally:
-        subprocess.run([helm, "--kubeconfig", kubeconfig, "uninstall", "r", "-n", ns, "--wait"],
-                       capture_output=True, timeout=600)
-        subprocess.run([*kubectl, "delete", "namespace", ns, "--wait=false"],
-                       capture_output=True, timeout=120)
+        subprocess.run(
+            [helm, "--kubeconfig", kubeconfig, "uninstall", "r", "-n", ns, "--wait"],
+            capture_output=True,
+            timeout=600,
+        )
+        subprocess.run(
+            [*kubectl, "delete", "namespace", ns, "--wait=false"], capture_output=True, timeout=120
+        )
 
 
 def image_sizes(archive: Path) -> tuple[int, int]:
@@ -109,24 +136,37 @@ def main() -> None:
     helm = str(binaries.cache_dir() / f"helm-{binaries._pinned('HELM_VERSION')}" / "helm")
     kubectl = [binaries.kubectl(), "--kubeconfig", args.kubeconfig]
     runs = {
-        "sealkit chart (2 replicas)": (str(ROOT / "charts" / "sealkit"),
-                                       {"image": _image_values(args.sealkit_image),
-                                        "fullnameOverride": ""}, 2),
-        "upstream chart (1 replica)": (args.upstream_chart,
-                                       {"image": _image_values(args.upstream_image)}, 1),
+        "sealkit chart (2 replicas)": (
+            str(ROOT / "charts" / "sealkit"),
+            {"image": _image_values(args.sealkit_image), "fullnameOverride": ""},
+            2,
+        ),
+        "upstream chart (1 replica)": (
+            args.upstream_chart,
+            {"image": _image_values(args.upstream_image)},
+            1,
+        ),
     }
     print("helm install --wait to all pods Ready (s)")
     for label, (chart, values, want) in runs.items():
-        times = [one_round(helm, kubectl, args.kubeconfig, chart, values, want)
-                 for _ in range(args.rounds)]
-        print(f"  {label:28s} median {statistics.median(times):6.2f}  "
-              f"all {' '.join(f'{t:.2f}' for t in times)}")
-    for label, archive in (("sealkit", args.sealkit_archive),
-                           ("upstream controller", args.upstream_archive)):
+        times = [
+            one_round(helm, kubectl, args.kubeconfig, chart, values, want)
+            for _ in range(args.rounds)
+        ]
+        print(
+            f"  {label:28s} median {statistics.median(times):6.2f}  "
+            f"all {' '.join(f'{t:.2f}' for t in times)}"
+        )
+    for label, archive in (
+        ("sealkit", args.sealkit_archive),
+        ("upstream controller", args.upstream_archive),
+    ):
         if archive:
             packed, unpacked = image_sizes(archive)
-            print(f"image {label:20s} archive {packed / 2**20:7.1f} MiB  "
-                  f"layers uncompressed {unpacked / 2**20:7.1f} MiB")
+            print(
+                f"image {label:20s} archive {packed / 2**20:7.1f} MiB  "
+                f"layers uncompressed {unpacked / 2**20:7.1f} MiB"
+            )
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "tests" / "controller"))
 def load_env(path: Path) -> None:
     for line in path.read_text().splitlines():
         if line.startswith("export "):
-            name, _, value = line[len("export "):].partition("=")
+            name, _, value = line[len("export ") :].partition("=")
             os.environ[name] = shlex.split(value)[0] if value else ""
 
 
@@ -68,8 +68,9 @@ def main() -> int:
             key, cert = generate_key_and_cert(args.bits)
             manifest = key_secret_manifest(key, cert, namespace=plain_ns, name=f"k{i:02d}")
             core.create_namespaced_secret(plain_ns, manifest)
-            wrapped = wrapper.wrap({**manifest, "metadata": {**manifest["metadata"],
-                                                             "namespace": wrapped_ns}})
+            wrapped = wrapper.wrap(
+                {**manifest, "metadata": {**manifest["metadata"], "namespace": wrapped_ns}}
+            )
             core.create_namespaced_secret(wrapped_ns, wrapped)
         times: dict[str, list[float]] = {"plain": [], "wrapped": []}
         for _ in range(args.rounds):
@@ -90,12 +91,17 @@ def main() -> int:
             core.delete_namespace(ns)
         vault.sys.disable_secrets_engine(path=mount)
     load1 = os.getloadavg()[0]
-    result = {"keys": args.keys, "bits": args.bits, "rounds": args.rounds,
-              "load_avg_1m_before": round(load0, 2), "load_avg_1m_after": round(load1, 2),
-              "plain_start_s_median": round(statistics.median(times["plain"]), 3),
-              "wrapped_start_s_median": round(statistics.median(times["wrapped"]), 3),
-              "plain_start_s": [round(t, 3) for t in times["plain"]],
-              "wrapped_start_s": [round(t, 3) for t in times["wrapped"]]}
+    result = {
+        "keys": args.keys,
+        "bits": args.bits,
+        "rounds": args.rounds,
+        "load_avg_1m_before": round(load0, 2),
+        "load_avg_1m_after": round(load1, 2),
+        "plain_start_s_median": round(statistics.median(times["plain"]), 3),
+        "wrapped_start_s_median": round(statistics.median(times["wrapped"]), 3),
+        "plain_start_s": [round(t, 3) for t in times["plain"]],
+        "wrapped_start_s": [round(t, 3) for t in times["wrapped"]],
+    }
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")

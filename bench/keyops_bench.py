@@ -61,10 +61,16 @@ def make_tree(root: Path, n: int, old: object, new: object) -> list[tuple[bytes,
     for i in range(n):
         key = old if i % 2 == 0 else new
         ns, name = f"team{i % 10}", f"secret-{i:04d}"
-        secret = {"apiVersion": "v1", "kind": "Secret",
-                  "metadata": {"name": name, "namespace": ns},
-                  "stringData": {"username": f"user-{i}", "password": os.urandom(12).hex(),
-                                 "url": f"postgres://db-{i}.internal:5432/app{i}"}}
+        secret = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": ns},
+            "stringData": {
+                "username": f"user-{i}",
+                "password": os.urandom(12).hex(),
+                "url": f"postgres://db-{i}.internal:5432/app{i}",
+            },
+        }
         sealed = seal_secret(secret, key.public_key())  # type: ignore[attr-defined]
         app = root / f"app{i % 10}"
         app.mkdir(exist_ok=True)
@@ -107,62 +113,133 @@ def main() -> int:
         work = Path(tmp)
         (old, old_cert), (new, new_cert) = generate_key_and_cert(4096), generate_key_and_cert(4096)
         keys = work / "keys.yaml"
-        keys.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": [
-            key_secret_manifest(k, c, name=f"sealed-secrets-key{i}")
-            for i, (k, c) in enumerate([(old, old_cert), (new, new_cert)])]}))
+        keys.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "List",
+                    "items": [
+                        key_secret_manifest(k, c, name=f"sealed-secrets-key{i}")
+                        for i, (k, c) in enumerate([(old, old_cert), (new, new_cert)])
+                    ],
+                }
+            )
+        )
         cert = work / "new.pem"
         cert.write_bytes(new_cert.public_bytes(serialization.Encoding.PEM))
         tree = work / "tree"
         tree.mkdir()
         items = make_tree(tree, args.secrets, old, new)
 
-        report = run_timed([sealkit, "keys", "report", str(tree), "--recovery-private-key",
-                            str(keys), "-o", "json"])
-        reenc = run_timed([sealkit, "reencrypt-tree", str(tree), "--recovery-private-key",
-                           str(keys), "--cert", str(cert)])
-        check = run_timed([sealkit, "reencrypt-tree", str(tree), "--recovery-private-key",
-                           str(keys), "--cert", str(cert), "--check"])
-        report2 = run_timed([sealkit, "keys", "report", str(tree), "--recovery-private-key",
-                             str(keys), "-o", "json"])
+        report = run_timed(
+            [
+                sealkit,
+                "keys",
+                "report",
+                str(tree),
+                "--recovery-private-key",
+                str(keys),
+                "-o",
+                "json",
+            ]
+        )
+        reenc = run_timed(
+            [
+                sealkit,
+                "reencrypt-tree",
+                str(tree),
+                "--recovery-private-key",
+                str(keys),
+                "--cert",
+                str(cert),
+            ]
+        )
+        check = run_timed(
+            [
+                sealkit,
+                "reencrypt-tree",
+                str(tree),
+                "--recovery-private-key",
+                str(keys),
+                "--cert",
+                str(cert),
+                "--check",
+            ]
+        )
+        report2 = run_timed(
+            [
+                sealkit,
+                "keys",
+                "report",
+                str(tree),
+                "--recovery-private-key",
+                str(keys),
+                "-o",
+                "json",
+            ]
+        )
         floor = time_floor(items)
         ks = (float("nan"), float("nan"))
         sample = min(args.kubeseal_sample, args.secrets)
         if not args.no_kubeseal:
-            env = {k: v for k, v in os.environ.items()
-                   if not k.startswith(("KUBE", "SEALED_SECRETS"))}
+            env = {
+                k: v for k, v in os.environ.items() if not k.startswith(("KUBE", "SEALED_SECRETS"))
+            }
             env["HOME"] = str(work)
             files = sorted(tree.rglob("*.sealed.yaml"))[:sample]
             cpu0, start = _children_cpu(), time.perf_counter()
             for f in files:
-                subprocess.run([args.kubeseal, "--recovery-unseal", "--recovery-private-key",
-                                str(keys), "-f", str(f)], capture_output=True, env=env,
-                               check=True)
+                subprocess.run(
+                    [
+                        args.kubeseal,
+                        "--recovery-unseal",
+                        "--recovery-private-key",
+                        str(keys),
+                        "-f",
+                        str(f),
+                    ],
+                    capture_output=True,
+                    env=env,
+                    check=True,
+                )
             scale = args.secrets / len(files)
             ks = ((time.perf_counter() - start) * scale, (_children_cpu() - cpu0) * scale)
     load1 = os.getloadavg()
     n = args.secrets
     result = {
-        "secrets": n, "values": 3 * n, "key_bits": 4096, "keys": 2, "cpus": os.cpu_count(),
-        "load_avg_1m_before": round(load0[0], 2), "load_avg_1m_after": round(load1[0], 2),
-        "keys_report_wall_s": round(report[0], 2), "keys_report_cpu_s": round(report[1], 2),
+        "secrets": n,
+        "values": 3 * n,
+        "key_bits": 4096,
+        "keys": 2,
+        "cpus": os.cpu_count(),
+        "load_avg_1m_before": round(load0[0], 2),
+        "load_avg_1m_after": round(load1[0], 2),
+        "keys_report_wall_s": round(report[0], 2),
+        "keys_report_cpu_s": round(report[1], 2),
         "keys_report_all_current_wall_s": round(report2[0], 2),
         "reencrypt_half_stale_wall_s": round(reenc[0], 2),
         "reencrypt_half_stale_cpu_s": round(reenc[1], 2),
-        "reencrypt_check_wall_s": round(check[0], 2), "reencrypt_check_cpu_s": round(check[1], 2),
+        "reencrypt_check_wall_s": round(check[0], 2),
+        "reencrypt_check_cpu_s": round(check[1], 2),
         "kubeseal_recovery_unseal_x_n_wall_s": round(ks[0], 2),
         "kubeseal_recovery_unseal_x_n_cpu_s": round(ks[1], 2),
         "kubeseal_sample_files": sample,
-        "floor_unseal_wall_s": round(floor[0], 2), "floor_unseal_cpu_s": round(floor[1], 2),
+        "floor_unseal_wall_s": round(floor[0], 2),
+        "floor_unseal_cpu_s": round(floor[1], 2),
     }
-    print(f"{n} SealedSecrets x 3 values, RSA-4096, 2 keys (half stale); load "
-          f"{load0[0]:.1f} -> {load1[0]:.1f} on {os.cpu_count()} CPUs")
+    print(
+        f"{n} SealedSecrets x 3 values, RSA-4096, 2 keys (half stale); load "
+        f"{load0[0]:.1f} -> {load1[0]:.1f} on {os.cpu_count()} CPUs"
+    )
     print(f"  {'':52} {'wall s':>8} {'CPU s':>8}")
-    rows = [("sealkit keys report (offline)", report),
-            ("sealkit keys report, all on the newest key", report2),
-            ("sealkit reencrypt-tree (offline, N/2 re-sealed)", reenc),
-            ("sealkit reencrypt-tree --check (nothing stale)", check),
-            (f"kubeseal --recovery-unseal x {n} (from {sample})", ks),
-            ("floor: sealkit.crypto.unseal, right key first", floor)]
+    rows = [
+        ("sealkit keys report (offline)", report),
+        ("sealkit keys report, all on the newest key", report2),
+        ("sealkit reencrypt-tree (offline, N/2 re-sealed)", reenc),
+        ("sealkit reencrypt-tree --check (nothing stale)", check),
+        (f"kubeseal --recovery-unseal x {n} (from {sample})", ks),
+        ("floor: sealkit.crypto.unseal, right key first", floor),
+    ]
     for label, (w, c) in rows:
         print(f"  {label:52} {w:8.2f} {c:8.2f}")
     if args.json:

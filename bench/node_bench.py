@@ -101,6 +101,9 @@ def main() -> int:
     for name, mib in sorted(mem.items(), key=lambda kv: -kv[1]):
         print(f"  {name:34} {mib:7.1f} MiB")
     print(f"stack memory with the node and the controller: {sum(mem.values()):.0f} MiB")
+    # Tests run controllers of their own: leave no cluster-wide one behind.
+    run_kubectl(stack, "-n", CONTROLLER_NAMESPACE, "delete", "deployment", CONTROLLER_DEPLOYMENT,
+                "--ignore-not-found", "--wait=false")  # fmt: skip
     print(f"load average: {os.getloadavg()}")
     return 0
 

@@ -28,8 +28,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-SECRET = ("apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: prod\n"
-          "stringData:\n  password: s3cret\n")
+SECRET = (
+    "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: prod\n"
+    "stringData:\n  password: s3cret\n"
+)
 SERVICE = "sealed-secrets-controller"
 
 
@@ -43,8 +45,11 @@ def _setup(stack, host, namespace: str):  # noqa: ANN001, ANN202
     ring = KeyRing()
     key, cert = generate_key_and_cert(4096)
     ring.add(entry_from_secret(key_secret_manifest(key, cert, name="bench")))
-    api = serve_api(f"{host.host_ip}:0", keys=ring,
-                    options=ApiOptions(rate_limit=100000, rate_limit_burst=100000))
+    api = serve_api(
+        f"{host.host_ip}:0",
+        keys=ring,
+        options=ApiOptions(rate_limit=100000, rate_limit_burst=100000),
+    )
     port = host.forward(api.port)
     kube = config.new_client_from_config(config_file=stack.kubeconfig)
     core = client.CoreV1Api(kube)
@@ -52,25 +57,54 @@ def _setup(stack, host, namespace: str):  # noqa: ANN001, ANN202
     deadline = time.monotonic() + 30
     while True:
         try:
-            core.create_namespaced_pod(namespace, {
-                "metadata": {"name": "controller-0"},
-                "spec": {"automountServiceAccountToken": False,
-                         "containers": [{"name": "c", "image": "placeholder.invalid/x"}]}})
+            core.create_namespaced_pod(
+                namespace,
+                {
+                    "metadata": {"name": "controller-0"},
+                    "spec": {
+                        "automountServiceAccountToken": False,
+                        "containers": [{"name": "c", "image": "placeholder.invalid/x"}],
+                    },
+                },
+            )
             break
         except client.ApiException as exc:
             if exc.status != 403 or time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
-    core.patch_namespaced_pod_status("controller-0", namespace, {
-        "status": {"podIP": host.pod_ip, "podIPs": [{"ip": host.pod_ip}]}})
-    core.create_namespaced_service(namespace, {
-        "metadata": {"name": SERVICE},
-        "spec": {"ports": [{"name": "http", "port": 8080, "targetPort": port}]}})
-    core.create_namespaced_endpoints(namespace, {
-        "metadata": {"name": SERVICE},
-        "subsets": [{"addresses": [{"ip": host.pod_ip, "targetRef": {
-            "kind": "Pod", "name": "controller-0", "namespace": namespace}}],
-            "ports": [{"name": "http", "port": port}]}]})
+    core.patch_namespaced_pod_status(
+        "controller-0",
+        namespace,
+        {"status": {"podIP": host.pod_ip, "podIPs": [{"ip": host.pod_ip}]}},
+    )
+    core.create_namespaced_service(
+        namespace,
+        {
+            "metadata": {"name": SERVICE},
+            "spec": {"ports": [{"name": "http", "port": 8080, "targetPort": port}]},
+        },
+    )
+    core.create_namespaced_endpoints(
+        namespace,
+        {
+            "metadata": {"name": SERVICE},
+            "subsets": [
+                {
+                    "addresses": [
+                        {
+                            "ip": host.pod_ip,
+                            "targetRef": {
+                                "kind": "Pod",
+                                "name": "controller-0",
+                                "namespace": namespace,
+                            },
+                        }
+                    ],
+                    "ports": [{"name": "http", "port": port}],
+                }
+            ],
+        },
+    )
     return api, core
 
 
@@ -88,8 +122,9 @@ def _time(argv: list[str], stdin: bytes) -> float:
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"{argv[0]} failed: {proc.stderr.decode(errors='replace')[-500:]}")
-    CPU.setdefault(argv[0], []).append(after.ru_utime + after.ru_stime - before.ru_utime
-                                       - before.ru_stime)
+    CPU.setdefault(argv[0], []).append(
+        after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    )
     return elapsed
 
 
@@ -121,13 +156,17 @@ def main() -> int:
         try:
             common = ["--kubeconfig", stack.kubeconfig, "--controller-namespace", namespace]
             deadline = time.monotonic() + 90
-            while subprocess.run([kubeseal, "--fetch-cert", *common],
-                                 capture_output=True).returncode != 0:
+            while (
+                subprocess.run([kubeseal, "--fetch-cert", *common], capture_output=True).returncode
+                != 0
+            ):
                 if time.monotonic() > deadline:
                     raise SystemExit("the service proxy never reached the controller")
                 time.sleep(0.5)
-            cases = {"--fetch-cert": (["--fetch-cert"], b""),
-                     "seal (no --cert)": ([], SECRET.encode())}
+            cases = {
+                "--fetch-cert": (["--fetch-cert"], b""),
+                "seal (no --cert)": ([], SECRET.encode()),
+            }
             tools = {"kubeseal": [kubeseal], "sealkit": [installed, "-c", entry]}
             for case, (extra, stdin) in cases.items():
                 for tool in tools.values():  # warm-up: page cache, .pyc files
@@ -146,16 +185,23 @@ def main() -> int:
             if own is not None:
                 own.stop()
     report: dict[str, Any] = {
-        case: {name: {"median_ms": round(statistics.median(v) * 1000, 1),
-                      "min_ms": round(min(v) * 1000, 1),
-                      "cpu_median_ms": round(cpu[case][name] * 1000, 1)}
-               for name, v in runs.items()}
-        for case, runs in results.items()}
+        case: {
+            name: {
+                "median_ms": round(statistics.median(v) * 1000, 1),
+                "min_ms": round(min(v) * 1000, 1),
+                "cpu_median_ms": round(cpu[case][name] * 1000, 1),
+            }
+            for name, v in runs.items()
+        }
+        for case, runs in results.items()
+    }
     for runs in report.values():
-        runs["ratio_median"] = round(runs["sealkit"]["median_ms"] / runs["kubeseal"]["median_ms"],
-                                     2)
-        runs["ratio_cpu"] = round(runs["sealkit"]["cpu_median_ms"]
-                                  / runs["kubeseal"]["cpu_median_ms"], 2)
+        runs["ratio_median"] = round(
+            runs["sealkit"]["median_ms"] / runs["kubeseal"]["median_ms"], 2
+        )
+        runs["ratio_cpu"] = round(
+            runs["sealkit"]["cpu_median_ms"] / runs["kubeseal"]["cpu_median_ms"], 2
+        )
     report["uptime"] = os.popen("uptime").read().strip()  # noqa: S605,S607 - load at the time
     if args.json:
         print(json.dumps(report, indent=2))
@@ -163,12 +209,14 @@ def main() -> int:
         for case, runs in report.items():
             if case == "uptime":
                 continue
-            print(f"{case:18} kubeseal {runs['kubeseal']['median_ms']:7.1f} ms  "
-                  f"sealkit {runs['sealkit']['median_ms']:7.1f} ms  "
-                  f"(min {runs['kubeseal']['min_ms']:.1f} / {runs['sealkit']['min_ms']:.1f})  "
-                  f"ratio {runs['ratio_median']:.2f}x wall; CPU "
-                  f"{runs['kubeseal']['cpu_median_ms']:.1f} / "
-                  f"{runs['sealkit']['cpu_median_ms']:.1f} ms = {runs['ratio_cpu']:.2f}x")
+            print(
+                f"{case:18} kubeseal {runs['kubeseal']['median_ms']:7.1f} ms  "
+                f"sealkit {runs['sealkit']['median_ms']:7.1f} ms  "
+                f"(min {runs['kubeseal']['min_ms']:.1f} / {runs['sealkit']['min_ms']:.1f})  "
+                f"ratio {runs['ratio_median']:.2f}x wall; CPU "
+                f"{runs['kubeseal']['cpu_median_ms']:.1f} / "
+                f"{runs['sealkit']['cpu_median_ms']:.1f} ms = {runs['ratio_cpu']:.2f}x"
+            )
         print(f"load: {report['uptime']}")
     return 0
 

@@ -140,20 +140,31 @@ def main() -> None:
         s["ratio_wall_median"] = s["wall_median_ms"] / base["wall_median_ms"]
         s["ratio_wall_min"] = s["wall_min_ms"] / base["wall_min_ms"]
         s["ratio_cpu_median"] = s["cpu_median_ms"] / base["cpu_median_ms"]
-    result = {"rounds": args.rounds, "load_average": os.getloadavg(), "stats": stats,
-              "target_ratio": 1.5}
+    result = {
+        "rounds": args.rounds,
+        "load_average": os.getloadavg(),
+        "stats": stats,
+        "target_ratio": 1.5,
+    }
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    print(f"cold start, seal one Secret with --cert (RSA-4096), {args.rounds} rounds, "
-          f"alternating; load average {os.getloadavg()[0]:.1f}")
-    print(f"{'command':<22}{'wall med ms':>12}{'wall min ms':>12}{'cpu med ms':>11}"
-          f"{'x kubeseal (wall med/min, cpu)':>34}")
+    print(
+        f"cold start, seal one Secret with --cert (RSA-4096), {args.rounds} rounds, "
+        f"alternating; load average {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"{'command':<22}{'wall med ms':>12}{'wall min ms':>12}{'cpu med ms':>11}"
+        f"{'x kubeseal (wall med/min, cpu)':>34}"
+    )
     for name, s in stats.items():
-        ratios = (f"{s['ratio_wall_median']:.2f} / {s['ratio_wall_min']:.2f}, "
-                  f"{s['ratio_cpu_median']:.2f}")
-        print(f"{name:<22}{s['wall_median_ms']:>12.1f}{s['wall_min_ms']:>12.1f}"
-              f"{s['cpu_median_ms']:>11.1f}{ratios:>34}")
+        ratios = (
+            f"{s['ratio_wall_median']:.2f} / {s['ratio_wall_min']:.2f}, {s['ratio_cpu_median']:.2f}"
+        )
+        print(
+            f"{name:<22}{s['wall_median_ms']:>12.1f}{s['wall_min_ms']:>12.1f}"
+            f"{s['cpu_median_ms']:>11.1f}{ratios:>34}"
+        )
     print("target: sealkit <= 1.5x kubeseal")
 
 

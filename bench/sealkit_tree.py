@@ -60,7 +60,8 @@ def time_seal_tree(tree: Path, cert: Path, jobs: int) -> tuple[float, float]:
     cpu0, start = _children_cpu(), time.perf_counter()
     proc = subprocess.run(
         [str(sealkit), "seal-tree", str(tree), "--cert", str(cert), "-q", "-j", str(jobs)],
-        capture_output=True, check=False,
+        capture_output=True,
+        check=False,
     )
     elapsed, cpu = time.perf_counter() - start, _children_cpu() - cpu0
     if proc.returncode != 0:
@@ -84,7 +85,9 @@ def time_kubeseal(tree: Path, cert: Path, kubeseal: str, home: Path) -> tuple[fl
         out = src.with_name(src.stem + ".kubeseal.yaml")
         proc = subprocess.run(
             [kubeseal, "--cert", str(cert), "-f", str(src), "-w", str(out)],
-            capture_output=True, env=env, check=False,
+            capture_output=True,
+            env=env,
+            check=False,
         )
         if proc.returncode != 0:
             raise SystemExit(f"kubeseal failed: {proc.stderr.decode()}")
@@ -120,8 +123,12 @@ def _best(runs: list[tuple[float, float]]) -> tuple[float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--secrets", type=int, default=1000)
-    parser.add_argument("--jobs", type=int, default=min(os.cpu_count() or 1, 4),
-                        help="seal-tree -j (default: its own default)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=min(os.cpu_count() or 1, 4),
+        help="seal-tree -j (default: its own default)",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="seal-tree and floor repetitions")
     parser.add_argument("--kubeseal", default=None, help="kubeseal binary (default: devstack's)")
     parser.add_argument("--json", type=Path, default=None, help="also write results here")
@@ -179,8 +186,10 @@ def main() -> int:
         "cpu_ratio_to_floor": round(tree_cpu / floor_cpu, 2),
     }
     n = args.secrets
-    print(f"seal a tree of {n} Secrets x 3 values (RSA-4096), side by side; best of "
-          f"{args.repeat}, load avg {result['load_avg_1m']} on {os.cpu_count()} CPUs")
+    print(
+        f"seal a tree of {n} Secrets x 3 values (RSA-4096), side by side; best of "
+        f"{args.repeat}, load avg {result['load_avg_1m']} on {os.cpu_count()} CPUs"
+    )
     print(f"  {'':34} {'wall s':>8} {'CPU s':>8}")
     label = f"sealkit seal-tree -j {args.jobs} (1 command)"
     print(f"  {label:34} {tree_wall:8.2f} {tree_cpu:8.2f}")
@@ -188,8 +197,10 @@ def main() -> int:
     print(f"  {'crypto floor (sealkit.crypto.seal)':34} {floor_wall:8.2f} {floor_cpu:8.2f}")
     print(f"  {'seal-tree re-run, nothing stale':34} {noop_wall:8.2f} {noop_cpu:8.2f}")
     print(f"  speedup vs kubeseal: {result['speedup_vs_kubeseal']}x wall (target >= 20x)")
-    print(f"  seal-tree / floor:   {result['ratio_to_floor']}x wall, "
-          f"{result['cpu_ratio_to_floor']}x CPU (target <= 3x)")
+    print(
+        f"  seal-tree / floor:   {result['ratio_to_floor']}x wall, "
+        f"{result['cpu_ratio_to_floor']}x CPU (target <= 3x)"
+    )
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     ok = result["speedup_vs_kubeseal"] >= 20 and result["ratio_to_floor"] <= 3

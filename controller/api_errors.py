@@ -16,11 +16,13 @@ from controller.kube_gateway import ApiError
 __all__ = ["SAFE_MESSAGES", "safe_write_error"]
 
 # Exact cause messages of the apiserver's Secret validation that never contain input.
-SAFE_MESSAGES = frozenset({
-    "field is immutable when `immutable` is set",
-    "field is immutable",
-    "Required value",
-})
+SAFE_MESSAGES = frozenset(
+    {
+        "field is immutable when `immutable` is set",
+        "field is immutable",
+        "Required value",
+    }
+)
 
 
 def safe_write_error(exc: ApiError) -> str:

@@ -24,8 +24,14 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-__all__ = ["ControllerConfig", "build_parser", "parse_bool", "parse_duration", "parse_kv",
-           "parse_rfc1123z"]
+__all__ = [
+    "ControllerConfig",
+    "build_parser",
+    "parse_bool",
+    "parse_duration",
+    "parse_kv",
+    "parse_rfc1123z",
+]
 
 
 # -- value parsers -------------------------------------------------------------------------------
@@ -97,15 +103,19 @@ class ControllerConfig:
 
     key_prefix: str = _flag("sealed-secrets-key", str, "prefix (generateName) of key Secrets")
     key_size: int = _flag(4096, int, "RSA key size in bits")
-    key_ttl: timedelta = _flag(timedelta(hours=87600), parse_duration,
-                               "validity of generated certificates")
+    key_ttl: timedelta = _flag(
+        timedelta(hours=87600), parse_duration, "validity of generated certificates"
+    )
     my_cn: str = _flag("", str, "CN of generated certificates")
-    key_renew_period: timedelta = _flag(timedelta(hours=720), parse_duration,
-                                        "new key every period (0 disables)")
-    key_order_priority: str = _flag("CertNotBefore", str,
-                                    "CertNotBefore or SecretCreationTimestamp")
-    key_cutoff_time: datetime | None = _flag(None, parse_rfc1123z,
-                                             "make a new key at start if the newest is older")
+    key_renew_period: timedelta = _flag(
+        timedelta(hours=720), parse_duration, "new key every period (0 disables)"
+    )
+    key_order_priority: str = _flag(
+        "CertNotBefore", str, "CertNotBefore or SecretCreationTimestamp"
+    )
+    key_cutoff_time: datetime | None = _flag(
+        None, parse_rfc1123z, "make a new key at start if the newest is older"
+    )
     accept_deprecated_v1_data: bool = _flag(True, parse_bool, "accept the v1 spec.data format")
     all_namespaces: bool = _flag(True, parse_bool, "watch all namespaces")
     additional_namespaces: str = _flag("", str, "comma list of extra namespaces to watch")
@@ -115,12 +125,12 @@ class ControllerConfig:
     trusted_proxies: str = _flag(
         "", str, "comma list of CIDRs whose X-Forwarded-For names the client"
     )
-    update_status: bool = _flag(True, parse_bool,
-                                "write status.conditions and observedGeneration")
+    update_status: bool = _flag(True, parse_bool, "write status.conditions and observedGeneration")
     watch_for_secrets: bool = _flag(False, parse_bool, "accepted; key Secrets are always watched")
     skip_recreate: bool = _flag(False, parse_bool, "do not re-create Secrets deleted out of band")
-    old_gc_behavior: bool = _flag(False, parse_bool,
-                                  "delete Secrets explicitly, not through the GC")
+    old_gc_behavior: bool = _flag(
+        False, parse_bool, "delete Secrets explicitly, not through the GC"
+    )
     max_unseal_retries: int = _flag(5, int, "retries of a failing SealedSecret")
     kubeclient_qps: float = _flag(5.0, float, "client-side API QPS limit (<=0: none)")
     kubeclient_burst: int = _flag(10, int, "client-side API burst")
@@ -131,10 +141,12 @@ class ControllerConfig:
     log_info_stdout: bool = _flag(True, parse_bool, "info logs to stdout, warnings+ to stderr")
     log_level: str = _flag("INFO", str, "DEBUG, INFO, WARN or ERROR")
     log_format: str = _flag("text", str, "text or json")
-    privatekey_labels: Mapping[str, str] = _flag({}, parse_kv,
-                                                 "extra labels on key Secrets (k=v,...)")
-    privatekey_annotations: Mapping[str, str] = _flag({}, parse_kv,
-                                                      "annotations on key Secrets (k=v,...)")
+    privatekey_labels: Mapping[str, str] = _flag(
+        {}, parse_kv, "extra labels on key Secrets (k=v,...)"
+    )
+    privatekey_annotations: Mapping[str, str] = _flag(
+        {}, parse_kv, "annotations on key Secrets (k=v,...)"
+    )
     metrics_omit_secret_labels: bool = _flag(False, parse_bool, "no per-object metric series")
     # ours
     kubeconfig: str = _flag("", str, "kubeconfig path (default: in-cluster config)")
@@ -144,8 +156,10 @@ class ControllerConfig:
     leader_elect: bool = _flag(True, parse_bool, "elect a leader on a Lease (HA)")
     leader_election_id: str = _flag("sealed-secrets-controller", str, "Lease name")
     key_backup: str = _flag(
-        "", str, "back new keys up before use: secret:<ns>, vault:<mount>/<path>, "
-        "file:<path> (docs/keys.md)"
+        "",
+        str,
+        "back new keys up before use: secret:<ns>, vault:<mount>/<path>, "
+        "file:<path> (docs/keys.md)",
     )
     key_backup_vault_role: str = _flag("", str, "Vault kubernetes-auth role for a vault: backup")
     key_wrap: str = _flag("", str, "store keys wrapped by Vault transit: transit:<mount>/<key>")
@@ -169,8 +183,9 @@ _ALIASES = {"rotate-period": "key-renew-period"}
 
 def build_parser() -> argparse.ArgumentParser:
     """The argparse front of `ControllerConfig` (environment defaults resolved now)."""
-    p = argparse.ArgumentParser(prog="sealkit-controller",
-                                description="SealedSecrets controller (Bitnami-compatible)")
+    p = argparse.ArgumentParser(
+        prog="sealkit-controller", description="SealedSecrets controller (Bitnami-compatible)"
+    )
     for f in dataclasses.fields(ControllerConfig):
         name, parse = f.name.replace("_", "-"), f.metadata["parse"]
         env = "SEALED_SECRETS_" + f.name.upper()
@@ -180,14 +195,24 @@ def build_parser() -> argparse.ArgumentParser:
         except (argparse.ArgumentTypeError, ValueError) as exc:
             p.error(f"{env}: {exc}")
         names = [f"--{name}"] + [f"--{a}" for a, t in _ALIASES.items() if t == name]
-        kwargs: dict[str, Any] = {"dest": f.name, "default": value, "type": parse,
-                                  "help": f"{f.metadata['help']} (env {env})"}
+        kwargs: dict[str, Any] = {
+            "dest": f.name,
+            "default": value,
+            "type": parse,
+            "help": f"{f.metadata['help']} (env {env})",
+        }
         if parse is parse_bool:
             kwargs.update(nargs="?", const=True)
         p.add_argument(*names, **kwargs)
     p.add_argument("--version", action="store_true", help="print the version and exit")
     # klog compatibility: accepted and ignored
-    p.add_argument("--logtostderr", type=parse_bool, nargs="?", const=True, default=True,
-                   help=argparse.SUPPRESS)
+    p.add_argument(
+        "--logtostderr",
+        type=parse_bool,
+        nargs="?",
+        const=True,
+        default=True,
+        help=argparse.SUPPRESS,
+    )
     p.add_argument("-v", "--v", dest="klog_v", default="0", help=argparse.SUPPRESS)
     return p

@@ -114,8 +114,9 @@ class Reconciler:
         self._written_status: OrderedDict[str, tuple[Any, dict[str, Any]]] = OrderedDict()
         self.failed_unseal: set[str] = set()  # re-enqueued when a key arrives
         self.counters = {"create": 0, "update": 0, "status": 0, "events": 0}
-        self._event_pool = (ThreadPoolExecutor(2, thread_name_prefix="events")
-                            if self.opts.async_events else None)
+        self._event_pool = (
+            ThreadPoolExecutor(2, thread_name_prefix="events") if self.opts.async_events else None
+        )
 
     # -- entry point ------------------------------------------------------------------------
     def reconcile(self, key: str) -> Outcome:
@@ -136,10 +137,20 @@ class Reconciler:
         try:
             existing = self.secret_lookup(ns, name)
         except ApiError as exc:
-            return self._finish(key, sealed, failure_plan(sealed, ReconcileError(
-                f"cannot read Secret: {exc.message}", event_reason=REASON_UPDATE_FAILED,
-                metric_reason="fetch"), update_status=self.opts.update_status),
-                transient=_transient(exc))
+            return self._finish(
+                key,
+                sealed,
+                failure_plan(
+                    sealed,
+                    ReconcileError(
+                        f"cannot read Secret: {exc.message}",
+                        event_reason=REASON_UPDATE_FAILED,
+                        metric_reason="fetch",
+                    ),
+                    update_status=self.opts.update_status,
+                ),
+                transient=_transient(exc),
+            )
         plan = self._plan(key, sealed, existing)
         transient = False
         if plan.secret_action != "none":
@@ -147,12 +158,16 @@ class Reconciler:
         return self._finish(key, sealed, plan, transient=transient)
 
     # -- steps ------------------------------------------------------------------------------
-    def _plan(self, key: str, sealed: Mapping[str, Any],
-              existing: Mapping[str, Any] | None) -> Plan:
+    def _plan(
+        self, key: str, sealed: Mapping[str, Any], existing: Mapping[str, Any] | None
+    ) -> Plan:
         def plan(existing: Mapping[str, Any] | None) -> Plan:
             with render_budget(self.opts.render_max_bytes, self.opts.render_seconds):
                 return plan_reconcile(
-                    sealed, existing, self.keys.entries(), hint=self.keys.hint(key),
+                    sealed,
+                    existing,
+                    self.keys.entries(),
+                    hint=self.keys.hint(key),
                     accept_v1_data=self.opts.accept_v1_data,
                     update_status=self.opts.update_status,
                 )
@@ -200,13 +215,20 @@ class Reconciler:
                 message = _IMMUTABLE.format(key=key)
             else:
                 message = safe_write_error(exc)
-            return failure_plan(sealed, ReconcileError(
-                message, event_reason=REASON_UPDATE_FAILED, metric_reason="update",
-                retry=retry,
-            ), update_status=self.opts.update_status), _transient(exc)
+            return failure_plan(
+                sealed,
+                ReconcileError(
+                    message,
+                    event_reason=REASON_UPDATE_FAILED,
+                    metric_reason="update",
+                    retry=retry,
+                ),
+                update_status=self.opts.update_status,
+            ), _transient(exc)
 
-    def _finish(self, key: str, sealed: Mapping[str, Any], plan: Plan, *,
-                transient: bool = False) -> Outcome:
+    def _finish(
+        self, key: str, sealed: Mapping[str, Any], plan: Plan, *, transient: bool = False
+    ) -> Outcome:
         ns, name = split_key(key)
         meta = sealed.get("metadata") or {}
         if plan.synced or plan.error_reason == "update":
@@ -228,8 +250,10 @@ class Reconciler:
                 self.gw.patch_sealed_status(ns, name, plan.status_patch)
                 with self._lock:
                     self.counters["status"] += 1
-                    self._written_status[key] = (meta.get("generation"),
-                                                 plan.status_patch["status"])
+                    self._written_status[key] = (
+                        meta.get("generation"),
+                        plan.status_patch["status"],
+                    )
                     self._written_status.move_to_end(key)
                     while len(self._written_status) > _WRITTEN_STATUS_MAX:
                         self._written_status.popitem(last=False)

@@ -29,8 +29,15 @@ from typing import Any, Protocol
 
 from controller.kube_gateway import ApiError
 
-__all__ = ["Handlers", "Informer", "ListWatch", "RawListWatch", "compact", "object_key",
-           "slim_object"]
+__all__ = [
+    "Handlers",
+    "Informer",
+    "ListWatch",
+    "RawListWatch",
+    "compact",
+    "object_key",
+    "slim_object",
+]
 
 _LOG = logging.getLogger(__name__)
 
@@ -45,15 +52,15 @@ class ListWatch(Protocol):
 
     def list(self, *, limit: int, continue_: str | None) -> dict[str, Any]: ...
 
-    def watch(self, *, resource_version: str, timeout_seconds: int) -> Iterator[dict[str, Any]]:
-        ...
+    def watch(self, *, resource_version: str, timeout_seconds: int) -> Iterator[dict[str, Any]]: ...
 
 
 class RawListWatch:
     """`ListWatch` for a collection path (e.g. `/api/v1/namespaces/x/secrets`)."""
 
-    def __init__(self, gateway: Any, path: str, *, label_selector: str = "",
-                 field_selector: str = "") -> None:
+    def __init__(
+        self, gateway: Any, path: str, *, label_selector: str = "", field_selector: str = ""
+    ) -> None:
         self.gw = gateway
         self.path = path
         self.label_selector = label_selector
@@ -78,12 +85,16 @@ class RawListWatch:
     def watch(self, *, resource_version: str, timeout_seconds: int) -> Iterator[dict[str, Any]]:
         from kubernetes.watch.watch import iter_resp_lines
 
-        q = self._selectors() + [("watch", "true"), ("allowWatchBookmarks", "true"),
-                                 ("resourceVersion", resource_version),
-                                 ("timeoutSeconds", timeout_seconds)]
+        q = self._selectors() + [
+            ("watch", "true"),
+            ("allowWatchBookmarks", "true"),
+            ("resourceVersion", resource_version),
+            ("timeoutSeconds", timeout_seconds),
+        ]
         # Read timeout: longer than the server-side timeout, so only a dead link trips it.
-        resp = self.gw.request("GET", self.path, query=q, stream=True, limit=False,
-                               timeout=(10, timeout_seconds + 30))
+        resp = self.gw.request(
+            "GET", self.path, query=q, stream=True, limit=False, timeout=(10, timeout_seconds + 30)
+        )
         with self._lock:
             self._resp = resp
         try:
@@ -131,8 +142,10 @@ def compact(value: Any) -> Any:
     return value
 
 
-_LAST_APPLIED = ("kubectl.kubernetes.io/last-applied-configuration",
-                 "kubecfg.ksonnet.io/last-applied-configuration")
+_LAST_APPLIED = (
+    "kubectl.kubernetes.io/last-applied-configuration",
+    "kubecfg.ksonnet.io/last-applied-configuration",
+)
 
 
 def slim_object(obj: dict[str, Any]) -> dict[str, Any]:
@@ -229,8 +242,7 @@ class Informer:
                 if self._stop.is_set():
                     break
                 msg = exc.message if isinstance(exc, ApiError) else type(exc).__name__
-                _LOG.warning("%s: list/watch failed (%s); retrying in %.1fs", self.name, msg,
-                             delay)
+                _LOG.warning("%s: list/watch failed (%s); retrying in %.1fs", self.name, msg, delay)
                 if isinstance(exc, ApiError) and exc.status == 410:
                     need_list = True
                 self._stop.wait(delay * random.uniform(1.0, 1.5))

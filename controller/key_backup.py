@@ -96,8 +96,11 @@ def _backup_copy(secret: Mapping[str, Any], namespace: str) -> dict[str, Any]:
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "kubernetes.io/tls",
-        "metadata": {"name": meta.get("name"), "namespace": namespace,
-                     "labels": {BACKUP_OF_LABEL: str(meta.get("namespace") or "")}},
+        "metadata": {
+            "name": meta.get("name"),
+            "namespace": namespace,
+            "labels": {BACKUP_OF_LABEL: str(meta.get("namespace") or "")},
+        },
         "data": _key_data(secret),
     }
 
@@ -132,8 +135,11 @@ class FileBackup:
         copy = _backup_copy(secret, str((secret.get("metadata") or {}).get("namespace") or ""))
         copy["metadata"]["labels"][KEY_LABEL] = KEY_LABEL_ACTIVE  # restorable with kubectl
         with self._lock:
-            items = [i for i in self._load()
-                     if (i.get("metadata") or {}).get("name") != copy["metadata"]["name"]]
+            items = [
+                i
+                for i in self._load()
+                if (i.get("metadata") or {}).get("name") != copy["metadata"]["name"]
+            ]
             items.append(copy)
             text = yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": items})
             try:
@@ -173,15 +179,17 @@ class SecretBackup:
                 copy["metadata"]["resourceVersion"] = existing["metadata"].get("resourceVersion")
                 self.gw.replace_secret(self.namespace, name, copy)
         except ApiError as exc:
-            raise BackupError(f"status {exc.status} writing Secret {self.namespace}/{name}") \
-                from None
+            raise BackupError(
+                f"status {exc.status} writing Secret {self.namespace}/{name}"
+            ) from None
 
     def read(self, name: str) -> Mapping[str, str] | None:
         try:
             got = self.gw.get_secret(self.namespace, name)
         except ApiError as exc:
-            raise BackupError(f"status {exc.status} reading Secret {self.namespace}/{name}") \
-                from None
+            raise BackupError(
+                f"status {exc.status} reading Secret {self.namespace}/{name}"
+            ) from None
         return None if got is None else _key_data(got)
 
 
@@ -201,11 +209,14 @@ class VaultKVBackup:
 
     def write(self, secret: Mapping[str, Any]) -> None:
         name = str((secret.get("metadata") or {}).get("name"))
-        payload = {**_key_data(secret),
-                   "namespace": str((secret.get("metadata") or {}).get("namespace") or "")}
+        payload = {
+            **_key_data(secret),
+            "namespace": str((secret.get("metadata") or {}).get("namespace") or ""),
+        }
         try:
-            self._kv().create_or_update_secret(path=f"{self.base}/{name}", secret=payload,
-                                               mount_point=self.mount)
+            self._kv().create_or_update_secret(
+                path=f"{self.base}/{name}", secret=payload, mount_point=self.mount
+            )
         except BackupError:
             raise
         except Exception as exc:  # noqa: BLE001 - hvac/requests errors: name the type only
@@ -215,9 +226,9 @@ class VaultKVBackup:
         try:
             import hvac.exceptions
 
-            got = self._kv().read_secret_version(path=f"{self.base}/{name}",
-                                                 mount_point=self.mount,
-                                                 raise_on_deleted_version=True)
+            got = self._kv().read_secret_version(
+                path=f"{self.base}/{name}", mount_point=self.mount, raise_on_deleted_version=True
+            )
         except BackupError:
             raise
         except hvac.exceptions.InvalidPath:
@@ -228,14 +239,21 @@ class VaultKVBackup:
         return {f: str(data.get(f) or "") for f in _FIELDS}
 
 
-def parse_target(spec: str, *, gateway: Any, controller_namespace: str,
-                 vault_role: str = "", env: Mapping[str, str] | None = None) -> BackupTarget:
+def parse_target(
+    spec: str,
+    *,
+    gateway: Any,
+    controller_namespace: str,
+    vault_role: str = "",
+    env: Mapping[str, str] | None = None,
+) -> BackupTarget:
     """``--key-backup`` value -> a target; `ValueError` with a one-line reason when invalid."""
     env = os.environ if env is None else env
     kind, sep, rest = spec.partition(":")
     if not sep or not rest:
-        raise ValueError("--key-backup must be secret:<namespace>, vault:<mount>/<path> or "
-                         "file:<path>")
+        raise ValueError(
+            "--key-backup must be secret:<namespace>, vault:<mount>/<path> or file:<path>"
+        )
     if kind == "file":
         return FileBackup(rest)
     if kind == "secret":
@@ -279,9 +297,15 @@ def _b64(text: str) -> bytes:
 class BackupGate:
     """Backs up key Secrets, verifies them, and activates pending ones (leader only)."""
 
-    def __init__(self, gateway: Any, target: BackupTarget, namespace: str, *,
-                 registry: Any = None,
-                 loaded: Callable[[], list[str]] | None = None) -> None:
+    def __init__(
+        self,
+        gateway: Any,
+        target: BackupTarget,
+        namespace: str,
+        *,
+        registry: Any = None,
+        loaded: Callable[[], list[str]] | None = None,
+    ) -> None:
         self.gw = gateway
         self.target = target
         self.namespace = namespace
@@ -296,14 +320,18 @@ class BackupGate:
         if registry is not None:
             from prometheus_client import Gauge
 
-            self._gauge = Gauge("sealkit_keys_unbacked",
-                                "Sealing keys (pending or active) without a verified backup",
-                                registry=registry)
+            self._gauge = Gauge(
+                "sealkit_keys_unbacked",
+                "Sealing keys (pending or active) without a verified backup",
+                registry=registry,
+            )
             self._gauge.set(0)
 
     def pending_error(self) -> BackupPending:
-        return BackupPending(f"{self.pending} new key(s) wait for a verified backup in "
-                             f"{self.target.description} (see KeyBackupFailed events)")
+        return BackupPending(
+            f"{self.pending} new key(s) wait for a verified backup in "
+            f"{self.target.description} (see KeyBackupFailed events)"
+        )
 
     def mark_pending(self, manifest: dict[str, Any]) -> dict[str, Any]:
         """The key Secret to create: labelled pending-backup instead of active."""
@@ -325,8 +353,11 @@ class BackupGate:
         """Back up every unbacked key; activate pending ones. True when nothing is left."""
         pending = self.gw.list_secrets(self.namespace, f"{KEY_LABEL}={BACKUP_PENDING}")
         active = self.gw.list_secrets(self.namespace, f"{KEY_LABEL}={KEY_LABEL_ACTIVE}")
-        legacy = [n for n in self._loaded()
-                  if n not in {(s.get("metadata") or {}).get("name") for s in active}]
+        legacy = [
+            n
+            for n in self._loaded()
+            if n not in {(s.get("metadata") or {}).get("name") for s in active}
+        ]
         for name in legacy:
             got = self.gw.get_secret(self.namespace, name)
             if got is not None:
@@ -335,8 +366,9 @@ class BackupGate:
         for secret in active:
             if not self._ensure(secret, activate=False):
                 left += 1
-        for secret in sorted(pending, key=lambda s: (s.get("metadata") or {}).get(
-                "creationTimestamp") or ""):
+        for secret in sorted(
+            pending, key=lambda s: (s.get("metadata") or {}).get("creationTimestamp") or ""
+        ):
             if not self._ensure(secret, activate=True):
                 waiting += 1
         left += waiting
@@ -358,10 +390,13 @@ class BackupGate:
             try:
                 self.backup(secret)
             except BackupError as exc:
-                why = (f"key {fp} in Secret {self.namespace}/{name} is not active yet: backup to "
-                       f"{self.target.description} failed: {exc}" if activate else
-                       f"active key {fp} in Secret {self.namespace}/{name} has no verified "
-                       f"backup: {self.target.description}: {exc}")
+                why = (
+                    f"key {fp} in Secret {self.namespace}/{name} is not active yet: backup to "
+                    f"{self.target.description} failed: {exc}"
+                    if activate
+                    else f"active key {fp} in Secret {self.namespace}/{name} has no verified "
+                    f"backup: {self.target.description}: {exc}"
+                )
                 _LOG.warning("%s", why)
                 self._event(secret, "Warning", "KeyBackupFailed", why)
                 return False
@@ -373,15 +408,29 @@ class BackupGate:
         try:
             updated = self.gw.replace_secret(self.namespace, name, secret)
         except ApiError as exc:
-            _LOG.warning("key %s backed up but not activated: status %s relabelling %s/%s",
-                         fp, exc.status, self.namespace, name)
+            _LOG.warning(
+                "key %s backed up but not activated: status %s relabelling %s/%s",
+                fp,
+                exc.status,
+                self.namespace,
+                name,
+            )
             return False
         self.activated.add(name)
         self.on_activated(updated)
-        _LOG.info("key %s in Secret %s/%s is active (backed up to %s)", fp, self.namespace,
-                  name, self.target.description)
-        self._event(secret, "Normal", "KeyBackedUp",
-                    f"key {fp} backed up to {self.target.description}, verified and activated")
+        _LOG.info(
+            "key %s in Secret %s/%s is active (backed up to %s)",
+            fp,
+            self.namespace,
+            name,
+            self.target.description,
+        )
+        self._event(
+            secret,
+            "Normal",
+            "KeyBackedUp",
+            f"key {fp} backed up to {self.target.description}, verified and activated",
+        )
         return True
 
     def _event(self, secret: Mapping[str, Any], type_: str, reason: str, message: str) -> None:

@@ -86,14 +86,18 @@ class KeyManager:
         if legacy is not None:
             secrets.append(legacy)
         entries = []
-        for secret in sorted(secrets, key=lambda s: (s.get("metadata") or {}).get(
-                "creationTimestamp") or ""):
+        for secret in sorted(
+            secrets, key=lambda s: (s.get("metadata") or {}).get("creationTimestamp") or ""
+        ):
             entry = self._entry(secret)
             if entry is not None:
                 entries.append(entry)
         self.ring.replace_all(entries)
-        _LOG.info("loaded %d sealing key(s) from namespace %s", len(self.ring.entries()),
-                  self.opts.namespace)
+        _LOG.info(
+            "loaded %d sealing key(s) from namespace %s",
+            len(self.ring.entries()),
+            self.opts.namespace,
+        )
         return len(self.ring.entries())
 
     def _entry(self, secret: Mapping[str, Any]) -> KeyEntry | None:
@@ -112,14 +116,21 @@ class KeyManager:
 
     def watch(self) -> None:
         """Start informers that keep the ring in sync with the key Secrets."""
-        handlers = Handlers(on_add=self._upsert, on_update=lambda _old, new: self._upsert(new),
-                            on_delete=self._deleted)
+        handlers = Handlers(
+            on_add=self._upsert,
+            on_update=lambda _old, new: self._upsert(new),
+            on_delete=self._deleted,
+        )
         path = secret_path(self.opts.namespace)
         for name, lw in (
-            ("keys-active", RawListWatch(self.gw, path,
-                                         label_selector=f"{KEY_LABEL}={KEY_LABEL_ACTIVE}")),
-            ("keys-legacy", RawListWatch(self.gw, path,
-                                         field_selector=f"metadata.name={self.opts.prefix}")),
+            (
+                "keys-active",
+                RawListWatch(self.gw, path, label_selector=f"{KEY_LABEL}={KEY_LABEL_ACTIVE}"),
+            ),
+            (
+                "keys-legacy",
+                RawListWatch(self.gw, path, field_selector=f"metadata.name={self.opts.prefix}"),
+            ),
         ):
             inf = Informer(lw, handlers, name=name)
             inf.start()
@@ -178,8 +189,12 @@ class KeyManager:
     def generate(self) -> KeyEntry:
         key, cert = generate_key_and_cert(self.opts.bits, self.opts.cn, self.opts.ttl)
         manifest = key_secret_manifest(
-            key, cert, namespace=self.opts.namespace, generate_name=self.opts.prefix,
-            labels=self.opts.labels, annotations=self.opts.annotations,
+            key,
+            cert,
+            namespace=self.opts.namespace,
+            generate_name=self.opts.prefix,
+            labels=self.opts.labels,
+            annotations=self.opts.annotations,
         )
         plain_data = manifest["data"]
         if self.wrap is not None:  # etcd gets the transit ciphertext, never the PEM key
@@ -190,14 +205,22 @@ class KeyManager:
         entry = entry_from_secret({**created, "data": plain_data})
         self.generated.append(entry)
         if self.backup is not None:
-            _LOG.info("new sealing key %s in Secret %s/%s: pending backup", entry.fingerprint,
-                      self.opts.namespace, entry.secret_name)
+            _LOG.info(
+                "new sealing key %s in Secret %s/%s: pending backup",
+                entry.fingerprint,
+                self.opts.namespace,
+                entry.secret_name,
+            )
             self.backup.sweep()
             if entry.secret_name not in self.backup.activated:
                 raise self.backup.pending_error()
         self.ring.add(entry)
-        _LOG.info("new sealing key %s in Secret %s/%s", entry.fingerprint, self.opts.namespace,
-                  entry.secret_name)
+        _LOG.info(
+            "new sealing key %s in Secret %s/%s",
+            entry.fingerprint,
+            self.opts.namespace,
+            entry.secret_name,
+        )
         return entry
 
     def needs_key(self, now: datetime | None = None) -> bool:

@@ -48,8 +48,9 @@ def parse_wrap(spec: str) -> tuple[str, str]:
 
 
 class KeyWrapper:
-    def __init__(self, login: VaultLogin, mount: str, key: str, *, gateway: Any = None,
-                 retry: float = 10.0) -> None:
+    def __init__(
+        self, login: VaultLogin, mount: str, key: str, *, gateway: Any = None, retry: float = 10.0
+    ) -> None:
         self.login, self.mount, self.key = login, mount, key
         self.spec = f"transit:{mount}/{key}"
         self.gw = gateway
@@ -71,14 +72,16 @@ class KeyWrapper:
         """The key Secret to store: `tls.key` replaced by its transit ciphertext."""
         out = copy.deepcopy(manifest)
         try:
-            got = self._transit().encrypt_data(name=self.key, plaintext=out["data"]["tls.key"],
-                                               mount_point=self.mount)
+            got = self._transit().encrypt_data(
+                name=self.key, plaintext=out["data"]["tls.key"], mount_point=self.mount
+            )
             ciphertext = got["data"]["ciphertext"]
         except VaultUnavailable as exc:
             raise UnwrapError(f"cannot wrap the new key with {self.spec}: {exc}") from None
         except Exception as exc:  # noqa: BLE001 - hvac errors: the type only
-            raise UnwrapError(f"cannot wrap the new key with {self.spec} "
-                              f"({type(exc).__name__})") from None
+            raise UnwrapError(
+                f"cannot wrap the new key with {self.spec} ({type(exc).__name__})"
+            ) from None
         out["data"]["tls.key"] = base64.b64encode(ciphertext.encode()).decode()
         meta = out.setdefault("metadata", {})
         meta.setdefault("annotations", {})[WRAP_ANNOTATION] = self.spec
@@ -92,14 +95,14 @@ class KeyWrapper:
         try:
             mount, key = parse_wrap(spec)
             ciphertext = base64.b64decode(out["data"]["tls.key"]).decode()
-            got = self._transit().decrypt_data(name=key, ciphertext=ciphertext,
-                                               mount_point=mount)
+            got = self._transit().decrypt_data(name=key, ciphertext=ciphertext, mount_point=mount)
             out["data"]["tls.key"] = got["data"]["plaintext"]
         except VaultUnavailable as exc:
             raise UnwrapError(f"cannot unwrap key Secret {name}: {exc}") from None
         except Exception as exc:  # noqa: BLE001
-            raise UnwrapError(f"cannot unwrap key Secret {name} with {spec} "
-                              f"({type(exc).__name__})") from None
+            raise UnwrapError(
+                f"cannot unwrap key Secret {name} with {spec} ({type(exc).__name__})"
+            ) from None
         return out
 
     def failed(self, secret: Mapping[str, Any], reason: str) -> None:
@@ -110,9 +113,12 @@ class KeyWrapper:
             self._failed[name] = dict(secret)
         if self.gw is not None:
             try:
-                self.gw.emit_event({"apiVersion": "v1", "kind": "Secret",
-                                    "metadata": secret.get("metadata")},
-                                   "Warning", "KeyUnwrapFailed", reason)
+                self.gw.emit_event(
+                    {"apiVersion": "v1", "kind": "Secret", "metadata": secret.get("metadata")},
+                    "Warning",
+                    "KeyUnwrapFailed",
+                    reason,
+                )
             except Exception as exc:  # noqa: BLE001 - events are best effort
                 _LOG.warning("cannot record event KeyUnwrapFailed (%s)", type(exc).__name__)
         self._ensure_thread()
@@ -124,8 +130,9 @@ class KeyWrapper:
     def _ensure_thread(self) -> None:
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._retry_loop, name="key-unwrap",
-                                                daemon=True)
+                self._thread = threading.Thread(
+                    target=self._retry_loop, name="key-unwrap", daemon=True
+                )
                 self._thread.start()
 
     def _retry_loop(self) -> None:

@@ -163,6 +163,7 @@ class KeyRing:
 
     def _reorder(self) -> None:
         unique: dict[str, KeyEntry] = {}
+
         def order(e: KeyEntry) -> tuple[datetime, datetime, str]:
             return (e.order_time(self._priority), e.created, e.secret_name)
 

@@ -42,8 +42,13 @@ EVENT_COMPONENT = "sealed-secrets"
 class ApiError(ClusterError):
     """An apiserver request failed; `.status` is the HTTP status (0: no answer)."""
 
-    def __init__(self, message: str, status: int = 0, reason: str = "",
-                 causes: tuple[tuple[str, str, str], ...] = ()) -> None:
+    def __init__(
+        self,
+        message: str,
+        status: int = 0,
+        reason: str = "",
+        causes: tuple[tuple[str, str, str], ...] = (),
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.reason = reason
@@ -70,22 +75,25 @@ class KubeGateway(Protocol):
 
     def get_sealed(self, namespace: str, name: str) -> dict[str, Any] | None: ...
 
-    def patch_sealed_status(self, namespace: str, name: str,
-                            patch: Mapping[str, Any]) -> dict[str, Any]: ...
+    def patch_sealed_status(
+        self, namespace: str, name: str, patch: Mapping[str, Any]
+    ) -> dict[str, Any]: ...
 
     def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None: ...
 
     def create_secret(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]: ...
 
-    def replace_secret(self, namespace: str, name: str,
-                       body: Mapping[str, Any]) -> dict[str, Any]: ...
+    def replace_secret(
+        self, namespace: str, name: str, body: Mapping[str, Any]
+    ) -> dict[str, Any]: ...
 
     def delete_secret(self, namespace: str, name: str, uid: str | None = None) -> None: ...
 
     def list_secrets(self, namespace: str, label_selector: str = "") -> list[dict[str, Any]]: ...
 
-    def emit_event(self, involved: Mapping[str, Any], type_: str, reason: str,
-                   message: str) -> None: ...
+    def emit_event(
+        self, involved: Mapping[str, Any], type_: str, reason: str, message: str
+    ) -> None: ...
 
     def namespace_exists(self, name: str) -> bool: ...
 
@@ -117,8 +125,15 @@ def _micro_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def event_body(involved: Mapping[str, Any], type_: str, reason: str, message: str,
-               *, count: int = 1, now: str | None = None) -> dict[str, Any]:
+def event_body(
+    involved: Mapping[str, Any],
+    type_: str,
+    reason: str,
+    message: str,
+    *,
+    count: int = 1,
+    now: str | None = None,
+) -> dict[str, Any]:
     """A core/v1 Event like client-go's recorder writes (source component `sealed-secrets`).
 
     The name is derived from the object, reason and message, so a repeated event becomes a
@@ -126,9 +141,9 @@ def event_body(involved: Mapping[str, Any], type_: str, reason: str, message: st
     """
     meta = involved.get("metadata") or {}
     ns = meta.get("namespace") or "default"
-    digest = hashlib.sha256(
-        f"{meta.get('uid')}|{type_}|{reason}|{message}".encode()
-    ).hexdigest()[:16]
+    digest = hashlib.sha256(f"{meta.get('uid')}|{type_}|{reason}|{message}".encode()).hexdigest()[
+        :16
+    ]
     now = now or _micro_now()
     return {
         "apiVersion": "v1",
@@ -156,8 +171,9 @@ def event_body(involved: Mapping[str, Any], type_: str, reason: str, message: st
 class RealKubeGateway:
     """`KubeGateway` on the official client (`kubernetes.client.ApiClient`)."""
 
-    def __init__(self, api_client: Any, *, qps: float = 5.0, burst: int = 10,
-                 request_timeout: float = 30.0) -> None:
+    def __init__(
+        self, api_client: Any, *, qps: float = 5.0, burst: int = 10, request_timeout: float = 30.0
+    ) -> None:
         self.api = api_client
         self.limiter = TokenBucket(qps, burst)
         self.timeout = request_timeout
@@ -165,17 +181,31 @@ class RealKubeGateway:
         self._event_lock = threading.Lock()
 
     # -- plumbing ---------------------------------------------------------------------------
-    def request(self, method: str, path: str, *, query: list[tuple[str, Any]] | None = None,
-                body: Any = None, content_type: str = "application/json",
-                timeout: Any = None, stream: bool = False, limit: bool = True) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: list[tuple[str, Any]] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        timeout: Any = None,
+        stream: bool = False,
+        limit: bool = True,
+    ) -> Any:
         """One API call; returns parsed JSON (or the raw response when `stream`)."""
         if limit:
             self.limiter.take()
         headers = {"Accept": "application/json", "Content-Type": content_type}
         try:
             resp = self.api.call_api(
-                path, method, query_params=query or [], header_params=headers, body=body,
-                auth_settings=["BearerToken"], _preload_content=False,
+                path,
+                method,
+                query_params=query or [],
+                header_params=headers,
+                body=body,
+                auth_settings=["BearerToken"],
+                _preload_content=False,
                 _request_timeout=timeout if timeout is not None else self.timeout,
                 _return_http_data_only=True,
             )
@@ -197,10 +227,15 @@ class RealKubeGateway:
                 return None
             raise
 
-    def patch_sealed_status(self, namespace: str, name: str,
-                            patch: Mapping[str, Any]) -> dict[str, Any]:
-        return self.request("PATCH", sealed_path(namespace, name, status=True), body=dict(patch),
-                            content_type="application/merge-patch+json")
+    def patch_sealed_status(
+        self, namespace: str, name: str, patch: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        return self.request(
+            "PATCH",
+            sealed_path(namespace, name, status=True),
+            body=dict(patch),
+            content_type="application/merge-patch+json",
+        )
 
     # -- Secrets ----------------------------------------------------------------------------
     def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -214,8 +249,7 @@ class RealKubeGateway:
     def create_secret(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
         return self.request("POST", secret_path(namespace), body=dict(body))
 
-    def replace_secret(self, namespace: str, name: str,
-                       body: Mapping[str, Any]) -> dict[str, Any]:
+    def replace_secret(self, namespace: str, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
         return self.request("PUT", secret_path(namespace, name), body=dict(body))
 
     def delete_secret(self, namespace: str, name: str, uid: str | None = None) -> None:
@@ -238,8 +272,9 @@ class RealKubeGateway:
         return items
 
     # -- events and namespaces --------------------------------------------------------------
-    def emit_event(self, involved: Mapping[str, Any], type_: str, reason: str,
-                   message: str) -> None:
+    def emit_event(
+        self, involved: Mapping[str, Any], type_: str, reason: str, message: str
+    ) -> None:
         body = event_body(involved, type_, reason, message)
         ns, name = body["metadata"]["namespace"], body["metadata"]["name"]
         path = f"/api/v1/namespaces/{quote(ns)}/events"
@@ -260,9 +295,12 @@ class RealKubeGateway:
                     count = int(current.get("count") or 1) + 1
                     with self._event_lock:
                         self._event_counts[name] = count
-            self.request("PATCH", f"{path}/{quote(name)}",
-                         body={"count": count, "lastTimestamp": body["lastTimestamp"]},
-                         content_type="application/merge-patch+json")
+            self.request(
+                "PATCH",
+                f"{path}/{quote(name)}",
+                body={"count": count, "lastTimestamp": body["lastTimestamp"]},
+                content_type="application/merge-patch+json",
+            )
         except ApiError as exc:
             if exc.status == 404:  # the aggregated event expired: start over
                 with self._event_lock:
@@ -292,8 +330,13 @@ def _api_error(exc: ApiException, method: str, path: str) -> ApiError:
         reason = str(payload.get("reason") or "")
         message = str(payload.get("message") or message)
         for cause in (payload.get("details") or {}).get("causes") or []:
-            causes.append((str(cause.get("field") or ""), str(cause.get("reason") or ""),
-                           str(cause.get("message") or "")))
+            causes.append(
+                (
+                    str(cause.get("field") or ""),
+                    str(cause.get("reason") or ""),
+                    str(cause.get("message") or ""),
+                )
+            )
     except (TypeError, ValueError, AttributeError):
         pass
     return ApiError(f"{method} {path}: {status} {message}"[:500], status, reason, tuple(causes))

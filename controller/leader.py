@@ -191,16 +191,21 @@ class LeaseElector:
             }
             try:
                 self._api.replace_namespaced_lease(
-                    self.name, self.namespace, body, _preload_content=False,
+                    self.name,
+                    self.namespace,
+                    body,
+                    _preload_content=False,
                     _request_timeout=self._timeout(),
                 )
             except ApiException as exc:
-                _LOG.warning("lease %s/%s: release failed: HTTP %s", self.namespace, self.name,
-                             exc.status)
+                _LOG.warning(
+                    "lease %s/%s: release failed: HTTP %s", self.namespace, self.name, exc.status
+                )
                 return False
             except Exception as exc:  # network errors: the lease simply expires
-                _LOG.warning("lease %s/%s: release failed: %s", self.namespace, self.name,
-                             type(exc).__name__)
+                _LOG.warning(
+                    "lease %s/%s: release failed: %s", self.namespace, self.name, type(exc).__name__
+                )
                 return False
             self._observed_record = dict(body["spec"])
             _LOG.info("lease %s/%s: released by %s", self.namespace, self.name, self.identity)
@@ -226,12 +231,17 @@ class LeaseElector:
                 last_ok = self._clock()
                 continue
             if self.holder() not in ("", self.identity):
-                _LOG.warning("lease %s/%s: now held by %s; stepping down", self.namespace,
-                             self.name, self.holder())
+                _LOG.warning(
+                    "lease %s/%s: now held by %s; stepping down",
+                    self.namespace,
+                    self.name,
+                    self.holder(),
+                )
                 return
             if self._clock() - last_ok >= self.renew_deadline:
-                _LOG.warning("lease %s/%s: renew deadline passed; stepping down",
-                             self.namespace, self.name)
+                _LOG.warning(
+                    "lease %s/%s: renew deadline passed; stepping down", self.namespace, self.name
+                )
                 return
 
     def _become_leader(self) -> None:
@@ -261,12 +271,14 @@ class LeaseElector:
             try:
                 return self._attempt()
             except ApiException as exc:
-                _LOG.info("lease %s/%s: attempt failed: HTTP %s", self.namespace, self.name,
-                          exc.status)
+                _LOG.info(
+                    "lease %s/%s: attempt failed: HTTP %s", self.namespace, self.name, exc.status
+                )
                 return False
             except Exception as exc:  # connection refused, timeouts: retry later
-                _LOG.info("lease %s/%s: attempt failed: %s", self.namespace, self.name,
-                          type(exc).__name__)
+                _LOG.info(
+                    "lease %s/%s: attempt failed: %s", self.namespace, self.name, type(exc).__name__
+                )
                 return False
 
     def _attempt(self) -> bool:
@@ -274,7 +286,9 @@ class LeaseElector:
         stamp = _now_micro()
         try:
             resp = self._api.read_namespaced_lease(
-                self.name, self.namespace, _preload_content=False,
+                self.name,
+                self.namespace,
+                _preload_content=False,
                 _request_timeout=self._timeout(),
             )
         except ApiException as exc:
@@ -311,7 +325,10 @@ class LeaseElector:
         }
         try:
             resp = self._api.replace_namespaced_lease(
-                self.name, self.namespace, body, _preload_content=False,
+                self.name,
+                self.namespace,
+                body,
+                _preload_content=False,
                 _request_timeout=self._timeout(),
             )
         except ApiException as exc:

@@ -38,9 +38,12 @@ except Exception:  # not installed: running from a source tree
 # -- logging -------------------------------------------------------------------------------------
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        out = {"time": datetime.fromtimestamp(record.created, UTC).isoformat(),
-               "level": record.levelname.lower(), "logger": record.name,
-               "msg": record.getMessage()}
+        out = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
         if record.exc_info:
             out["error"] = self.formatException(record.exc_info)
         return json.dumps(out)
@@ -49,7 +52,8 @@ class _JsonFormatter(logging.Formatter):
 def setup_logging(level: str, fmt: str, info_stdout: bool) -> None:
     lvl = {"WARN": "WARNING"}.get(level.upper(), level.upper())
     formatter: logging.Formatter = (
-        _JsonFormatter() if fmt.lower() == "json"
+        _JsonFormatter()
+        if fmt.lower() == "json"
         else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
     root = logging.getLogger()
@@ -87,8 +91,12 @@ def build_api_client(kubeconfig: str, context: str, pool: int) -> Any:
 
     cfg = client.Configuration()
     if kubeconfig:
-        config.load_kube_config(config_file=kubeconfig, context=context or None,
-                                client_configuration=cfg, persist_config=False)
+        config.load_kube_config(
+            config_file=kubeconfig,
+            context=context or None,
+            client_configuration=cfg,
+            persist_config=False,
+        )
     else:
         config.load_incluster_config(client_configuration=cfg)
     cfg.connection_pool_maxsize = pool
@@ -112,19 +120,29 @@ class App:
         self.config = cfg = config
         self.namespace = controller_namespace(cfg.namespace)
         extra = cfg.extra_namespaces
-        self.api_client = build_api_client(cfg.kubeconfig, cfg.context,
-                                           pool=cfg.workers + 2 * (len(extra) + 1) + 16)
-        self.gw = RealKubeGateway(self.api_client, qps=cfg.kubeclient_qps,
-                                  burst=cfg.kubeclient_burst)
-        self.metrics = Metrics(revision=VERSION,
-                               omit_secret_labels=cfg.metrics_omit_secret_labels)
+        self.api_client = build_api_client(
+            cfg.kubeconfig, cfg.context, pool=cfg.workers + 2 * (len(extra) + 1) + 16
+        )
+        self.gw = RealKubeGateway(
+            self.api_client, qps=cfg.kubeclient_qps, burst=cfg.kubeclient_burst
+        )
+        self.metrics = Metrics(revision=VERSION, omit_secret_labels=cfg.metrics_omit_secret_labels)
         self.keyring = KeyRing(order_priority=cfg.key_order_priority)
-        self.keys = KeyManager(self.gw, self.keyring, KeyOptions(
-            namespace=self.namespace, prefix=cfg.key_prefix, bits=cfg.key_size,
-            ttl=cfg.key_ttl, cn=cfg.my_cn, renew_period=cfg.key_renew_period,
-            cutoff=cfg.key_cutoff_time, labels=cfg.privatekey_labels,
-            annotations=cfg.privatekey_annotations,
-        ))
+        self.keys = KeyManager(
+            self.gw,
+            self.keyring,
+            KeyOptions(
+                namespace=self.namespace,
+                prefix=cfg.key_prefix,
+                bits=cfg.key_size,
+                ttl=cfg.key_ttl,
+                cn=cfg.my_cn,
+                renew_period=cfg.key_renew_period,
+                cutoff=cfg.key_cutoff_time,
+                labels=cfg.privatekey_labels,
+                annotations=cfg.privatekey_annotations,
+            ),
+        )
         if cfg.key_wrap:
             from controller.key_wrap import KeyWrapper, parse_wrap
             from controller.vault_login import VaultLogin
@@ -138,12 +156,20 @@ class App:
         if cfg.key_backup:
             from controller.key_backup import BackupGate, parse_target
 
-            self.keys.use_backup(BackupGate(
-                self.gw, parse_target(cfg.key_backup, gateway=self.gw,
-                                      controller_namespace=self.namespace,
-                                      vault_role=cfg.key_backup_vault_role),
-                self.namespace, registry=self.metrics.registry,
-                loaded=lambda: [e.secret_name for e in self.keyring.entries()]))
+            self.keys.use_backup(
+                BackupGate(
+                    self.gw,
+                    parse_target(
+                        cfg.key_backup,
+                        gateway=self.gw,
+                        controller_namespace=self.namespace,
+                        vault_role=cfg.key_backup_vault_role,
+                    ),
+                    self.namespace,
+                    registry=self.metrics.registry,
+                    loaded=lambda: [e.secret_name for e in self.keyring.entries()],
+                )
+            )
         namespaces: list[str] | None = None
         if not cfg.all_namespaces or extra:
             namespaces = []
@@ -155,22 +181,40 @@ class App:
                     continue
                 namespaces.append(ns)
         self.controller = SealedSecretController(
-            self.gw, self.keyring, namespaces=namespaces, label_selector=cfg.label_selector,
-            metrics=self.metrics, workers=cfg.workers, max_retries=cfg.max_unseal_retries,
-            skip_recreate=cfg.skip_recreate, options=ReconcileOptions(
-                update_status=cfg.update_status, accept_v1_data=cfg.accept_deprecated_v1_data,
-                old_gc_behavior=cfg.old_gc_behavior, async_events=True,
-                write_policy=WritePolicy(self.namespace, cfg.key_prefix)),
+            self.gw,
+            self.keyring,
+            namespaces=namespaces,
+            label_selector=cfg.label_selector,
+            metrics=self.metrics,
+            workers=cfg.workers,
+            max_retries=cfg.max_unseal_retries,
+            skip_recreate=cfg.skip_recreate,
+            options=ReconcileOptions(
+                update_status=cfg.update_status,
+                accept_v1_data=cfg.accept_deprecated_v1_data,
+                old_gc_behavior=cfg.old_gc_behavior,
+                async_events=True,
+                write_policy=WritePolicy(self.namespace, cfg.key_prefix),
+            ),
         )
         self.keyring.on_change(lambda: self.metrics.set_key_usage(self.keyring.usage_counts()))
         self.stopping = threading.Event()
         self.elector: Any = None
-        self._serve_api, self._serve_metrics, self._api_options = serve_api, serve_metrics, (
-            ApiOptions(rate_limit=cfg.rate_limit, rate_limit_burst=cfg.rate_limit_burst,
-                       read_timeout=cfg.read_timeout.total_seconds(),
-                       write_timeout=cfg.write_timeout.total_seconds(),
-                       trusted_proxies=tuple(p.strip() for p in cfg.trusted_proxies.split(",")
-                                             if p.strip())))
+        self._serve_api, self._serve_metrics, self._api_options = (
+            serve_api,
+            serve_metrics,
+            (
+                ApiOptions(
+                    rate_limit=cfg.rate_limit,
+                    rate_limit_burst=cfg.rate_limit_burst,
+                    read_timeout=cfg.read_timeout.total_seconds(),
+                    write_timeout=cfg.write_timeout.total_seconds(),
+                    trusted_proxies=tuple(
+                        p.strip() for p in cfg.trusted_proxies.split(",") if p.strip()
+                    ),
+                )
+            ),
+        )
         self.api: Any = None
         self.metrics_server: Any = None
         self.supervisor = Supervisor()
@@ -183,19 +227,29 @@ class App:
             def probe() -> bool:
                 thread = get()
                 return self.stopping.is_set() or thread is None or thread.is_alive()
+
             return probe
 
         for inf in [*self.controller.informers(), *self.keys.informers]:
             sup.watch(f"informer {inf.name}", alive(lambda inf=inf: getattr(inf, "_thread", None)))
         sup.watch("http-api", alive(lambda: self.api and self.api.thread))
-        sup.watch("http-metrics", alive(lambda: self.metrics_server and
-                                        self.metrics_server.thread))
-        sup.watch("key-manager", alive(lambda: getattr(self.keys, "_thread", None)
-                                       if getattr(self.keys, "_leading", False) else None))
-        sup.watch("lease-elector", alive(lambda: self.elector and
-                                         getattr(self.elector, "_thread", None)))
-        sup.watch("reconcile workers",
-                  lambda: self.stopping.is_set() or self.controller.workers_alive())
+        sup.watch("http-metrics", alive(lambda: self.metrics_server and self.metrics_server.thread))
+        sup.watch(
+            "key-manager",
+            alive(
+                lambda: (
+                    getattr(self.keys, "_thread", None)
+                    if getattr(self.keys, "_leading", False)
+                    else None
+                )
+            ),
+        )
+        sup.watch(
+            "lease-elector", alive(lambda: self.elector and getattr(self.elector, "_thread", None))
+        )
+        sup.watch(
+            "reconcile workers", lambda: self.stopping.is_set() or self.controller.workers_alive()
+        )
 
     def healthy(self) -> bool:
         return self.supervisor.healthy()
@@ -209,12 +263,19 @@ class App:
         self.keys.watch()
         self.controller.start_informers()
         self._supervise()
-        self.api = self._serve_api(self.config.listen_addr, keys=self.keyring, ready=self.ready,
-                                   healthy=self.healthy, metrics=self.metrics,
-                                   options=self._api_options)
+        self.api = self._serve_api(
+            self.config.listen_addr,
+            keys=self.keyring,
+            ready=self.ready,
+            healthy=self.healthy,
+            metrics=self.metrics,
+            options=self._api_options,
+        )
         self.metrics_server = self._serve_metrics(
-            self.config.listen_metrics_addr, metrics=self.metrics,
-            timeout=self.config.read_timeout.total_seconds())
+            self.config.listen_metrics_addr,
+            metrics=self.metrics,
+            timeout=self.config.read_timeout.total_seconds(),
+        )
         if not self.controller.wait_synced(60):
             _LOG.warning("caches not synced after 60s; continuing (informers keep retrying)")
         if self.config.leader_elect:
@@ -223,9 +284,12 @@ class App:
             from controller.leader import LeaseElector
 
             self.elector = LeaseElector(
-                CoordinationV1Api(self.api_client), namespace=self.namespace,
-                name=self.config.leader_election_id, on_started_leading=self._start_leading,
-                on_stopped_leading=self._stop_leading, status_sink=self.metrics,
+                CoordinationV1Api(self.api_client),
+                namespace=self.namespace,
+                name=self.config.leader_election_id,
+                on_started_leading=self._start_leading,
+                on_stopped_leading=self._stop_leading,
+                status_sink=self.metrics,
             )
             self.elector.start()
         else:
@@ -320,6 +384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
+
     def on_usr1(_signum: int, _frame: Any) -> None:
         if holder:
             holder[0].keys.force()
@@ -336,8 +401,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _LOG.error("startup failed: %s", msg)
         return 2
     if sys.platform.startswith("linux"):
-        threading.Thread(target=_trim_heap_forever, args=(stopping,), name="heap-trim",
-                         daemon=True).start()
+        threading.Thread(
+            target=_trim_heap_forever, args=(stopping,), name="heap-trim", daemon=True
+        ).start()
     return app.wait()
 
 

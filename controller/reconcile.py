@@ -66,8 +66,9 @@ class NeedFullSecret(Exception):
 class ReconcileError(SealkitError):
     """A reconcile failure with its event reason and metric reason attached."""
 
-    def __init__(self, message: str, *, event_reason: str, metric_reason: str,
-                 retry: bool = True) -> None:
+    def __init__(
+        self, message: str, *, event_reason: str, metric_reason: str, retry: bool = True
+    ) -> None:
         super().__init__(message)
         self.event_reason = event_reason
         self.metric_reason = metric_reason
@@ -120,13 +121,19 @@ def desired_secret(
     newest_first = list(reversed(keys))
     hinted = next((e.private_key for e in newest_first if e.fingerprint == hint), None)
     try:
-        unsealed = unseal(sealed, [e.private_key for e in newest_first], hint=hinted,
-                          accept_v1_data=accept_v1_data)
+        unsealed = unseal(
+            sealed,
+            [e.private_key for e in newest_first],
+            hint=hinted,
+            accept_v1_data=accept_v1_data,
+        )
     except SealkitError as exc:
-        raise ReconcileError(exc.message, event_reason=REASON_UNSEAL_FAILED,
-                             metric_reason="unseal") from None
-    opened_by = next((e.fingerprint for e in newest_first if e.private_key is unsealed.opened_by),
-                     None)
+        raise ReconcileError(
+            exc.message, event_reason=REASON_UNSEAL_FAILED, metric_reason="unseal"
+        ) from None
+    opened_by = next(
+        (e.fingerprint for e in newest_first if e.private_key is unsealed.opened_by), None
+    )
     return Unsealed(unsealed.secret, opened_by)
 
 
@@ -139,9 +146,17 @@ def is_controlled_by(secret: Mapping[str, Any], sealed: Mapping[str, Any]) -> bo
 
 
 def _refs_key(refs: Any) -> list[tuple[Any, ...]]:
-    return [(r.get("apiVersion"), r.get("kind"), r.get("name"), r.get("uid"),
-             bool(r.get("controller")), bool(r.get("blockOwnerDeletion")))
-            for r in refs or []]
+    return [
+        (
+            r.get("apiVersion"),
+            r.get("kind"),
+            r.get("name"),
+            r.get("uid"),
+            bool(r.get("controller")),
+            bool(r.get("blockOwnerDeletion")),
+        )
+        for r in refs or []
+    ]
 
 
 DATA_DIGEST = "__sealkit_data_digest__"
@@ -184,8 +199,11 @@ def is_settled(sealed: Mapping[str, Any]) -> bool:
     generation = (sealed.get("metadata") or {}).get("generation")
     if generation is None or status.get("observedGeneration") != generation:
         return False
-    return any(c.get("type") == CONDITION and c.get("status") == "True"
-               for c in status.get("conditions") or [] if isinstance(c, Mapping))
+    return any(
+        c.get("type") == CONDITION and c.get("status") == "True"
+        for c in status.get("conditions") or []
+        if isinstance(c, Mapping)
+    )
 
 
 def slim_sealed(sealed: dict[str, Any]) -> dict[str, Any]:
@@ -246,7 +264,9 @@ def merge_into_existing(
         name = (sealed.get("metadata") or {}).get("name") or ""
         raise ReconcileError(
             f'Resource "{name}" already exists and is not managed by SealedSecret',
-            event_reason=REASON_UPDATE_FAILED, metric_reason="unmanaged", retry=False,
+            event_reason=REASON_UPDATE_FAILED,
+            metric_reason="unmanaged",
+            retry=False,
         )
     if patch and is_slim(existing):
         raise NeedFullSecret()  # merging needs the existing values: the executor GETs them
@@ -310,8 +330,14 @@ def status_patch(
     transition = now
     if current is not None and current.get("status") == want and current.get("lastTransitionTime"):
         transition = current["lastTransitionTime"]
-    condition = {"type": CONDITION, "status": want, "message": message, "reason": reason,
-                 "lastUpdateTime": now, "lastTransitionTime": transition}
+    condition = {
+        "type": CONDITION,
+        "status": want,
+        "message": message,
+        "reason": reason,
+        "lastUpdateTime": now,
+        "lastTransitionTime": transition,
+    }
     others = [dict(c) for c in conditions if c.get("type") != CONDITION]
     body: dict[str, Any] = {"conditions": [condition, *others]}
     if generation is not None:
@@ -341,13 +367,19 @@ def plan_reconcile(
     except ReconcileError as exc:
         return failure_plan(sealed, exc, update_status=update_status, now=now)
     events = [Event("Normal", REASON_UNSEALED, SUCCESS_MESSAGE)] if action != "none" else []
-    patch = (status_patch(sealed, synced=True, message="", reason=REASON_UNSEALED, now=now)
-             if update_status else None)
+    patch = (
+        status_patch(sealed, synced=True, message="", reason=REASON_UNSEALED, now=now)
+        if update_status
+        else None
+    )
     return Plan(action, body, patch, events, synced=True, opened_by=unsealed.fingerprint)
 
 
 def failure_plan(
-    sealed: Mapping[str, Any], exc: ReconcileError, *, update_status: bool = True,
+    sealed: Mapping[str, Any],
+    exc: ReconcileError,
+    *,
+    update_status: bool = True,
     now: str | None = None,
 ) -> Plan:
     """The plan for a failed reconcile: no write, a Warning event, `Synced=False`."""
@@ -356,7 +388,18 @@ def failure_plan(
     event_message = message
     if exc.event_reason == REASON_UNSEAL_FAILED:
         event_message = f"Failed to unseal: {message}"
-    patch = (status_patch(sealed, synced=False, message=message, reason=exc.event_reason, now=now)
-             if update_status else None)
-    return Plan("none", None, patch, [Event("Warning", exc.event_reason, event_message)],
-                synced=False, error_reason=exc.metric_reason, retry=exc.retry, message=message)
+    patch = (
+        status_patch(sealed, synced=False, message=message, reason=exc.event_reason, now=now)
+        if update_status
+        else None
+    )
+    return Plan(
+        "none",
+        None,
+        patch,
+        [Event("Warning", exc.event_reason, event_message)],
+        synced=False,
+        error_reason=exc.metric_reason,
+        retry=exc.retry,
+        message=message,
+    )

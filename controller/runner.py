@@ -71,12 +71,16 @@ class SealedSecretController:
                 self._secrets[ns] = Informer(
                     RawListWatch(gateway, secret_path(ns), label_selector=label_selector),
                     Handlers(on_delete=self._secret_deleted),
-                    name=f"secrets-{ns or 'all'}", transform=slim_secret,
+                    name=f"secrets-{ns or 'all'}",
+                    transform=slim_secret,
                 )
         self.reconciler = Reconciler(
-            gateway, keyring, sealed_lookup=self.get_sealed,
+            gateway,
+            keyring,
+            sealed_lookup=self.get_sealed,
             secret_lookup=None if skip_recreate else self.get_secret,
-            metrics=metrics, options=options,
+            metrics=metrics,
+            options=options,
         )
         keyring.on_change(self._keys_changed)
 
@@ -141,8 +145,10 @@ class SealedSecretController:
         self._leading.set()
         for key in self.sealed_keys():
             self.queue.add(key)
-        self._workers = [threading.Thread(target=self._work, name=f"worker-{i}", daemon=True)
-                         for i in range(self.n_workers)]
+        self._workers = [
+            threading.Thread(target=self._work, name=f"worker-{i}", daemon=True)
+            for i in range(self.n_workers)
+        ]
         for t in self._workers:
             t.start()
         _LOG.info("reconciling with %d workers", self.n_workers)
@@ -186,8 +192,9 @@ class SealedSecretController:
                     with self._lock:
                         n = self._outage_tries.get(key, 0)
                         self._outage_tries[key] = n + 1
-                    self.queue.add_after(key, min(30.0, 0.25 * 2 ** min(n, 8)) *
-                                         random.uniform(1.0, 1.5))
+                    self.queue.add_after(
+                        key, min(30.0, 0.25 * 2 ** min(n, 8)) * random.uniform(1.0, 1.5)
+                    )
                     continue
                 with self._lock:
                     self._outage_tries.pop(key, None)

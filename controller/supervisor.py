@@ -48,8 +48,9 @@ class Supervisor:
     def _hook(self, args: Any) -> None:
         name = args.thread.name if args.thread is not None else "?"
         self.record(name, args.exc_type.__name__ if args.exc_type else "exit")
-        _LOG.debug("thread %s died", name,
-                   exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+        _LOG.debug(
+            "thread %s died", name, exc_info=(args.exc_type, args.exc_value, args.exc_traceback)
+        )
 
     def record(self, name: str, why: str) -> None:
         with self._lock:

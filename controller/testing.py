@@ -81,8 +81,9 @@ class FakeKubeGateway:
             obj = self.sealed.get((namespace, name))
             return copy.deepcopy(obj) if obj else None
 
-    def patch_sealed_status(self, namespace: str, name: str,
-                            patch: Mapping[str, Any]) -> dict[str, Any]:
+    def patch_sealed_status(
+        self, namespace: str, name: str, patch: Mapping[str, Any]
+    ) -> dict[str, Any]:
         with self._lock:
             self._maybe_fail("patch_status")
             obj = self.sealed.get((namespace, name))
@@ -118,8 +119,7 @@ class FakeKubeGateway:
             self.writes.append(("create", namespace, name))
             return copy.deepcopy(obj)
 
-    def replace_secret(self, namespace: str, name: str,
-                       body: Mapping[str, Any]) -> dict[str, Any]:
+    def replace_secret(self, namespace: str, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
         with self._lock:
             self._maybe_fail("replace")
             old = self.secrets.get((namespace, name))
@@ -146,17 +146,27 @@ class FakeKubeGateway:
     def list_secrets(self, namespace: str, label_selector: str = "") -> list[dict[str, Any]]:
         want = dict(p.split("=", 1) for p in label_selector.split(",") if "=" in p)
         with self._lock:
-            return [copy.deepcopy(s) for (ns, _), s in sorted(self.secrets.items())
-                    if ns == namespace and all(
-                        ((s["metadata"].get("labels") or {}).get(k) == v)
-                        for k, v in want.items())]
+            return [
+                copy.deepcopy(s)
+                for (ns, _), s in sorted(self.secrets.items())
+                if ns == namespace
+                and all(((s["metadata"].get("labels") or {}).get(k) == v) for k, v in want.items())
+            ]
 
-    def emit_event(self, involved: Mapping[str, Any], type_: str, reason: str,
-                   message: str) -> None:
+    def emit_event(
+        self, involved: Mapping[str, Any], type_: str, reason: str, message: str
+    ) -> None:
         meta = involved.get("metadata") or {}
         with self._lock:
-            self.events.append({"namespace": meta.get("namespace"), "name": meta.get("name"),
-                                "type": type_, "reason": reason, "message": message})
+            self.events.append(
+                {
+                    "namespace": meta.get("namespace"),
+                    "name": meta.get("name"),
+                    "type": type_,
+                    "reason": reason,
+                    "message": message,
+                }
+            )
 
     def namespace_exists(self, name: str) -> bool:
         return name in self.namespaces

@@ -23,8 +23,15 @@ class VaultUnavailable(Exception):
 
 
 class VaultLogin:
-    def __init__(self, *, addr: str, token: str = "", role: str = "",
-                 auth_mount: str = "kubernetes", jwt_file: str = SA_TOKEN_FILE) -> None:
+    def __init__(
+        self,
+        *,
+        addr: str,
+        token: str = "",
+        role: str = "",
+        auth_mount: str = "kubernetes",
+        jwt_file: str = SA_TOKEN_FILE,
+    ) -> None:
         self.addr, self.token, self.role = addr, token, role
         self.auth_mount, self.jwt_file = auth_mount, jwt_file
         self._client: Any = None
@@ -43,8 +50,7 @@ class VaultLogin:
         try:
             import hvac
         except ImportError:
-            raise VaultUnavailable("hvac is not installed (pip install 'sealkit[vault]')") \
-                from None
+            raise VaultUnavailable("hvac is not installed (pip install 'sealkit[vault]')") from None
         try:
             if self._client is not None and self._client.is_authenticated():
                 return self._client

@@ -45,8 +45,7 @@ class WorkQueue:
         self._waiting: list[tuple[float, int, Hashable]] = []
         self._seq = itertools.count()
         self._timer_cond = threading.Condition()
-        self._timer = threading.Thread(target=self._run_timer, name="workqueue-delay",
-                                       daemon=True)
+        self._timer = threading.Thread(target=self._run_timer, name="workqueue-delay", daemon=True)
         self._timer.start()
 
     # -- basic queue ------------------------------------------------------------------------

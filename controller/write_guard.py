@@ -24,8 +24,13 @@ from typing import Any
 
 from controller.reconcile import REASON_UPDATE_FAILED, ReconcileError
 
-__all__ = ["KEY_LABEL", "MAX_OBJECT_BYTES", "MAX_SECRET_DATA_BYTES", "WritePolicy",
-           "check_secret_write"]
+__all__ = [
+    "KEY_LABEL",
+    "MAX_OBJECT_BYTES",
+    "MAX_SECRET_DATA_BYTES",
+    "WritePolicy",
+    "check_secret_write",
+]
 
 KEY_LABEL = "sealedsecrets.bitnami.com/sealed-secrets-key"
 MAX_SECRET_DATA_BYTES = 1 << 20  # k8s.io/kubernetes/pkg/apis/core.MaxSecretSize
@@ -41,8 +46,9 @@ class WritePolicy:
 
 
 def _refuse(message: str, metric_reason: str) -> ReconcileError:
-    return ReconcileError(message, event_reason=REASON_UPDATE_FAILED,
-                          metric_reason=metric_reason, retry=False)
+    return ReconcileError(
+        message, event_reason=REASON_UPDATE_FAILED, metric_reason=metric_reason, retry=False
+    )
 
 
 def _data_bytes(data: Mapping[str, Any]) -> int:
@@ -64,10 +70,16 @@ def key_secret_reason(secret: Mapping[str, Any], policy: WritePolicy) -> str | N
     if KEY_LABEL in labels:
         return f"it carries the label {KEY_LABEL}"
     name, namespace = str(meta.get("name") or ""), str(meta.get("namespace") or "")
-    if (policy.controller_namespace and namespace == policy.controller_namespace
-            and policy.key_prefix and name.startswith(policy.key_prefix)):
-        return f"its name starts with the key prefix {policy.key_prefix!r} in the controller's " \
-               "namespace"
+    if (
+        policy.controller_namespace
+        and namespace == policy.controller_namespace
+        and policy.key_prefix
+        and name.startswith(policy.key_prefix)
+    ):
+        return (
+            f"its name starts with the key prefix {policy.key_prefix!r} in the controller's "
+            "namespace"
+        )
     return None
 
 
@@ -75,14 +87,23 @@ def check_secret_write(secret: Mapping[str, Any], policy: WritePolicy) -> None:
     """Raise `ReconcileError` (permanent) if ``secret`` must not be written."""
     why = key_secret_reason(secret, policy)
     if why is not None:
-        raise _refuse(f"refusing to write a sealing-key Secret ({why}): key Secrets come only "
-                      "from the key manager", "update")
+        raise _refuse(
+            f"refusing to write a sealing-key Secret ({why}): key Secrets come only "
+            "from the key manager",
+            "update",
+        )
     data = secret.get("data") or {}
     size = _data_bytes(data) if isinstance(data, Mapping) else 0
     if size > MAX_SECRET_DATA_BYTES:
-        raise _refuse(f"rendered Secret data is {size} bytes, over the apiserver's limit of "
-                      f"{MAX_SECRET_DATA_BYTES} bytes", "update")
+        raise _refuse(
+            f"rendered Secret data is {size} bytes, over the apiserver's limit of "
+            f"{MAX_SECRET_DATA_BYTES} bytes",
+            "update",
+        )
     encoded = len(json.dumps(secret, separators=(",", ":")))
     if encoded > MAX_OBJECT_BYTES:
-        raise _refuse(f"rendered Secret is {encoded} bytes encoded, over the limit of "
-                      f"{MAX_OBJECT_BYTES} bytes", "update")
+        raise _refuse(
+            f"rendered Secret is {encoded} bytes encoded, over the limit of "
+            f"{MAX_OBJECT_BYTES} bytes",
+            "update",
+        )

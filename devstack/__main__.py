@@ -19,27 +19,36 @@ def node_summary(stack: Stack) -> str:
 
     assert stack.node is not None
     n = stack.node
-    lines = [f"node {n['name']}: InternalIP {n['node_ip']}, pods {n['pod_cidr']}, "
-             f"host relays on {n['host_ip']}, cgroups {n['cgroup_root']}"]
+    lines = [
+        f"node {n['name']}: InternalIP {n['node_ip']}, pods {n['pod_cidr']}, "
+        f"host relays on {n['host_ip']}, cgroups {n['cgroup_root']}"
+    ]
     if stack.apiserver_url and stack.ca_file and stack.admin_cert and stack.admin_key:
         cert = (stack.admin_cert, stack.admin_key)
-        status, body = http_get(f"{stack.apiserver_url}/api/v1/nodes/{n['name']}",
-                                ca_file=stack.ca_file, client_cert=cert)
+        status, body = http_get(
+            f"{stack.apiserver_url}/api/v1/nodes/{n['name']}",
+            ca_file=stack.ca_file,
+            client_cert=cert,
+        )
         if status == 200:
             node = json.loads(body)
             ready = {c["type"]: c["status"] for c in node["status"]["conditions"]}.get("Ready")
             info = node["status"]["nodeInfo"]
-            lines.append(f"  Ready={ready}, kubelet {info['kubeletVersion']}, "
-                         f"{info['containerRuntimeVersion']}, kernel {info['kernelVersion']}")
-        status, body = http_get(f"{stack.apiserver_url}/api/v1/pods",
-                                ca_file=stack.ca_file, client_cert=cert)
+            lines.append(
+                f"  Ready={ready}, kubelet {info['kubeletVersion']}, "
+                f"{info['containerRuntimeVersion']}, kernel {info['kernelVersion']}"
+            )
+        status, body = http_get(
+            f"{stack.apiserver_url}/api/v1/pods", ca_file=stack.ca_file, client_cert=cert
+        )
         if status == 200:
             phases: dict[str, int] = {}
             for pod in json.loads(body)["items"]:
                 phase = pod["status"].get("phase", "?")
                 phases[phase] = phases.get(phase, 0) + 1
-            lines.append("  pods: " + (", ".join(f"{v} {k}" for k, v in sorted(phases.items()))
-                                       or "none"))
+            lines.append(
+                "  pods: " + (", ".join(f"{v} {k}" for k, v in sorted(phases.items())) or "none")
+            )
     return "\n".join(lines)
 
 

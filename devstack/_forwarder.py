@@ -59,8 +59,12 @@ def _pump(src: socket.socket, dst: socket.socket) -> None:
         dst.shutdown(socket.SHUT_WR)
 
 
-def _relay(client: socket.socket, target: tuple[str, int], idle: float | None,
-           slots: threading.BoundedSemaphore) -> None:
+def _relay(
+    client: socket.socket,
+    target: tuple[str, int],
+    idle: float | None,
+    slots: threading.BoundedSemaphore,
+) -> None:
     try:
         with client, socket.create_connection(target, timeout=10) as upstream:
             client.settimeout(idle)
@@ -103,8 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         if not slots.acquire(blocking=False):
             client.close()
             continue
-        threading.Thread(target=_relay, args=(client, args.to, idle, slots),
-                         daemon=True).start()
+        threading.Thread(target=_relay, args=(client, args.to, idle, slots), daemon=True).start()
 
 
 if __name__ == "__main__":

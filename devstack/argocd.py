@@ -168,8 +168,15 @@ class GitServer(Component):
         return f"http://127.0.0.1:{self.port}"
 
     def build_record(self) -> ProcessRecord:
-        argv = [sys.executable, "-m", "devstack.gitserver", "--root", str(self.root),
-                "--port", str(self.port)]
+        argv = [
+            sys.executable,
+            "-m",
+            "devstack.gitserver",
+            "--root",
+            str(self.root),
+            "--port",
+            str(self.port),
+        ]
         return ProcessRecord(name=self.name, argv=argv, log=self.log, cwd=str(REPO_ROOT))
 
     def is_ready(self) -> bool:
@@ -238,9 +245,11 @@ class ArgoRepoServer(_ArgoComponent):
     def build_record(self) -> ProcessRecord:
         argv = [
             self.argo.bin("argocd-repo-server"),
-            "--address", "127.0.0.1",
+            "--address",
+            "127.0.0.1",
             f"--port={self.port}",
-            "--metrics-address", "127.0.0.1",
+            "--metrics-address",
+            "127.0.0.1",
             f"--metrics-port={self.metrics_port}",
             f"--redis={self.redis.addr}",
             "--disable-tls",
@@ -256,8 +265,14 @@ class ArgoAppController(_ArgoComponent):
 
     name = "argocd-application-controller"
 
-    def __init__(self, workdir: Path, argo: ArgoInstall, kubeconfig: Path, redis: Redis,
-                 repo_server: ArgoRepoServer) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        argo: ArgoInstall,
+        kubeconfig: Path,
+        redis: Redis,
+        repo_server: ArgoRepoServer,
+    ) -> None:
         self.repo_server = repo_server
         super().__init__(workdir, argo, kubeconfig, redis)
 
@@ -278,8 +293,14 @@ class ArgoServer(_ArgoComponent):
 
     name = "argocd-server"
 
-    def __init__(self, workdir: Path, argo: ArgoInstall, kubeconfig: Path, redis: Redis,
-                 repo_server: ArgoRepoServer) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        argo: ArgoInstall,
+        kubeconfig: Path,
+        redis: Redis,
+        repo_server: ArgoRepoServer,
+    ) -> None:
         self.repo_server = repo_server
         super().__init__(workdir, argo, kubeconfig, redis)
 
@@ -292,9 +313,11 @@ class ArgoServer(_ArgoComponent):
             self.argo.bin("argocd-server"),
             "--insecure",
             "--disable-auth",
-            "--address", "127.0.0.1",
+            "--address",
+            "127.0.0.1",
             f"--port={self.port}",
-            "--metrics-address", "127.0.0.1",
+            "--metrics-address",
+            "127.0.0.1",
             f"--metrics-port={self.metrics_port}",
             f"--repo-server=127.0.0.1:{self.repo_server.port}",
             "--repo-server-plaintext",
@@ -316,7 +339,11 @@ def apply_manifests(kubectl: str, kubeconfig: Path, argo: ArgoInstall) -> None:
     def run(*args: str, stdin: str | None = None) -> str:
         proc = subprocess.run(
             [kubectl, "--kubeconfig", str(kubeconfig), *args],
-            input=stdin, capture_output=True, text=True, check=False, timeout=120,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
         )
         if proc.returncode != 0:
             last = (proc.stderr.strip() or proc.stdout.strip() or "no output").splitlines()[-1]
@@ -324,8 +351,7 @@ def apply_manifests(kubectl: str, kubeconfig: Path, argo: ArgoInstall) -> None:
         return proc.stdout
 
     def established() -> bool:
-        out = run("get", "crd", "applications.argoproj.io", "appprojects.argoproj.io",
-                  "-o", "json")
+        out = run("get", "crd", "applications.argoproj.io", "appprojects.argoproj.io", "-o", "json")
         for crd in json.loads(out)["items"]:
             conds = (crd.get("status") or {}).get("conditions") or []
             if not any(c["type"] == "Established" and c["status"] == "True" for c in conds):
@@ -335,15 +361,29 @@ def apply_manifests(kubectl: str, kubeconfig: Path, argo: ArgoInstall) -> None:
     ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
     run("apply", "--server-side", "--field-manager=devstack", "-f", "-", stdin=yaml.safe_dump(ns))
     # Server-side: the ApplicationSet CRD is too large for a last-applied annotation.
-    run("apply", "--server-side", "--field-manager=devstack", "--force-conflicts",
-        "-k", str(argo.crds))
+    run(
+        "apply",
+        "--server-side",
+        "--field-manager=devstack",
+        "--force-conflicts",
+        "-k",
+        str(argo.crds),
+    )
     deadline = time.monotonic() + 60
     while not established():
         if time.monotonic() > deadline:
             raise ComponentFailed("argocd", "Argo CD's CRDs not established after 60s")
         time.sleep(0.2)
-    run("apply", "--server-side", "--field-manager=devstack", "--force-conflicts",
-        "-n", NAMESPACE, "-k", str(argo.config))
+    run(
+        "apply",
+        "--server-side",
+        "--field-manager=devstack",
+        "--force-conflicts",
+        "-n",
+        NAMESPACE,
+        "-k",
+        str(argo.config),
+    )
 
 
 def add_to(stack: Stack, directory: Path) -> dict[str, str]:

@@ -31,8 +31,9 @@ class ArgoError(Exception):
 # --------------------------------------------------------------------------- pure
 
 
-def retarget(app: Mapping[str, Any], repo_url: str, revision: str | None = None,
-             namespace: str | None = None) -> dict[str, Any]:
+def retarget(
+    app: Mapping[str, Any], repo_url: str, revision: str | None = None, namespace: str | None = None
+) -> dict[str, Any]:
     """The committed Application pointed at another repository (the stack's Git server).
 
     The committed file keeps its real-looking repoURL; this is the overlay the demo
@@ -92,45 +93,64 @@ class ArgoCD:
     def __init__(self, env: Mapping[str, str], kubectl: str | None = None) -> None:
         missing = [k for k in ("ARGOCD_SERVER", "ARGOCD_BIN", "KUBECONFIG") if not env.get(k)]
         if missing:
-            raise ArgoError(f"the stack runs no Argo CD (missing {', '.join(missing)}); "
-                            "start it with `python -m devstack up --with argocd`")
+            raise ArgoError(
+                f"the stack runs no Argo CD (missing {', '.join(missing)}); "
+                "start it with `python -m devstack up --with argocd`"
+            )
         self.server, self.bin = env["ARGOCD_SERVER"], env["ARGOCD_BIN"]
         self.kubeconfig = env["KUBECONFIG"]
         self.kubectl = kubectl or env.get("KUBECTL") or "kubectl"
 
-    def _run(self, argv: list[str], *, stdin: str | None = None, timeout: float = 120,
-             check: bool = True) -> subprocess.CompletedProcess[str]:
+    def _run(
+        self, argv: list[str], *, stdin: str | None = None, timeout: float = 120, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         try:
-            proc = subprocess.run(argv, input=stdin, capture_output=True, text=True,
-                                  timeout=timeout, check=False)
+            proc = subprocess.run(
+                argv, input=stdin, capture_output=True, text=True, timeout=timeout, check=False
+            )
         except subprocess.TimeoutExpired:
             raise ArgoError(f"{' '.join(argv[1:3])} timed out after {timeout:.0f}s") from None
         if check and proc.returncode != 0:
             last = (proc.stderr.strip() or proc.stdout.strip() or "no output").splitlines()[-1]
-            raise ArgoError(f"{argv[0].rsplit('/', 1)[-1]} {argv[1]} exited "
-                            f"{proc.returncode}: {last}")
+            raise ArgoError(
+                f"{argv[0].rsplit('/', 1)[-1]} {argv[1]} exited {proc.returncode}: {last}"
+            )
         return proc
 
-    def cli(self, *args: str, timeout: float = 120, check: bool = True
-            ) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, timeout: float = 120, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         """`argocd <args>` against the stack's API server (plaintext, auth disabled)."""
-        return self._run([self.bin, *args, "--server", self.server, "--plaintext"],
-                         timeout=timeout, check=check)
+        return self._run(
+            [self.bin, *args, "--server", self.server, "--plaintext"], timeout=timeout, check=check
+        )
 
-    def kube(self, *args: str, stdin: str | None = None, check: bool = True
-             ) -> subprocess.CompletedProcess[str]:
-        return self._run([self.kubectl, "--kubeconfig", self.kubeconfig, *args], stdin=stdin,
-                         check=check)
+    def kube(
+        self, *args: str, stdin: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        return self._run(
+            [self.kubectl, "--kubeconfig", self.kubeconfig, *args], stdin=stdin, check=check
+        )
 
     def apply(self, apps: Iterable[Mapping[str, Any]]) -> None:
         """Apply Applications (server-side, like `kubectl apply` of an app-of-apps)."""
         docs = "\n---\n".join(json.dumps(a) for a in apps)
-        self.kube("apply", "--server-side", "--field-manager=sealkit-demo", "--force-conflicts",
-                  "-n", NAMESPACE, "-f", "-", stdin=docs)
+        self.kube(
+            "apply",
+            "--server-side",
+            "--field-manager=sealkit-demo",
+            "--force-conflicts",
+            "-n",
+            NAMESPACE,
+            "-f",
+            "-",
+            stdin=docs,
+        )
 
     def get(self, name: str) -> dict[str, Any] | None:
-        proc = self.kube("get", "applications.argoproj.io", name, "-n", NAMESPACE, "-o", "json",
-                         check=False)
+        proc = self.kube(
+            "get", "applications.argoproj.io", name, "-n", NAMESPACE, "-o", "json", check=False
+        )
         if proc.returncode != 0:
             if "NotFound" in proc.stderr:
                 return None
@@ -173,14 +193,19 @@ class ArgoCD:
 
     def refresh(self, name: str) -> None:
         """Make Argo CD look at Git now (instead of at its next poll)."""
-        self.kube("annotate", "--overwrite", "-n", NAMESPACE, f"applications.argoproj.io/{name}",
-                  "argocd.argoproj.io/refresh=normal")
+        self.kube(
+            "annotate",
+            "--overwrite",
+            "-n",
+            NAMESPACE,
+            f"applications.argoproj.io/{name}",
+            "argocd.argoproj.io/refresh=normal",
+        )
 
     def sync(self, name: str, timeout: float = 300) -> None:
         self.cli("app", "sync", name, "--timeout", str(int(timeout)), timeout=timeout + 30)
 
-    def wait(self, name: str, *, timeout: float = 300, revision: str | None = None
-             ) -> AppStatus:
+    def wait(self, name: str, *, timeout: float = 300, revision: str | None = None) -> AppStatus:
         """`argocd app wait --sync --health`, then (optionally) at `revision`.
 
         The CLI also waits until no sync operation is running. Returns Argo CD's status. An
@@ -190,8 +215,17 @@ class ArgoCD:
         deadline = time.monotonic() + timeout
         while True:
             left = max(5, int(deadline - time.monotonic()))
-            proc = self.cli("app", "wait", name, "--sync", "--health", "--timeout", str(left),
-                            timeout=left + 30, check=False)
+            proc = self.cli(
+                "app",
+                "wait",
+                name,
+                "--sync",
+                "--health",
+                "--timeout",
+                str(left),
+                timeout=left + 30,
+                check=False,
+            )
             st = self.status(name)
             # The CLI may have returned on an older state (before Argo CD saw the commit):
             # done only when this later read agrees.
@@ -199,10 +233,15 @@ class ArgoCD:
             if proc.returncode == 0 and settled and revision in (None, st.revision):
                 return st
             if time.monotonic() >= deadline:
-                why = (proc.stderr.strip() or proc.stdout.strip() or "").splitlines()[-1:] \
-                    if proc.returncode else [f"at revision {st.revision[:8]}"]
-                raise ArgoError(f"Application {name} not Synced/Healthy after {timeout:.0f}s "
-                                f"(sync {st.sync}, health {st.health}; {' '.join(why)})")
+                why = (
+                    (proc.stderr.strip() or proc.stdout.strip() or "").splitlines()[-1:]
+                    if proc.returncode
+                    else [f"at revision {st.revision[:8]}"]
+                )
+                raise ArgoError(
+                    f"Application {name} not Synced/Healthy after {timeout:.0f}s "
+                    f"(sync {st.sync}, health {st.health}; {' '.join(why)})"
+                )
             if revision is not None and st.revision != revision:
                 self.refresh(name)
             time.sleep(1)
@@ -211,8 +250,9 @@ class ArgoCD:
         """`argocd app terminate-op`: stop a running (or retrying) sync operation."""
         self.cli("app", "terminate-op", name, check=False)
 
-    def wait_for(self, name: str, predicate: Any, *, timeout: float = 120,
-                 what: str = "the expected state") -> AppStatus:
+    def wait_for(
+        self, name: str, predicate: Any, *, timeout: float = 120, what: str = "the expected state"
+    ) -> AppStatus:
         """Poll the Application's status until `predicate(status)` holds."""
         deadline = time.monotonic() + timeout
         while True:
@@ -220,8 +260,10 @@ class ArgoCD:
             if predicate(st):
                 return st
             if time.monotonic() >= deadline:
-                raise ArgoError(f"Application {name} did not reach {what} after {timeout:.0f}s "
-                                f"(sync {st.sync}, health {st.health}, operation {st.operation})")
+                raise ArgoError(
+                    f"Application {name} did not reach {what} after {timeout:.0f}s "
+                    f"(sync {st.sync}, health {st.health}, operation {st.operation})"
+                )
             time.sleep(1)
 
     def tree(self, name: str) -> str:

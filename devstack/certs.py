@@ -150,8 +150,13 @@ def write_control_plane_certs(
         ca_cert,
         cn="kube-apiserver",
         server=True,
-        dns=("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-             "kubernetes.default.svc.cluster.local"),
+        dns=(
+            "localhost",
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            "kubernetes.default.svc.cluster.local",
+        ),
         ips=("127.0.0.1", *extra_ips),
     )
     adm_key, adm_cert = issue(ca_key, ca_cert, cn="testplane-admin", org="system:masters")

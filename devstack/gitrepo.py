@@ -43,8 +43,13 @@ class WorkingCopy:
     def _git(self, *args: str, cwd: Path | None = None) -> str:
         env = {**os.environ, **_IDENTITY}
         proc = subprocess.run(
-            ["git", *args], cwd=cwd or self.path, env=env, capture_output=True, text=True,
-            check=False, timeout=120,
+            ["git", *args],
+            cwd=cwd or self.path,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
         )
         if proc.returncode != 0:
             last = (proc.stderr.strip() or proc.stdout.strip() or "no output").splitlines()[-1]

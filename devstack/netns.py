@@ -90,8 +90,18 @@ class PrivateHost:
         try:
             _ip("netns", "add", self.netns)
             self._created = True
-            _ip("link", "add", self.host_if, "type", "veth",
-                "peer", "name", self.peer_if, "netns", self.netns)
+            _ip(
+                "link",
+                "add",
+                self.host_if,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                self.peer_if,
+                "netns",
+                self.netns,
+            )
             with self._locked():
                 n = self._free_subnet()
                 self.host_ip, self.pod_ip = f"{SUBNET_PREFIX}.{n}.1", f"{SUBNET_PREFIX}.{n}.2"
@@ -136,13 +146,36 @@ class PrivateHost:
         ``host_ip:target_port``."""
         if not self.pod_ip:
             raise RuntimeError("PrivateHost.forward() before start()")
-        argv = ["ip", "netns", "exec", self.netns, sys.executable, "-m", "devstack._forwarder",
-                "--listen", f"{self.pod_ip}:0", "--to", f"{self.host_ip}:{target_port}",
-                "--parent-pid", str(os.getpid())]
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            p for p in (str(_ROOT), os.environ.get("PYTHONPATH", "")) if p)}
-        proc = subprocess.Popen(argv, cwd=_ROOT, env=env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        argv = [
+            "ip",
+            "netns",
+            "exec",
+            self.netns,
+            sys.executable,
+            "-m",
+            "devstack._forwarder",
+            "--listen",
+            f"{self.pod_ip}:0",
+            "--to",
+            f"{self.host_ip}:{target_port}",
+            "--parent-pid",
+            str(os.getpid()),
+        ]
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(
+                p for p in (str(_ROOT), os.environ.get("PYTHONPATH", "")) if p
+            ),
+        }
+        proc = subprocess.Popen(
+            argv,
+            cwd=_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self._forwarders.append(proc)
         assert proc.stdout is not None
         ready, _, _ = select.select([proc.stdout], [], [], timeout)
@@ -168,8 +201,11 @@ class PrivateHost:
 
     @staticmethod
     def _free_subnet() -> int:
-        used = set(re.findall(rf"inet {re.escape(SUBNET_PREFIX)}\.(\d+)\.",
-                              _ip("-4", "-o", "addr", "show").stdout))
+        used = set(
+            re.findall(
+                rf"inet {re.escape(SUBNET_PREFIX)}\.(\d+)\.", _ip("-4", "-o", "addr", "show").stdout
+            )
+        )
         free = [n for n in range(256) if str(n) not in used]
         if not free:
             raise NetnsUnavailable(f"no free {SUBNET_PREFIX}.N.0/30 subnet left")

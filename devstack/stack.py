@@ -451,8 +451,11 @@ def _start(
             kubelet_client = None
             if layout is not None:
                 nc = node.write_node_certs_for(d / "pki", layout)
-                kubelet_client = (layout.host_ip, nc.apiserver_kubelet_crt,
-                                  nc.apiserver_kubelet_key)
+                kubelet_client = (
+                    layout.host_ip,
+                    nc.apiserver_kubelet_crt,
+                    nc.apiserver_kubelet_key,
+                )
             ready(etcd)
             stack.etcd_url = etcd.url
             api = KubeAPIServer(d, certs, etcd.url, node=kubelet_client)
@@ -484,8 +487,9 @@ def _start(
             stack.kubeconfig, stack.apiserver_url = str(kubeconfig), api.url
             stack.ca_file = str(certs.ca_crt)
             stack.admin_cert, stack.admin_key = str(certs.admin_crt), str(certs.admin_key)
-            kcm = KubeControllerManager(d, certs, kubeconfig, api.url,
-                                        all_controllers=layout is not None)
+            kcm = KubeControllerManager(
+                d, certs, kubeconfig, api.url, all_controllers=layout is not None
+            )
             launch(kcm)
             ready(kcm)
             if layout is not None and box is not None and box.record is not None:
@@ -499,11 +503,17 @@ def _start(
                 if pg is not None:
                     host_services["postgresql"] = (5432, pg.port)
                 node.start(
-                    d, layout, box.record.pid,
-                    certs_dir=d / "pki", ca_file=certs.ca_crt,
+                    d,
+                    layout,
+                    box.record.pid,
+                    certs_dir=d / "pki",
+                    ca_file=certs.ca_crt,
                     apiserver=(api.url, api.port, (str(certs.admin_crt), str(certs.admin_key))),
-                    admin_kubeconfig=kubeconfig, host_services=host_services,
-                    launch=launch, ready=ready, say=lambda m: _say(m, quiet),
+                    admin_kubeconfig=kubeconfig,
+                    host_services=host_services,
+                    launch=launch,
+                    ready=ready,
+                    say=lambda m: _say(m, quiet),
                 )
     except BaseException:
         if stack.node:
@@ -519,9 +529,7 @@ def _start(
     return stack
 
 
-def _add_argocd(
-    stack: Stack, d: Path, parts: Iterable[str], strict: bool, quiet: bool
-) -> None:
+def _add_argocd(stack: Stack, d: Path, parts: Iterable[str], strict: bool, quiet: bool) -> None:
     """Opt-in part "argocd": added to a running stack too (`up --with argocd`)."""
     if "argocd" in parts:
         with_argocd(stack, strict=strict, quiet=quiet)
@@ -547,8 +555,9 @@ def with_argocd(stack: Stack, *, strict: bool = False, quiet: bool = True) -> St
         return stack
     stack.missing.pop("argocd", None)
     _save_if_recorded(stack)
-    _say(f"argocd up in {time.monotonic() - t0:.1f}s (server {stack.argocd['ARGOCD_SERVER']})",
-         quiet)
+    _say(
+        f"argocd up in {time.monotonic() - t0:.1f}s (server {stack.argocd['ARGOCD_SERVER']})", quiet
+    )
     return stack
 
 

@@ -78,26 +78,53 @@ class Reporter:
 
 
 def run_steps(rep: Reporter, log: wt.Log) -> None:
-    with rep.step("stack", "local stack: control plane, node, OpenBao, PostgreSQL, Argo CD, "
-                  "Git server") as d:
-        log.run([sys.executable, "-m", "devstack", "up", "--strict", "--with", "argocd",
-                 "--dir", str(STACK_DIR)], timeout=3600)
+    with rep.step(
+        "stack", "local stack: control plane, node, OpenBao, PostgreSQL, Argo CD, Git server"
+    ) as d:
+        log.run(
+            [
+                sys.executable,
+                "-m",
+                "devstack",
+                "up",
+                "--strict",
+                "--with",
+                "argocd",
+                "--dir",
+                str(STACK_DIR),
+            ],
+            timeout=3600,
+        )
         env = wt.read_env_file(STACK_DIR / "env")
-        d.append(f"apiserver {env['KUBE_APISERVER_URL']}, Argo CD {env['ARGOCD_SERVER']}, "
-                 f"Git {env['SEALKIT_GIT_URL']}")
-    walk = wt.Walkthrough(env=env, workdir=DEMO_DIR, namespace="default",
-                          key_namespace="kube-system", log=log, vault_addr="", vault_token="")
+        d.append(
+            f"apiserver {env['KUBE_APISERVER_URL']}, Argo CD {env['ARGOCD_SERVER']}, "
+            f"Git {env['SEALKIT_GIT_URL']}"
+        )
+    walk = wt.Walkthrough(
+        env=env,
+        workdir=DEMO_DIR,
+        namespace="default",
+        key_namespace="kube-system",
+        log=log,
+        vault_addr="",
+        vault_token="",
+    )
 
-    with rep.step("cluster", "sealkit-controller as pods (deploy/), the demo's images, "
-                  "PostgreSQL's volume") as d:
+    with rep.step(
+        "cluster", "sealkit-controller as pods (deploy/), the demo's images, PostgreSQL's volume"
+    ) as d:
         wt.install_crd(walk.kubectl, walk.kubeconfig, log)
         d.extend(walk.prepare_cluster(STACK_DIR))
 
-    with rep.step("seal", "fetch the certificate through the apiserver; seal the example's "
-                  "secrets with sealkit") as d:
+    with rep.step(
+        "seal",
+        "fetch the certificate through the apiserver; seal the example's secrets with sealkit",
+    ) as d:
         names = walk.seal_working_copy(wt.stack_images())
-        d.append(f"sealed {', '.join(names)} into {show(walk.gitops)}/ "
-                 "(values piped from memory, never written in clear)")
+        d.append(
+            f"sealed {', '.join(names)} into {show(walk.gitops)}/ "
+            "(values piped from memory, never written in clear)"
+        )
         d.append(f"images for this stack: {len(walk.swapped)} swapped (no registry here)")
 
     with rep.step("commit", "commit the working copy to the stack's Git repository") as d:
@@ -108,8 +135,10 @@ def run_steps(rep: Reporter, log: wt.Log) -> None:
         statuses = walk.sync()
         SYNC_TIMES.update(walk.sync_times)
         for st in statuses:
-            d.append(f"{st.name}: {st.sync}/{st.health} at {st.revision[:12]} "
-                     f"in {walk.sync_times[st.name]:.1f}s ({st.operation}: {st.message[:80]})")
+            d.append(
+                f"{st.name}: {st.sync}/{st.health} at {st.revision[:12]} "
+                f"in {walk.sync_times[st.name]:.1f}s ({st.operation}: {st.message[:80]})"
+            )
 
     with rep.step("Argo CD view", "Argo CD's view: sync, health and resource tree") as d:
         for name in walk.app_names():
@@ -147,15 +176,18 @@ def demo_up() -> int:
     for title, took in rep.rows:
         print(f"  {took:6.1f}s  {title}")
     print("sync to Healthy: " + ", ".join(f"{n} {t:.1f}s" for n, t in SYNC_TIMES.items()))
-    print(f"logs: {show(log.path)}; `make demo` again re-uses everything; "
-          "`make demo-down` stops it all")
+    print(
+        f"logs: {show(log.path)}; `make demo` again re-uses everything; "
+        "`make demo-down` stops it all"
+    )
     return 0
 
 
 def demo_down() -> int:
     print("stopping the stack (the node's pods, Argo CD and the Git server with it)")
-    proc = subprocess.run([sys.executable, "-m", "devstack", "down", "--dir", str(STACK_DIR)],
-                          cwd=REPO, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "devstack", "down", "--dir", str(STACK_DIR)], cwd=REPO, check=False
+    )
     return proc.returncode
 
 
@@ -168,8 +200,10 @@ def sync_config() -> int:
     text = CONFIGMAP.read_text()
     marker = "  bootstrap.yaml: |\n"
     head = text[: text.index(marker) + len(marker)]
-    body = "".join(("    " + line) if line.strip() else "\n"
-                   for line in CHAPTER.read_text().splitlines(keepends=True))
+    body = "".join(
+        ("    " + line) if line.strip() else "\n"
+        for line in CHAPTER.read_text().splitlines(keepends=True)
+    )
     CONFIGMAP.write_text(head + body)
     print(f"{CONFIGMAP.relative_to(REPO)} now embeds {CHAPTER.relative_to(REPO)}")
     return 0
@@ -177,12 +211,21 @@ def sync_config() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/demo.py", description=__doc__.splitlines()[0])
-    parser.add_argument("command", nargs="?", default="up", choices=("up", "down", "sync-config"),
-                        help="up (default), down, or sync-config (maintainers: copy "
-                             "chapter.yaml into the example's ConfigMap)")
-    parser.add_argument("--stack-dir", type=Path, default=wt.STACK_DIR,
-                        help="stack directory (default: <checkout>/.devstack); the demo's own "
-                             "state goes to its demo/ subdirectory")
+    parser.add_argument(
+        "command",
+        nargs="?",
+        default="up",
+        choices=("up", "down", "sync-config"),
+        help="up (default), down, or sync-config (maintainers: copy "
+        "chapter.yaml into the example's ConfigMap)",
+    )
+    parser.add_argument(
+        "--stack-dir",
+        type=Path,
+        default=wt.STACK_DIR,
+        help="stack directory (default: <checkout>/.devstack); the demo's own "
+        "state goes to its demo/ subdirectory",
+    )
     args = parser.parse_args(argv)
     global STACK_DIR, DEMO_DIR
     STACK_DIR = args.stack_dir.resolve()

@@ -49,8 +49,11 @@ from devstack.gitrepo import GitError, WorkingCopy  # noqa: E402
 from devstack.processes import pid_alive  # noqa: E402  (needs the path above)
 
 EXAMPLE = REPO / "examples" / "welcome-message-gitops"
-VENV_BIN = Path(sys.executable).parent if (Path(sys.executable).parent / "sealkit").exists() \
+VENV_BIN = (
+    Path(sys.executable).parent
+    if (Path(sys.executable).parent / "sealkit").exists()
     else REPO / ".venv" / "bin"
+)
 STACK_DIR = REPO / ".devstack"
 DEMO_DIR = STACK_DIR / "demo"
 
@@ -109,8 +112,10 @@ def secret_for(sealed: Mapping[str, Any], values: Mapping[str, str]) -> dict[str
         "type": template.get("type", "Opaque"),
         "stringData": dict(values),
     }
-    for ann in ("sealedsecrets.bitnami.com/cluster-wide",
-                "sealedsecrets.bitnami.com/namespace-wide"):
+    for ann in (
+        "sealedsecrets.bitnami.com/cluster-wide",
+        "sealedsecrets.bitnami.com/namespace-wide",
+    ):
         if annotations(sealed).get(ann) == "true":
             secret["metadata"].setdefault("annotations", {})[ann] = "true"
     return secret
@@ -164,7 +169,7 @@ def retarget_namespace(docs: list[dict[str, Any]], old: str, new: str) -> list[d
         tmeta = ((doc.get("spec") or {}).get("template") or {}).get("metadata")
         if doc.get("kind") == "SealedSecret" and tmeta and tmeta.get("namespace") == old:
             tmeta["namespace"] = new
-        pod = (((doc.get("spec") or {}).get("template") or {}).get("spec") or {})
+        pod = ((doc.get("spec") or {}).get("template") or {}).get("spec") or {}
         for container in pod.get("containers") or []:
             for item in container.get("env") or []:
                 if item.get("value") == old:
@@ -208,8 +213,13 @@ class Log:
             full_env.update(env)
         try:
             proc = subprocess.run(
-                argv, input=input_text, capture_output=True, text=True, env=full_env,
-                timeout=timeout, check=False,
+                argv,
+                input=input_text,
+                capture_output=True,
+                text=True,
+                env=full_env,
+                timeout=timeout,
+                check=False,
             )
         except FileNotFoundError as err:
             raise StepFailed(f"{argv[0]} not found ({err.strerror})") from None
@@ -260,8 +270,9 @@ def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
 
 
 def http_post(url: str, body: bytes, content_type: str = "application/json") -> tuple[int, bytes]:
-    req = urllib.request.Request(url, data=body, method="POST",
-                                 headers={"Content-Type": content_type})
+    req = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": content_type}
+    )
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - local URL
             return resp.status, resp.read()
@@ -314,12 +325,17 @@ class Controller:
     def argv(self) -> list[str]:
         return [
             str(VENV_BIN / "sealkit-controller"),
-            "--kubeconfig", self.kubeconfig,
-            "--namespace", self.key_namespace,
+            "--kubeconfig",
+            self.kubeconfig,
+            "--namespace",
+            self.key_namespace,
             "--all-namespaces=false",
-            "--additional-namespaces", ",".join(self.namespaces),
-            "--listen-addr", f"127.0.0.1:{self.port}",
-            "--listen-metrics-addr", f"127.0.0.1:{self.metrics_port}",
+            "--additional-namespaces",
+            ",".join(self.namespaces),
+            "--listen-addr",
+            f"127.0.0.1:{self.port}",
+            "--listen-metrics-addr",
+            f"127.0.0.1:{self.metrics_port}",
             *self.extra_args,
         ]
 
@@ -333,8 +349,12 @@ class Controller:
         env.pop("KUBERNETES_SERVICE_HOST", None)
         with self.log_path.open("ab") as log:
             proc = subprocess.Popen(  # noqa: S603 - our own console script
-                self.argv(), stdout=log, stderr=subprocess.STDOUT, env=env,
-                start_new_session=True, stdin=subprocess.DEVNULL,
+                self.argv(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+                stdin=subprocess.DEVNULL,
             )
         self.pid = proc.pid
         self._proc = proc
@@ -346,12 +366,15 @@ class Controller:
             )
         if not ok:
             self.stop()
-            raise StepFailed(f"sealkit-controller not ready after {timeout:.0f}s "
-                             f"({self.last_log_line()})")
+            raise StepFailed(
+                f"sealkit-controller not ready after {timeout:.0f}s ({self.last_log_line()})"
+            )
 
     def ready(self) -> bool:
-        return http_get(self.url + "/healthz")[0] == 200 and \
-            http_get(self.url + "/v1/cert.pem")[0] == 200
+        return (
+            http_get(self.url + "/healthz")[0] == 200
+            and http_get(self.url + "/v1/cert.pem")[0] == 200
+        )
 
     def alive(self) -> bool:
         return self.is_ours()
@@ -396,9 +419,13 @@ class Controller:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "kubeconfig": self.kubeconfig, "namespaces": self.namespaces,
-            "key_namespace": self.key_namespace, "workdir": str(self.workdir),
-            "port": self.port, "metrics_port": self.metrics_port, "pid": self.pid,
+            "kubeconfig": self.kubeconfig,
+            "namespaces": self.namespaces,
+            "key_namespace": self.key_namespace,
+            "workdir": str(self.workdir),
+            "port": self.port,
+            "metrics_port": self.metrics_port,
+            "pid": self.pid,
             "extra_args": self.extra_args,
         }
 
@@ -416,10 +443,33 @@ def install_crd(kubectl: str, kubeconfig: str, log: Log) -> None:
     crd = REPO / "deploy" / "crd.yaml"
     if not crd.exists():
         raise StepFailed("deploy/crd.yaml is missing (the controller part is not installed)")
-    log.run([kubectl, "--kubeconfig", kubeconfig, "apply", "--server-side",
-             "--field-manager", FIELD_MANAGER, "--force-conflicts", "-f", str(crd)])
-    log.run([kubectl, "--kubeconfig", kubeconfig, "wait", "--for", "condition=established",
-             "--timeout", "60s", f"crd/{CRD_NAME}"])
+    log.run(
+        [
+            kubectl,
+            "--kubeconfig",
+            kubeconfig,
+            "apply",
+            "--server-side",
+            "--field-manager",
+            FIELD_MANAGER,
+            "--force-conflicts",
+            "-f",
+            str(crd),
+        ]
+    )
+    log.run(
+        [
+            kubectl,
+            "--kubeconfig",
+            kubeconfig,
+            "wait",
+            "--for",
+            "condition=established",
+            "--timeout",
+            "60s",
+            f"crd/{CRD_NAME}",
+        ]
+    )
 
 
 def fetch_cert(sealkit: str, source: str, dest: Path, log: Log) -> Path:
@@ -440,15 +490,21 @@ def seal_with_cli(sealkit: str, cert: Path, log: Log) -> Callable[[dict[str, Any
     """A sealer that pipes a Secret (in memory) through `sealkit --cert CERT -o json`."""
 
     def seal(secret: dict[str, Any]) -> dict[str, Any]:
-        proc = log.run([sealkit, "--cert", str(cert), "-o", "json"],
-                       input_text=json.dumps(secret), what="(sealed document)")
+        proc = log.run(
+            [sealkit, "--cert", str(cert), "-o", "json"],
+            input_text=json.dumps(secret),
+            what="(sealed document)",
+        )
         return json.loads(proc.stdout)
 
     return seal
 
 
-def reseal_file(path: Path, values: Mapping[str, Mapping[str, str]],
-                seal: Callable[[dict[str, Any]], dict[str, Any]]) -> list[str]:
+def reseal_file(
+    path: Path,
+    values: Mapping[str, Mapping[str, str]],
+    seal: Callable[[dict[str, Any]], dict[str, Any]],
+) -> list[str]:
     """Re-seal every SealedSecret in `path` with new values; return the names re-sealed."""
     text = path.read_text()
     docs = [d for d in yaml.safe_load_all(text) if d is not None]
@@ -515,8 +571,9 @@ def stack_images() -> dict[str, str]:
     return swap
 
 
-def local_volume(name: str, namespace: str, claim: str, host_dir: Path, node_path: str,
-                 uid: int) -> dict[str, Any]:
+def local_volume(
+    name: str, namespace: str, claim: str, host_dir: Path, node_path: str, uid: int
+) -> dict[str, Any]:
     """A hostPath PersistentVolume bound to one claim (the stack has no provisioner).
 
     `host_dir` is the directory as the host sees it, `node_path` as the node sees it; it is
@@ -525,21 +582,35 @@ def local_volume(name: str, namespace: str, claim: str, host_dir: Path, node_pat
     host_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chown(host_dir, uid, uid)
     return {
-        "apiVersion": "v1", "kind": "PersistentVolume",
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
         "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "devstack"}},
         "spec": {
-            "capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
-            "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "",
+            "capacity": {"storage": "1Gi"},
+            "accessModes": ["ReadWriteOnce"],
+            "persistentVolumeReclaimPolicy": "Retain",
+            "storageClassName": "",
             "claimRef": {"namespace": namespace, "name": claim},
             "hostPath": {"path": node_path, "type": "Directory"},
         },
     }
 
 
-def apply_docs(kubectl: str, kubeconfig: str, docs: list[dict[str, Any]], log: Log,
-               *, dry_run: bool = False) -> None:
-    argv = [kubectl, "--kubeconfig", kubeconfig, "apply", "--server-side",
-            "--field-manager", FIELD_MANAGER, "--force-conflicts", "-f", "-"]
+def apply_docs(
+    kubectl: str, kubeconfig: str, docs: list[dict[str, Any]], log: Log, *, dry_run: bool = False
+) -> None:
+    argv = [
+        kubectl,
+        "--kubeconfig",
+        kubeconfig,
+        "apply",
+        "--server-side",
+        "--field-manager",
+        FIELD_MANAGER,
+        "--force-conflicts",
+        "-f",
+        "-",
+    ]
     if dry_run:
         argv.insert(-2, "--dry-run=server")
     log.run(argv, input_text=yaml.safe_dump_all(docs, sort_keys=False))
@@ -564,9 +635,20 @@ class AppLogin:
     denied_status: int | None
 
 
-def app_login(api_client: Any, *, vault_addr: str, namespace: str, service_account: str,
-              role: str, auth_mount: str, creds_path: str, kv_mount: str, kv_path: str,
-              pg: Mapping[str, Any], expected_kv: Mapping[str, str] | None = None) -> AppLogin:
+def app_login(
+    api_client: Any,
+    *,
+    vault_addr: str,
+    namespace: str,
+    service_account: str,
+    role: str,
+    auth_mount: str,
+    creds_path: str,
+    kv_mount: str,
+    kv_path: str,
+    pg: Mapping[str, Any],
+    expected_kv: Mapping[str, str] | None = None,
+) -> AppLogin:
     """TokenRequest for the SA, Vault kubernetes login, dynamic creds, a PostgreSQL query."""
     import hvac
     import psycopg
@@ -574,27 +656,36 @@ def app_login(api_client: Any, *, vault_addr: str, namespace: str, service_accou
 
     core = client.CoreV1Api(api_client)
     request = client.AuthenticationV1TokenRequest(
-        spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=600))
+        spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=600)
+    )
     token = core.create_namespaced_service_account_token(service_account, namespace, request)
     jwt = token.status.token
     vault = hvac.Client(url=vault_addr)
     try:
         vault.auth.kubernetes.login(role=role, jwt=jwt, mount_point=auth_mount)
     except hvac.exceptions.VaultError as err:
-        raise StepFailed(f"Vault login as {namespace}/{service_account} "
-                         f"(role {role}) refused: {type(err).__name__}") from None
+        raise StepFailed(
+            f"Vault login as {namespace}/{service_account} "
+            f"(role {role}) refused: {type(err).__name__}"
+        ) from None
     creds = vault.read(creds_path)
     if not creds or "data" not in creds:
         raise StepFailed(f"no credentials at {creds_path}")
     user, password = creds["data"]["username"], creds["data"]["password"]
-    with psycopg.connect(host=pg["host"], port=int(pg["port"]), dbname=pg["dbname"],
-                         user=user, password=password, connect_timeout=10) as conn:
+    with psycopg.connect(
+        host=pg["host"],
+        port=int(pg["port"]),
+        dbname=pg["dbname"],
+        user=user,
+        password=password,
+        connect_timeout=10,
+    ) as conn:
         current = conn.execute("select current_user").fetchone()[0]
-    kv = vault.secrets.kv.v2.read_secret_version(path=kv_path, mount_point=kv_mount,
-                                                raise_on_deleted_version=True)
+    kv = vault.secrets.kv.v2.read_secret_version(
+        path=kv_path, mount_point=kv_mount, raise_on_deleted_version=True
+    )
     data = kv["data"]["data"]
-    matches = None if expected_kv is None else all(
-        data.get(k) == v for k, v in expected_kv.items())
+    matches = None if expected_kv is None else all(data.get(k) == v for k, v in expected_kv.items())
     denied: int | None = None
     try:
         vault.read("sys/mounts")
@@ -602,9 +693,14 @@ def app_login(api_client: Any, *, vault_addr: str, namespace: str, service_accou
         denied = 403
     except hvac.exceptions.VaultError:
         denied = -1
-    return AppLogin(db_user=user, lease_ttl=int(creds.get("lease_duration", 0)),
-                    current_user=current, kv_keys=sorted(data), kv_matches=matches,
-                    denied_status=denied)
+    return AppLogin(
+        db_user=user,
+        lease_ttl=int(creds.get("lease_duration", 0)),
+        current_user=current,
+        kv_keys=sorted(data),
+        kv_matches=matches,
+        denied_status=denied,
+    )
 
 
 # --------------------------------------------------------------------------- the demo run
@@ -662,6 +758,7 @@ class Walkthrough:
         re-run takes them back from the Secrets the controller unsealed last time, so a second
         `make demo` changes nothing in Vault (and shows the bootstrap's 0 writes).
         """
+
         def kept(name: str, key: str, prefix: str) -> str:
             with contextlib.suppress(Exception):
                 value = read_secret_values(self.api(), self.namespace, name).get(key)
@@ -678,8 +775,7 @@ class Walkthrough:
                 "username": "postgres",
                 "password": kept("postgresql-auth", "password", "pg-"),
             },
-            "git-auth": {"username": "ci-bot",
-                         "password": kept("git-auth", "password", "git-")},
+            "git-auth": {"username": "ci-bot", "password": kept("git-auth", "password", "git-")},
         }
 
     def seal_working_copy(self, images: Mapping[str, str] | None = None) -> list[str]:
@@ -714,14 +810,14 @@ class Walkthrough:
     def commit(self, message: str) -> str:
         """Commit the working copy to the stack's Git repository (branch `self.branch`)."""
         try:
-            wc = WorkingCopy(self.env["SEALKIT_GIT_URL"], self.workdir / "repo",
-                             branch=self.branch)
+            wc = WorkingCopy(self.env["SEALKIT_GIT_URL"], self.workdir / "repo", branch=self.branch)
             wc.replace_folder(REPO_PATH, self.gitops)
             self.head = wc.commit_and_push(message)
         except GitError as err:
             raise StepFailed(str(err)) from None
-        self.log.write(f"committed {REPO_PATH} to {self.env['SEALKIT_GIT_URL']} "
-                       f"({self.branch} at {self.head})")
+        self.log.write(
+            f"committed {REPO_PATH} to {self.env['SEALKIT_GIT_URL']} ({self.branch} at {self.head})"
+        )
         return self.head
 
     def applications(self) -> list[dict[str, Any]]:
@@ -729,8 +825,12 @@ class Walkthrough:
         committed files keep their repoURL), in their app-of-apps sync-wave order."""
         apps = []
         for path in sorted((self.gitops / "gitops").glob("*.yaml")):
-            app = retarget(yaml.safe_load(path.read_text()), self.env["SEALKIT_GIT_URL"],
-                           self.branch, namespace=self.namespace)
+            app = retarget(
+                yaml.safe_load(path.read_text()),
+                self.env["SEALKIT_GIT_URL"],
+                self.branch,
+                namespace=self.namespace,
+            )
             app["metadata"]["name"] += self.app_suffix
             apps.append(app)
         return sorted(apps, key=lambda a: int(annotations(a).get(WAVE, "0")))
@@ -749,8 +849,9 @@ class Walkthrough:
             except ArgoError as err:
                 raise StepFailed(str(err)) from None
             self.sync_times[name] = time.monotonic() - start
-            self.log.write(f"{name}: Synced/Healthy at {self.head} after "
-                           f"{self.sync_times[name]:.1f}s")
+            self.log.write(
+                f"{name}: Synced/Healthy at {self.head} after {self.sync_times[name]:.1f}s"
+            )
         return done
 
     def prepare_cluster(self, stack_dir: Path) -> list[str]:
@@ -767,21 +868,28 @@ class Walkthrough:
             fresh = deploy.ensure_images(stack, images.demo_images())
         except (RuntimeError, OSError) as err:
             raise StepFailed(str(err).splitlines()[0]) from None
-        pv = local_volume(f"sealkit-demo-postgresql-{self.namespace}", self.namespace,
-                          "data-postgresql-0",
-                          Path(stack.node["dir"]) / "var-lib" / "sealkit-pv" / self.namespace,
-                          f"/var/lib/sealkit-pv/{self.namespace}", uid=999)
+        pv = local_volume(
+            f"sealkit-demo-postgresql-{self.namespace}",
+            self.namespace,
+            "data-postgresql-0",
+            Path(stack.node["dir"]) / "var-lib" / "sealkit-pv" / self.namespace,
+            f"/var/lib/sealkit-pv/{self.namespace}",
+            uid=999,
+        )
         apply_docs(self.kubectl, self.kubeconfig, [pv], self.log)
-        return [f"sealkit-controller rolled out from deploy/ in {took:.1f}s "
-                f"(kube-system/{deploy.CONTROLLER_DEPLOYMENT})",
-                f"images imported: {', '.join(fresh) if fresh else 'none new'}",
-                f"PersistentVolume {pv['metadata']['name']} (hostPath on the node) for "
-                "PostgreSQL's claim"]
+        return [
+            f"sealkit-controller rolled out from deploy/ in {took:.1f}s "
+            f"(kube-system/{deploy.CONTROLLER_DEPLOYMENT})",
+            f"images imported: {', '.join(fresh) if fresh else 'none new'}",
+            f"PersistentVolume {pv['metadata']['name']} (hostPath on the node) for "
+            "PostgreSQL's claim",
+        ]
 
     def logs(self, target: str) -> str:
         """`kubectl logs <target>` in the walkthrough's namespace (pods on the node)."""
-        proc = self.log.run([self.kubectl, "--kubeconfig", self.kubeconfig, "-n", self.namespace,
-                             "logs", target])
+        proc = self.log.run(
+            [self.kubectl, "--kubeconfig", self.kubeconfig, "-n", self.namespace, "logs", target]
+        )
         return proc.stdout
 
     def hook_log(self) -> str:

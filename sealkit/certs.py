@@ -28,8 +28,20 @@ def _first_pem_certificate(pem: bytes) -> bytes | None:
     return None if end < 0 else pem[start : end + len(_END)]
 
 
-_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
-           "September", "October", "November", "December")  # Go's, whatever the locale
+_MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)  # Go's, whatever the locale
 
 
 def load_certificate(pem: bytes, now: _dt.datetime | None = None) -> Certificate:

@@ -145,8 +145,9 @@ class ProxyGateway:
         self._session: Session | None = None
         self._prefix: str | None = None
 
-    def _call(self, method: str, path: str, *, body: Any = None,
-              accept: str = "application/json") -> bytes:
+    def _call(
+        self, method: str, path: str, *, body: Any = None, accept: str = "application/json"
+    ) -> bytes:
         from sealkit.kubeconfig import rest_config
         from sealkit.kubehttp import Session
 
@@ -169,8 +170,11 @@ class ProxyGateway:
                     "--controller-name and --controller-namespace to set up the name and "
                     "namespace of the sealed secrets controller"
                 ) from None
-            ports = ((service.get("spec") or {}).get("ports") or [{}]) if isinstance(
-                service, dict) else [{}]
+            ports = (
+                ((service.get("spec") or {}).get("ports") or [{}])
+                if isinstance(service, dict)
+                else [{}]
+            )
             port_name = (ports[0] or {}).get("name") or ""
             self._prefix = (
                 f"/api/v1/namespaces/{_q(self.namespace)}/services/"

@@ -54,7 +54,8 @@ def _sealed_secrets(docs: list[Any]) -> list[MutableMapping[str, Any]]:
             found.append(doc)
         elif doc.get("kind") == "List" and isinstance(doc.get("items"), list):
             found.extend(
-                i for i in doc["items"]
+                i
+                for i in doc["items"]
                 if isinstance(i, MutableMapping) and i.get("kind") == "SealedSecret"
             )
     return found

@@ -135,8 +135,9 @@ def parse_key_secret(secret: Mapping[str, Any], *, need_cert: bool = False) -> K
             raise InputError(f"key Secret {name!r}: tls.crt is not a PEM certificate") from None
         if cert.public_key() != key.public_key():
             raise InputError(f"key Secret {name!r}: tls.crt does not match tls.key")
-    return KeySecret(name, str(meta.get("namespace") or ""), key, cert,
-                     meta.get("creationTimestamp"))
+    return KeySecret(
+        name, str(meta.get("namespace") or ""), key, cert, meta.get("creationTimestamp")
+    )
 
 
 def _load_pem_key(pem: bytes) -> RSAPrivateKey:

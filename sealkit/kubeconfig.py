@@ -32,8 +32,10 @@ if TYPE_CHECKING:
 __all__ = ["RestConfig", "load_raw", "namespace_of", "rest_config"]
 
 _SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
-_NO_CONFIG = ("invalid configuration: no configuration has been provided, try setting "
-              "KUBERNETES_MASTER environment variable")
+_NO_CONFIG = (
+    "invalid configuration: no configuration has been provided, try setting "
+    "KUBERNETES_MASTER environment variable"
+)
 
 
 class RestConfig(NamedTuple):
@@ -105,11 +107,11 @@ def load_raw(opts: ClusterOptions) -> _Raw:
         except OSError as exc:
             raise ClusterError(f"cannot read kubeconfig {path}: {exc.strerror}") from None
         except yaml.YAMLError:
-            raise ClusterError(f"error loading config file \"{path}\": malformed YAML") from None
+            raise ClusterError(f'error loading config file "{path}": malformed YAML') from None
         if doc is None:
             continue
         if not isinstance(doc, dict):
-            raise ClusterError(f"error loading config file \"{path}\": not a kubeconfig")
+            raise ClusterError(f'error loading config file "{path}": not a kubeconfig')
         raw.found = True
         base = os.path.dirname(os.path.abspath(path))
         for section, target, inner, keys in (
@@ -150,7 +152,8 @@ def namespace_of(opts: ClusterOptions) -> str:
 
 def _in_cluster_available() -> bool:
     return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and os.path.exists(
-        os.path.join(_SA_DIR, "token"))
+        os.path.join(_SA_DIR, "token")
+    )
 
 
 def _read(path: str, what: str) -> bytes:
@@ -190,7 +193,7 @@ def rest_config(opts: ClusterOptions) -> RestConfig:
         raise ClusterError(_NO_CONFIG)
     context_name = opts.context or raw.current_context
     if opts.context and opts.context not in raw.contexts:
-        raise ClusterError(f'context was not found for specified context: {opts.context}')
+        raise ClusterError(f"context was not found for specified context: {opts.context}")
     context = raw.contexts.get(context_name) or {}
     cluster_name = opts.cluster or str(context.get("cluster") or "")
     user_name = opts.user or str(context.get("user") or "")
@@ -212,8 +215,10 @@ def rest_config(opts: ClusterOptions) -> RestConfig:
     ca = _data(cluster, "certificate-authority", "certificate authority")
     insecure = bool(cluster.get("insecure-skip-tls-verify"))
     if ca and insecure:
-        raise ClusterError("invalid configuration: specifying a root certificates file with "
-                           "the insecure flag is not allowed")
+        raise ClusterError(
+            "invalid configuration: specifying a root certificates file with "
+            "the insecure flag is not allowed"
+        )
 
     if opts.client_certificate:
         user.pop("client-certificate-data", None)
@@ -244,8 +249,18 @@ def rest_config(opts: ClusterOptions) -> RestConfig:
         impersonate_uid=opts.as_uid or str(user.get("as-uid") or ""),
         impersonate_groups=opts.as_group or tuple(str(g) for g in user.get("as-groups") or ()),
         impersonate_extra={str(k): tuple(str(x) for x in (v or ())) for k, v in extra.items()}
-        if isinstance(extra, dict) else {},
-        cluster_info={k: v for k, v in cluster.items() if k in (
-            "server", "certificate-authority-data", "insecure-skip-tls-verify",
-            "tls-server-name", "proxy-url")},
+        if isinstance(extra, dict)
+        else {},
+        cluster_info={
+            k: v
+            for k, v in cluster.items()
+            if k
+            in (
+                "server",
+                "certificate-authority-data",
+                "insecure-skip-tls-verify",
+                "tls-server-name",
+                "proxy-url",
+            )
+        },
     )

@@ -59,29 +59,40 @@ def _exec_credential(rc: RestConfig) -> dict[str, Any]:
         if isinstance(item, dict) and item.get("name"):
             env[str(item["name"])] = str(item.get("value") or "")
     env["KUBERNETES_EXEC_INFO"] = json.dumps(
-        {"apiVersion": api_version, "kind": "ExecCredential", "spec": info})
+        {"apiVersion": api_version, "kind": "ExecCredential", "spec": info}
+    )
     try:
         proc = subprocess.run(  # noqa: S603 - the user's own kubeconfig names the command
-            [command, *[str(a) for a in spec.get("args") or []]], env=env,
-            stdin=None if interactive else subprocess.DEVNULL, capture_output=False,
-            stdout=subprocess.PIPE, timeout=300, check=False)
+            [command, *[str(a) for a in spec.get("args") or []]],
+            env=env,
+            stdin=None if interactive else subprocess.DEVNULL,
+            capture_output=False,
+            stdout=subprocess.PIPE,
+            timeout=300,
+            check=False,
+        )
     except FileNotFoundError:
         hint = str(spec.get("installHint") or "").strip()
-        raise ClusterError(f"getting credentials: exec: executable {command} not found"
-                           + (f" ({' '.join(hint.split())})" if hint else "")) from None
+        raise ClusterError(
+            f"getting credentials: exec: executable {command} not found"
+            + (f" ({' '.join(hint.split())})" if hint else "")
+        ) from None
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ClusterError(f"getting credentials: exec: {type(exc).__name__}") from None
     if proc.returncode != 0:
-        raise ClusterError(f"getting credentials: exec: executable {command} failed with "
-                           f"exit code {proc.returncode}")
+        raise ClusterError(
+            f"getting credentials: exec: executable {command} failed with "
+            f"exit code {proc.returncode}"
+        )
     try:
         cred = json.loads(proc.stdout)
         status = cred["status"]
         if not isinstance(status, dict):
             raise TypeError
     except (ValueError, KeyError, TypeError):
-        raise ClusterError("getting credentials: exec plugin returned no ExecCredential "
-                           "status") from None
+        raise ClusterError(
+            "getting credentials: exec plugin returned no ExecCredential status"
+        ) from None
     return status
 
 
@@ -179,8 +190,7 @@ class Session:
         self._file: Any = None
         self._sock: Any = None
         self._headers: dict[str, str] | None = None
-        self._cert: tuple[bytes | None, bytes | None] = (rc.client_cert_data,
-                                                         rc.client_key_data)
+        self._cert: tuple[bytes | None, bytes | None] = (rc.client_cert_data, rc.client_key_data)
 
     # -- credentials -------------------------------------------------------------------------
     def _auth_headers(self) -> dict[str, str]:
@@ -193,10 +203,11 @@ class Session:
             status = _exec_credential(rc)
             token = str(status.get("token") or "")
             if status.get("clientCertificateData") and status.get("clientKeyData"):
-                self._cert = (str(status["clientCertificateData"]).encode(),
-                              str(status["clientKeyData"]).encode())
-        headers = {"Host": self.host_header, "User-Agent": "sealkit", "Accept-Encoding":
-                   "identity"}
+                self._cert = (
+                    str(status["clientCertificateData"]).encode(),
+                    str(status["clientKeyData"]).encode(),
+                )
+        headers = {"Host": self.host_header, "User-Agent": "sealkit", "Accept-Encoding": "identity"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         elif rc.username or rc.password:
@@ -217,16 +228,20 @@ class Session:
         if proxy:
             purl = urllib.parse.urlsplit(proxy if "://" in proxy else "http://" + proxy)
             if purl.scheme != "http":
-                raise ClusterError(f"proxy scheme {purl.scheme!r} is not supported by sealkit "
-                                   "(http:// CONNECT proxies only)")
-            sock = socket.create_connection((purl.hostname or "", purl.port or 80),
-                                            timeout=self.timeout)
+                raise ClusterError(
+                    f"proxy scheme {purl.scheme!r} is not supported by sealkit "
+                    "(http:// CONNECT proxies only)"
+                )
+            sock = socket.create_connection(
+                (purl.hostname or "", purl.port or 80), timeout=self.timeout
+            )
             auth = ""
             if purl.username:
-                creds = (f"{urllib.parse.unquote(purl.username)}:"
-                         f"{urllib.parse.unquote(purl.password or '')}")
-                auth = ("Proxy-Authorization: Basic "
-                        f"{base64.b64encode(creds.encode()).decode()}\r\n")
+                creds = (
+                    f"{urllib.parse.unquote(purl.username)}:"
+                    f"{urllib.parse.unquote(purl.password or '')}"
+                )
+                auth = f"Proxy-Authorization: Basic {base64.b64encode(creds.encode()).decode()}\r\n"
             target = f"{self.host}:{self.port}"
             sock.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{auth}\r\n".encode())
             reply = sock.makefile("rb")
@@ -252,8 +267,9 @@ class Session:
                     item.close()
         self._file = self._sock = None
 
-    def request(self, method: str, path: str, *, body: bytes | None = None,
-                accept: str = "application/json") -> bytes:
+    def request(
+        self, method: str, path: str, *, body: bytes | None = None, accept: str = "application/json"
+    ) -> bytes:
         """The body of a 2xx answer to ``method path``; `HttpFailure` otherwise."""
         headers = dict(self._auth_headers())
         headers["Accept"] = accept
@@ -328,8 +344,15 @@ class Session:
         return status, reason, data, keep
 
 
-def request(rc: RestConfig, method: str, path: str, *, body: bytes | None = None,
-            accept: str = "application/json", timeout: float | None = 30.0) -> bytes:
+def request(
+    rc: RestConfig,
+    method: str,
+    path: str,
+    *,
+    body: bytes | None = None,
+    accept: str = "application/json",
+    timeout: float | None = 30.0,
+) -> bytes:
     """One request on a fresh `Session` (the gateway keeps one session for all its calls)."""
     session = Session(rc, timeout)
     try:
@@ -363,6 +386,8 @@ def _status_message(status: int, reason: str, body: bytes) -> str:
         pass
     text = body.decode("utf-8", "replace").strip() if len(body) < 512 else ""
     if text and "\n" not in text:
-        return f"the server responded with the status code {status} but did not return more "\
+        return (
+            f"the server responded with the status code {status} but did not return more "
             f"information ({text})"
+        )
     return f"{status} {reason}".strip()

@@ -88,7 +88,8 @@ def strip_server_fields(metadata: Mapping[str, Any]) -> dict[str, Any]:
     """A deep copy of ``metadata`` without `SERVER_FIELDS` and the last-applied annotations."""
     out: dict[str, Any] = {k: _clone(v) for k, v in metadata.items() if k not in SERVER_FIELDS}
     annotations = {
-        k: v for k, v in (out.pop("annotations", None) or {}).items()
+        k: v
+        for k, v in (out.pop("annotations", None) or {}).items()
         if k not in _LAST_APPLIED_ANNOTATIONS
     }
     if annotations:
@@ -99,13 +100,20 @@ def strip_server_fields(metadata: Mapping[str, Any]) -> dict[str, Any]:
 def owner_reference(sealed: Mapping[str, Any]) -> dict[str, Any]:
     """The one controller ownerReference a Secret carries back to its SealedSecret."""
     meta = sealed.get("metadata") or {}
-    return {"apiVersion": SEALED_SECRET_API_VERSION, "kind": SEALED_SECRET_KIND,
-            "name": meta.get("name") or "", "uid": meta.get("uid") or "", "controller": True}
+    return {
+        "apiVersion": SEALED_SECRET_API_VERSION,
+        "kind": SEALED_SECRET_KIND,
+        "name": meta.get("name") or "",
+        "uid": meta.get("uid") or "",
+        "controller": True,
+    }
 
 
 def is_secret(doc: Any) -> bool:
-    return isinstance(doc, Mapping) and doc.get("kind") == "Secret" and (
-        doc.get("apiVersion") in (None, "v1")
+    return (
+        isinstance(doc, Mapping)
+        and doc.get("kind") == "Secret"
+        and (doc.get("apiVersion") in (None, "v1"))
     )
 
 
@@ -420,9 +428,21 @@ def verify(
 
 # Go's ObjectMeta field order, so rotated JSON looks like upstream's.
 _META_ORDER = (
-    "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation",
-    "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "labels",
-    "annotations", "ownerReferences", "finalizers", "managedFields",
+    "name",
+    "generateName",
+    "namespace",
+    "selfLink",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
 )
 
 

@@ -42,8 +42,13 @@ _OBJECT_META = (
 _SPEC = ("template", "data", "encryptedData")
 _TEMPLATE = ("metadata", "type", "immutable", "data")
 _OWNER_REF = ("apiVersion", "kind", "name", "uid", "controller", "blockOwnerDeletion")
-_GO_HTML_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028",
-                    "\u2029": "\\u2029"}
+_GO_HTML_ESCAPES = {
+    "<": "\\u003c",
+    ">": "\\u003e",
+    "&": "\\u0026",
+    "\u2028": "\\u2028",
+    "\u2029": "\\u2029",
+}
 
 
 def parse_format(text: str) -> str:
@@ -143,8 +148,10 @@ def _go_style_dumper() -> Any:
             style = None
             if "\n" in data:
                 style = "|"
-            elif (data in _GO_ONLY_BOOLS
-                  or dumper.resolve(yaml.ScalarNode, data, (True, False)) != str_tag):
+            elif (
+                data in _GO_ONLY_BOOLS
+                or dumper.resolve(yaml.ScalarNode, data, (True, False)) != str_tag
+            ):
                 style = '"'
             return dumper.represent_scalar(str_tag, data, style=style)
 

@@ -70,9 +70,23 @@ MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 IGNORE_FILE = ".sealkitignore"
 _SKIP_DIRS = frozenset({"node_modules", "__pycache__"})
 # Hidden directories the scan still skips: VCS metadata and tool caches, never manifests.
-SCAN_SKIP_HIDDEN = frozenset({".git", ".hg", ".svn", ".venv", ".tox", ".nox", ".mypy_cache",
-                              ".pytest_cache", ".ruff_cache", ".cache", ".terraform",
-                              ".sealkit", ".devstack"})
+SCAN_SKIP_HIDDEN = frozenset(
+    {
+        ".git",
+        ".hg",
+        ".svn",
+        ".venv",
+        ".tox",
+        ".nox",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".cache",
+        ".terraform",
+        ".sealkit",
+        ".devstack",
+    }
+)
 _TEMPLATE_ACTION = re.compile(r"\{\{.*?\}\}", re.S)
 _PARAMETER = re.compile(r"^\$\{\{?[A-Za-z0-9_]+\}?\}$")
 _KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
@@ -253,8 +267,13 @@ def _meta_str(obj: dict[str, Any], key: str) -> str:
 
 
 def _worth_parsing(text: str) -> bool:
-    return ("Secret" in text or "secretGenerator" in text or "\\u" in text
-            or "\\x" in text or "\\U" in text)
+    return (
+        "Secret" in text
+        or "secretGenerator" in text
+        or "\\u" in text
+        or "\\x" in text
+        or "\\U" in text
+    )
 
 
 def is_template(text: str) -> bool:
@@ -264,16 +283,20 @@ def is_template(text: str) -> bool:
 
 def _only_parameters(secret: dict[str, Any]) -> bool:
     """An OpenShift Template's Secret whose values are all ``${PARAM}`` references."""
-    values = [v for k in ("data", "stringData") if isinstance(secret.get(k), dict)
-              for v in secret[k].values()]
-    return bool(values) and all(isinstance(v, str) and _PARAMETER.match(v.strip())
-                                for v in values)
+    values = [
+        v
+        for k in ("data", "stringData")
+        if isinstance(secret.get(k), dict)
+        for v in secret[k].values()
+    ]
+    return bool(values) and all(isinstance(v, str) and _PARAMETER.match(v.strip()) for v in values)
 
 
 def _generator_entries(obj: Any, path: str) -> Iterator[dict[str, Any]]:
     is_kustomization = isinstance(obj, dict) and (
         obj.get("kind") in ("Kustomization", "Component")
-        or os.path.basename(path) in _KUSTOMIZATION_NAMES)
+        or os.path.basename(path) in _KUSTOMIZATION_NAMES
+    )
     if is_kustomization and isinstance(obj.get("secretGenerator"), list):
         yield from (e for e in obj["secretGenerator"] if isinstance(e, dict))
 
@@ -295,22 +318,33 @@ def scan_text(text: str, path: str, warnings: list[str] | None = None) -> list[F
             name = str(gen.get("name") or "<unset>")
             namespace = str(gen.get("namespace") or "<unset>")
             if gen.get("literals"):
-                findings.append(Finding(path, doc.line, namespace, name,
-                                        "plaintext secretGenerator literals"))
+                findings.append(
+                    Finding(path, doc.line, namespace, name, "plaintext secretGenerator literals")
+                )
             if gen.get("files") or gen.get("envs"):
-                notes.append(f"{path}:{doc.line}: secretGenerator {name} reads files or envs: "
-                             "not checked")
+                notes.append(
+                    f"{path}:{doc.line}: secretGenerator {name} reads files or envs: not checked"
+                )
         for obj, line in iter_manifests(doc):
-            if isinstance(obj, dict) and obj.get("kind") == "Template" and isinstance(
-                    obj.get("objects"), list):
+            if (
+                isinstance(obj, dict)
+                and obj.get("kind") == "Template"
+                and isinstance(obj.get("objects"), list)
+            ):
                 objects = [(o, line) for o in obj["objects"]]
             else:
                 objects = [(obj, line)]
             for item, item_line in objects:
-                if is_secret(item) and has_values(item) and not (
-                        objects[0][0] is not obj and _only_parameters(item)):
-                    findings.append(Finding(path, item_line, _meta_str(item, "namespace"),
-                                            _meta_str(item, "name")))
+                if (
+                    is_secret(item)
+                    and has_values(item)
+                    and not (objects[0][0] is not obj and _only_parameters(item))
+                ):
+                    findings.append(
+                        Finding(
+                            path, item_line, _meta_str(item, "namespace"), _meta_str(item, "name")
+                        )
+                    )
     return findings
 
 
@@ -375,7 +409,9 @@ class IgnoreRules:
 
 
 def discover_files(
-    paths: Iterable[str | os.PathLike[str]], *, ignore: IgnoreRules | None = None,
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    ignore: IgnoreRules | None = None,
     hidden: bool = False,
 ) -> Iterator[Path]:
     """Manifest files under `paths`, in a stable (sorted) order.
@@ -390,8 +426,10 @@ def discover_files(
         if p.is_dir():
             for dirpath, dirnames, filenames in os.walk(p):
                 dirnames[:] = sorted(
-                    d for d in dirnames if d not in _SKIP_DIRS and (
-                        d not in SCAN_SKIP_HIDDEN if hidden else not d.startswith("."))
+                    d
+                    for d in dirnames
+                    if d not in _SKIP_DIRS
+                    and (d not in SCAN_SKIP_HIDDEN if hidden else not d.startswith("."))
                 )
                 base = Path(dirpath)
                 if ignore is not None:
@@ -447,12 +485,22 @@ def _where(message: str) -> tuple[str, int, str]:
 def to_json(result: ScanResult) -> dict[str, Any]:
     """The result as one JSON object; findings carry names only, never values."""
     return {
-        "findings": [{"path": f.path, "line": f.line, "kind": f.what,
-                      "namespace": f.namespace, "name": f.name} for f in result.findings],
-        "errors": [dict(zip(("path", "line", "message"), _where(e), strict=True))
-                   for e in result.errors],
-        "warnings": [dict(zip(("path", "line", "message"), _where(w), strict=True))
-                     for w in result.warnings],
+        "findings": [
+            {
+                "path": f.path,
+                "line": f.line,
+                "kind": f.what,
+                "namespace": f.namespace,
+                "name": f.name,
+            }
+            for f in result.findings
+        ],
+        "errors": [
+            dict(zip(("path", "line", "message"), _where(e), strict=True)) for e in result.errors
+        ],
+        "warnings": [
+            dict(zip(("path", "line", "message"), _where(w), strict=True)) for w in result.warnings
+        ],
         "filesScanned": result.files_scanned,
         "exitCode": result.exit_code,
     }
@@ -462,14 +510,26 @@ def to_sarif(result: ScanResult) -> dict[str, Any]:
     """A SARIF 2.1.0 log (GitHub code scanning and most CI dashboards read it)."""
 
     def location(path: str, line: int) -> dict[str, Any]:
-        return {"physicalLocation": {"artifactLocation": {"uri": path.replace(os.sep, "/")},
-                                     "region": {"startLine": max(line, 1)}}}
+        return {
+            "physicalLocation": {
+                "artifactLocation": {"uri": path.replace(os.sep, "/")},
+                "region": {"startLine": max(line, 1)},
+            }
+        }
 
-    results = [{"ruleId": "plaintext-secret", "level": "error",
-                "message": {"text": f"{f.what} {f.namespace}/{f.name}"},
-                "locations": [location(f.path, f.line)]} for f in result.findings]
-    for level, rule, items in (("error", "unreadable", result.errors),
-                               ("warning", "not-checked", result.warnings)):
+    results = [
+        {
+            "ruleId": "plaintext-secret",
+            "level": "error",
+            "message": {"text": f"{f.what} {f.namespace}/{f.name}"},
+            "locations": [location(f.path, f.line)],
+        }
+        for f in result.findings
+    ]
+    for level, rule, items in (
+        ("error", "unreadable", result.errors),
+        ("warning", "not-checked", result.warnings),
+    ):
         for item in items:
             path, line, text = _where(item)
             entry: dict[str, Any] = {"ruleId": rule, "level": level, "message": {"text": text}}
@@ -477,15 +537,22 @@ def to_sarif(result: ScanResult) -> dict[str, Any]:
                 entry["locations"] = [location(path, line)]
             results.append(entry)
     rules = [
-        {"id": "plaintext-secret", "shortDescription": {
-            "text": "A Kubernetes Secret (or generator literal) with plaintext values"}},
+        {
+            "id": "plaintext-secret",
+            "shortDescription": {
+                "text": "A Kubernetes Secret (or generator literal) with plaintext values"
+            },
+        },
         {"id": "unreadable", "shortDescription": {"text": "A manifest that cannot be parsed"}},
-        {"id": "not-checked", "shortDescription": {
-            "text": "A template or generator input the scan does not check"}},
+        {
+            "id": "not-checked",
+            "shortDescription": {"text": "A template or generator input the scan does not check"},
+        },
     ]
     return {
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
-        "runs": [{"tool": {"driver": {"name": "sealkit scan", "rules": rules}},
-                  "results": results}],
+        "runs": [
+            {"tool": {"driver": {"name": "sealkit scan", "rules": rules}}, "results": results}
+        ],
     }

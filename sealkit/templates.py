@@ -84,9 +84,36 @@ Value = Any  # bytes | int | MISSING | NIL | DOT
 # --- lexer -----------------------------------------------------------------------------------
 _SPACE = " \t\r\n"
 _KEYWORDS = {
-    "if", "else", "end", "range", "with", "define", "template", "block", "break", "continue",
-    "nil", "true", "false", "and", "or", "not", "len", "slice", "call", "html", "js",
-    "urlquery", "print", "println", "eq", "ne", "lt", "le", "gt", "ge",
+    "if",
+    "else",
+    "end",
+    "range",
+    "with",
+    "define",
+    "template",
+    "block",
+    "break",
+    "continue",
+    "nil",
+    "true",
+    "false",
+    "and",
+    "or",
+    "not",
+    "len",
+    "slice",
+    "call",
+    "html",
+    "js",
+    "urlquery",
+    "print",
+    "println",
+    "eq",
+    "ne",
+    "lt",
+    "le",
+    "gt",
+    "ge",
 }
 _IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _INT_RE = re.compile(r"-?(0|[1-9][0-9]*)(?![0-9A-Za-z_.])")
@@ -291,8 +318,21 @@ def _check_command(cmd: list[tuple[Any, ...]], *, first: bool, where: str) -> No
 
 # --- Go string helpers -----------------------------------------------------------------------
 _GO_SPACE = {
-    0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B),
-    0x2028, 0x2029, 0x202F, 0x205F, 0x3000,
+    0x09,
+    0x0A,
+    0x0B,
+    0x0C,
+    0x0D,
+    0x20,
+    0x85,
+    0xA0,
+    0x1680,
+    *range(0x2000, 0x200B),
+    0x2028,
+    0x2029,
+    0x202F,
+    0x205F,
+    0x3000,
 }
 
 
@@ -605,8 +645,10 @@ class _Eval:
             )
         if name == "index":
             return self.index(args)
-        coerced = [_coerce(a, fixed[i] if i < len(fixed) else variadic or "a", name)
-                   for i, a in enumerate(args)]
+        coerced = [
+            _coerce(a, fixed[i] if i < len(fixed) else variadic or "a", name)
+            for i, a in enumerate(args)
+        ]
         if name == "replace" and all(isinstance(a, bytes) for a in coerced):
             _spend(_replace_size(*coerced))  # refuse before building it
         else:
@@ -618,7 +660,7 @@ class _Eval:
 
     def index(self, args: list[Value]) -> Value:
         if len(args) != 2 or args[0] is not DOT:
-            raise TemplateError("index: only `index . \"key\"` is supported")
+            raise TemplateError('index: only `index . "key"` is supported')
         key = args[1]
         if not isinstance(key, bytes):
             raise TemplateError("index: the key must be a string")

@@ -194,8 +194,7 @@ def _identity(secret: Mapping[str, Any], opts: TreeOptions) -> tuple[str, str, S
     scope = scope_of(meta_for_scope)
     if scope is not Scope.CLUSTER_WIDE and not namespace:
         fallback = opts.namespace or (
-            opts.default_namespace() if callable(opts.default_namespace)
-            else opts.default_namespace
+            opts.default_namespace() if callable(opts.default_namespace) else opts.default_namespace
         )
         namespace = fallback or ""
         if not namespace:
@@ -247,9 +246,7 @@ def _twin_index(docs: Sequence[Any]) -> dict[tuple[str, str], dict[str, Any]]:
     return index
 
 
-def _staleness(
-    unit: Unit, twin: dict[str, Any] | None, fingerprint: str | None
-) -> str:
+def _staleness(unit: Unit, twin: dict[str, Any] | None, fingerprint: str | None) -> str:
     if twin is None:
         return "no sealed twin"
     annotations = (twin.get("metadata") or {}).get("annotations") or {}
@@ -294,9 +291,7 @@ def _plan_file(
             unit.reason = "no digest key"
             continue
         try:
-            unit.digest = source_digest(
-                unit.secret, (unit.namespace, unit.name, unit.scope), key
-            )
+            unit.digest = source_digest(unit.secret, (unit.namespace, unit.name, unit.scope), key)
         except InputError as exc:
             return FileOutcome(error=f"{unit.source}:{unit.line}: {exc.message}")
         found = index.get((unit.namespace, unit.name))
@@ -385,8 +380,15 @@ def run_tree(
         if progress:
             progress(done[0], len(paths))
 
-    outcomes = map_chunks(_run_files, state, len(paths), jobs=jobs, on_chunk=on_chunk,
-                          cleanup=_discard_staged, min_per_worker=_min_per_worker)
+    outcomes = map_chunks(
+        _run_files,
+        state,
+        len(paths),
+        jobs=jobs,
+        on_chunk=on_chunk,
+        cleanup=_discard_staged,
+        min_per_worker=_min_per_worker,
+    )
     run = TreeRun(orphans=[t for t in twins if not twin_path_source(t).exists()])
     for outcome in outcomes:
         if outcome.result is not None:
@@ -433,8 +435,9 @@ def _run_file(state: _RunState, path: Path) -> FileOutcome:
     if state.force:
         for unit in plan.units:
             unit.reason = unit.reason or "forced"
-    result = FileResult(plan.source, plan.twin, [UnitResult(u.line, u.ref, u.reason)
-                                                 for u in plan.units])
+    result = FileResult(
+        plan.source, plan.twin, [UnitResult(u.line, u.ref, u.reason) for u in plan.units]
+    )
     if state.public_key is None:
         if not any(u.reason for u in plan.units):
             result.layout_problem = check_file_layout(plan)

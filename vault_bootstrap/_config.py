@@ -425,8 +425,9 @@ def parse_config(data: Any, *, source: str = "config") -> Config:
     if not (config.init or config.auth or config.secrets or config.policies or config.kv):
         # An empty file (or one whose sections all went missing) is a mistake, and with
         # --prune it would plan to delete everything the tool owns.
-        raise ConfigError(f"{source}: the config declares nothing (no init, auth, secrets, "
-                          "policies or kv)")
+        raise ConfigError(
+            f"{source}: the config declares nothing (no init, auth, secrets, policies or kv)"
+        )
     return config
 
 

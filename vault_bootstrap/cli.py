@@ -153,8 +153,14 @@ def plan(
     from ._render import plan_to_json, render_plan
 
     result = _guard(
-        lambda: _run(config_path, "plan", prune=prune, prune_all=prune_all, wait=not no_wait,
-                     wait_timeout=wait_timeout),
+        lambda: _run(
+            config_path,
+            "plan",
+            prune=prune,
+            prune_all=prune_all,
+            wait=not no_wait,
+            wait_timeout=wait_timeout,
+        ),
         debug,
     )
     click.echo(plan_to_json(result.plan) if as_json else render_plan(result.plan), nl=False)

@@ -44,8 +44,14 @@ from controller.http.operations import (
 from controller.http.transport import BodyError, Request, Response
 from controller.ratelimit import GcraLimiter
 
-__all__ = ["OPS_PER_REQUEST", "KeySource", "WorkPool", "api_router", "client_address",
-           "metrics_router"]
+__all__ = [
+    "OPS_PER_REQUEST",
+    "KeySource",
+    "WorkPool",
+    "api_router",
+    "client_address",
+    "metrics_router",
+]
 
 _LOG = logging.getLogger("controller.http_api")
 OPS_PER_REQUEST = 4
@@ -132,12 +138,14 @@ def _cert_route(keys: KeySource) -> Route:
         if entry is None:
             return Response(500, b"cannot get certificate\n")
         return Response(200, entry.certificate_pem, content_type="application/x-pem-file")
+
     return cert
 
 
 def _probe_route(check: Callable[[], bool], failed: bytes) -> Route:
     async def probe(_req: Request) -> Response:
         return Response(200, b"ok\n") if check() else Response(503, failed)
+
     return probe
 
 
@@ -145,6 +153,7 @@ def _verify(keys: KeySource) -> Callable[[dict[str, Any], Work], Response]:
     def verify(sealed: dict[str, Any], work: Work) -> Response:
         ok = verify_sealed_secret(sealed, keys.private_keys(), work)
         return Response(200 if ok else 409)
+
     return verify
 
 
@@ -154,22 +163,31 @@ def _rotate(keys: KeySource) -> Callable[[dict[str, Any], Work], Response]:
         if entry is None:
             return Response(500)
         try:
-            result, overwritten = rotate_sealed_secret(sealed, keys.private_keys(),
-                                                       entry.public_key, work)
+            result, overwritten = rotate_sealed_secret(
+                sealed, keys.private_keys(), entry.public_key, work
+            )
         except NotOpenable:
             return Response(409)
         if overwritten:
             meta = sealed.get("metadata") or {}
-            _LOG.warning("rotate: template metadata of SealedSecret %r/%r differs from its "
-                         "metadata; the metadata wins", meta.get("namespace", ""),
-                         meta.get("name", ""))
+            _LOG.warning(
+                "rotate: template metadata of SealedSecret %r/%r differs from its "
+                "metadata; the metadata wins",
+                meta.get("namespace", ""),
+                meta.get("name", ""),
+            )
         body = json.dumps(result, separators=(",", ":"), ensure_ascii=False).encode()
         return Response(200, body, content_type="application/json")
+
     return rotate
 
 
-def _sealed_route(operation: Callable[[dict[str, Any], Work], Response], limiter: GcraLimiter,
-                  pool: WorkPool, trusted: Sequence[Network]) -> Route:
+def _sealed_route(
+    operation: Callable[[dict[str, Any], Work], Response],
+    limiter: GcraLimiter,
+    pool: WorkPool,
+    trusted: Sequence[Network],
+) -> Route:
     async def route(req: Request) -> Response:
         client = client_address(req.peer, req.headers.get("x-forwarded-for", ""), trusted)
         bucket = f"{client} {req.path}"
@@ -193,14 +211,18 @@ def _sealed_route(operation: Callable[[dict[str, Any], Work], Response], limiter
                 try:
                     response = operation(sealed, spent)
                 finally:
-                    limiter.charge(bucket, math.ceil(spent.count / OPS_PER_REQUEST)
-                                   - max(units, 1))
-                return Response(response.status, response.body, response.content_type,
-                                {**headers, **response.headers})
+                    limiter.charge(bucket, math.ceil(spent.count / OPS_PER_REQUEST) - max(units, 1))
+                return Response(
+                    response.status,
+                    response.body,
+                    response.content_type,
+                    {**headers, **response.headers},
+                )
 
             return await pool.run(work)
         finally:
             pool.release()
+
     return route
 
 
@@ -209,8 +231,7 @@ def _router(routes: Mapping[str, Route], metrics: Any) -> Route:
         started = time.perf_counter()
         try:
             route = routes.get(req.path)
-            response = (Response(404, b"404 page not found\n") if route is None
-                        else await route(req))
+            response = Response(404, b"404 page not found\n") if route is None else await route(req)
         except BadRequest as exc:
             response = Response(exc.status, (str(exc) + "\n").encode(), close=True)
         except BodyError:
@@ -220,27 +241,41 @@ def _router(routes: Mapping[str, Route], metrics: Any) -> Route:
             _LOG.debug("http: failure detail", exc_info=True)
             response = Response(500, close=True)
         if metrics is not None and req.path in API_PATHS:
-            metrics.observe_http(req.path, req.method, response.status,
-                                 time.perf_counter() - started)
+            metrics.observe_http(
+                req.path, req.method, response.status, time.perf_counter() - started
+            )
         return response
+
     return handle
 
 
-def api_router(keys: KeySource, *, ready: Callable[[], bool], healthy: Callable[[], bool],
-               limiter: GcraLimiter, pool: WorkPool, trusted: Sequence[Network],
-               metrics: Any) -> Route:
+def api_router(
+    keys: KeySource,
+    *,
+    ready: Callable[[], bool],
+    healthy: Callable[[], bool],
+    limiter: GcraLimiter,
+    pool: WorkPool,
+    trusted: Sequence[Network],
+    metrics: Any,
+) -> Route:
     """The API's routing table: each route built from the functions it needs."""
-    return _router({
-        "/healthz": _probe_route(healthy, b"unhealthy\n"),
-        "/readyz": _probe_route(ready, b"not ready\n"),
-        "/v1/cert.pem": _cert_route(keys),
-        "/v1/verify": _sealed_route(_verify(keys), limiter, pool, trusted),
-        "/v1/rotate": _sealed_route(_rotate(keys), limiter, pool, trusted),
-    }, metrics)
+    return _router(
+        {
+            "/healthz": _probe_route(healthy, b"unhealthy\n"),
+            "/readyz": _probe_route(ready, b"not ready\n"),
+            "/v1/cert.pem": _cert_route(keys),
+            "/v1/verify": _sealed_route(_verify(keys), limiter, pool, trusted),
+            "/v1/rotate": _sealed_route(_rotate(keys), limiter, pool, trusted),
+        },
+        metrics,
+    )
 
 
 def metrics_router(exposition: Callable[[], bytes], content_type: str) -> Route:
     """The metrics listener serves ``/metrics`` only."""
+
     async def metrics_route(_req: Request) -> Response:
         return Response(200, exposition(), content_type=content_type)
+
     return _router({"/metrics": metrics_route}, None)

@@ -79,28 +79,46 @@ def serve_api(
     opts = options or ApiOptions()
     pool = WorkPool(opts.workers, opts.queue)
     router = api_router(
-        keys, ready=ready or keys.has_keys, healthy=healthy or (lambda: True),
-        limiter=GcraLimiter(opts.rate_limit, opts.rate_limit_burst), pool=pool,
-        trusted=parse_networks(opts.trusted_proxies), metrics=metrics)
+        keys,
+        ready=ready or keys.has_keys,
+        healthy=healthy or (lambda: True),
+        limiter=GcraLimiter(opts.rate_limit, opts.rate_limit_burst),
+        pool=pool,
+        trusted=parse_networks(opts.trusted_proxies),
+        metrics=metrics,
+    )
     limits = Limits(
         max_connections=opts.max_connections,
         max_connections_per_client=opts.max_connections_per_client,
-        header_timeout=opts.header_timeout, idle_timeout=opts.read_timeout,
-        read_timeout=opts.read_timeout, write_timeout=opts.write_timeout,
-        max_body_bytes=opts.max_body_bytes)
+        header_timeout=opts.header_timeout,
+        idle_timeout=opts.read_timeout,
+        read_timeout=opts.read_timeout,
+        write_timeout=opts.write_timeout,
+        max_body_bytes=opts.max_body_bytes,
+    )
     host, port = parse_listen_addr(listen_addr)
     handle = ServerHandle(HttpServer(host, port, router, limits, name="http-api"), pool)
     _LOG.info("http: API listening on %s:%d", handle.host or "*", handle.port)
     return handle
 
 
-def serve_metrics(listen_addr: str = ":8081", *, metrics: Metrics, timeout: float = 120.0,
-                  limits: Limits | None = None) -> ServerHandle:
+def serve_metrics(
+    listen_addr: str = ":8081",
+    *,
+    metrics: Metrics,
+    timeout: float = 120.0,
+    limits: Limits | None = None,
+) -> ServerHandle:
     """Start the ``/metrics`` listener (no request bodies: ``max_body_bytes`` is 0)."""
     host, port = parse_listen_addr(listen_addr)
-    lim = limits or Limits(max_connections=64, max_connections_per_client=16,
-                           idle_timeout=timeout, read_timeout=timeout, write_timeout=timeout,
-                           max_body_bytes=0)
+    lim = limits or Limits(
+        max_connections=64,
+        max_connections_per_client=16,
+        idle_timeout=timeout,
+        read_timeout=timeout,
+        write_timeout=timeout,
+        max_body_bytes=0,
+    )
     router: Any = metrics_router(metrics.exposition, CONTENT_TYPE_LATEST)
     handle = ServerHandle(HttpServer(host, port, router, lim, name="http-metrics"))
     _LOG.info("http: metrics listening on %s:%d", handle.host or "*", handle.port)

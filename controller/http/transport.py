@@ -118,8 +118,9 @@ def parse_listen_addr(addr: str) -> tuple[str, int]:
 def _bind(host: str, port: int) -> socket.socket:
     if host == "" and socket.has_dualstack_ipv6():
         # Go's ":8080" listens on every IPv4 and IPv6 address; so do we.
-        sock = socket.create_server(("::", port), family=socket.AF_INET6, dualstack_ipv6=True,
-                                    reuse_port=False, backlog=512)
+        sock = socket.create_server(
+            ("::", port), family=socket.AF_INET6, dualstack_ipv6=True, reuse_port=False, backlog=512
+        )
     else:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.create_server((host or "0.0.0.0", port), family=family, backlog=512)
@@ -142,15 +143,15 @@ def _reason(status: int) -> bytes:
         return b""
 
 
-_REFUSED = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
-            b"Connection: close\r\n\r\n")
+_REFUSED = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
 
 class HttpServer:
     """One listener served by an event loop on its own daemon thread."""
 
-    def __init__(self, host: str, port: int, handler: Handler, limits: Limits,
-                 *, name: str) -> None:
+    def __init__(
+        self, host: str, port: int, handler: Handler, limits: Limits, *, name: str
+    ) -> None:
         self.limits = limits
         self._handler = handler
         self._max_conns = _fd_budget(limits.max_connections)
@@ -183,7 +184,8 @@ class HttpServer:
         asyncio.set_event_loop(self._loop)
         try:
             self._server = self._loop.run_until_complete(
-                asyncio.start_server(self._accept, sock=self._sock, limit=_READ_SIZE))
+                asyncio.start_server(self._accept, sock=self._sock, limit=_READ_SIZE)
+            )
         except BaseException as exc:  # noqa: BLE001 - reported to the constructor's caller
             self._failure = exc
             self._started.set()
@@ -196,6 +198,7 @@ class HttpServer:
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """Stop accepting, drop open connections, end the loop's thread."""
+
         async def stop() -> None:
             if self._server is not None:
                 self._server.close()
@@ -219,8 +222,10 @@ class HttpServer:
     # -- one connection ---------------------------------------------------------------------
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = str((writer.get_extra_info("peername") or ("?",))[0])
-        if (self._open >= self._max_conns
-                or self._per_client[peer] >= self.limits.max_connections_per_client):
+        if (
+            self._open >= self._max_conns
+            or self._per_client[peer] >= self.limits.max_connections_per_client
+        ):
             with contextlib.suppress(OSError):
                 writer.write(_REFUSED)
             writer.close()
@@ -249,13 +254,19 @@ def _bodiless(event: h11.Request) -> bool:
 
 
 class _Connection:
-    def __init__(self, server: HttpServer, reader: asyncio.StreamReader,
-                 writer: asyncio.StreamWriter, peer: str) -> None:
+    def __init__(
+        self,
+        server: HttpServer,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        peer: str,
+    ) -> None:
         self.limits = server.limits
         self.handler = server._handler
         self.reader, self.writer, self.peer = reader, writer, peer
-        self.h11 = h11.Connection(h11.SERVER,
-                                  max_incomplete_event_size=self.limits.max_header_bytes)
+        self.h11 = h11.Connection(
+            h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes
+        )
 
     async def _receive(self, deadline: float) -> None:
         remaining = deadline - time.monotonic()
@@ -319,8 +330,13 @@ class _Connection:
             if int(length.split(",")[0]) > self.limits.max_body_bytes:  # h11 validated digits
                 return None  # refused before reading a byte of it
         target = event.target.decode("latin-1")
-        return Request(event.method.decode("latin-1"), target.split("?", 1)[0], headers,
-                       self.peer, lambda: self._read_body(deadline))
+        return Request(
+            event.method.decode("latin-1"),
+            target.split("?", 1)[0],
+            headers,
+            self.peer,
+            lambda: self._read_body(deadline),
+        )
 
     async def _read_body(self, deadline: float) -> bytes:
         parts: list[bytes] = []
@@ -328,8 +344,9 @@ class _Connection:
         if self.h11.their_state is h11.DONE:
             return b""  # a bodiless request, already consumed
         if self.h11.client_is_waiting_for_100_continue:
-            await self._write(self.h11.send(h11.InformationalResponse(status_code=100,
-                                                                      headers=[])) or b"")
+            await self._write(
+                self.h11.send(h11.InformationalResponse(status_code=100, headers=[])) or b""
+            )
         while True:
             try:
                 event = await self._event(deadline)
@@ -353,13 +370,18 @@ class _Connection:
 
     async def _respond(self, request: Request, response: Response) -> None:
         headers = [(k, v) for k, v in response.headers.items()]
-        headers += [("Content-Type", response.content_type),
-                    ("Content-Length", str(len(response.body))),
-                    ("X-Content-Type-Options", "nosniff")]
+        headers += [
+            ("Content-Type", response.content_type),
+            ("Content-Length", str(len(response.body))),
+            ("X-Content-Type-Options", "nosniff"),
+        ]
         if response.close or self.h11.their_state is not h11.DONE:
             headers.append(("Connection", "close"))
-        out = self.h11.send(h11.Response(status_code=response.status, headers=headers,
-                                         reason=_reason(response.status)))
+        out = self.h11.send(
+            h11.Response(
+                status_code=response.status, headers=headers, reason=_reason(response.status)
+            )
+        )
         if request.method != "HEAD" and response.body:
             out = (out or b"") + (self.h11.send(h11.Data(data=response.body)) or b"")
         out = (out or b"") + (self.h11.send(h11.EndOfMessage()) or b"")
@@ -370,9 +392,17 @@ class _Connection:
             return
         body = (message.split(":")[0][:100] + "\n").encode()
         try:
-            out = self.h11.send(h11.Response(status_code=status, reason=_reason(status), headers=[
-                ("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))),
-                ("Connection", "close")]))
+            out = self.h11.send(
+                h11.Response(
+                    status_code=status,
+                    reason=_reason(status),
+                    headers=[
+                        ("Content-Type", "text/plain; charset=utf-8"),
+                        ("Content-Length", str(len(body))),
+                        ("Connection", "close"),
+                    ],
+                )
+            )
             out = (out or b"") + (self.h11.send(h11.Data(data=body)) or b"")
             out += self.h11.send(h11.EndOfMessage()) or b""
         except h11.LocalProtocolError:

@@ -117,6 +117,7 @@ def _handle(exc: BaseException, debug: bool) -> int:
         return exc.exit_code
 
     import click
+
     if debug and not isinstance(exc, click.exceptions.Exit):
         import traceback
 

@@ -60,42 +60,75 @@ def cert_options(func: F) -> F:
         return click.option(f"--{name}", envvar=env(name), default=default, help=help_text, **kw)
 
     options = [
-        text("cert", "Certificate file or URL (http(s)://, file://) to seal with. "
-             "Overrides --controller-*."),
-        text("controller-name", "Name of the sealed-secrets controller Service.",
-             "sealed-secrets-controller", show_default=True),
-        text("controller-namespace", "Namespace of the sealed-secrets controller.",
-             "kube-system", show_default=True),
-        click.option("--controller-url", envvar="SEALKIT_CONTROLLER_URL", default="",
-                     help="(sealkit) Talk to the controller at this URL instead of through the "
-                     "apiserver service proxy."),
+        text(
+            "cert",
+            "Certificate file or URL (http(s)://, file://) to seal with. Overrides --controller-*.",
+        ),
+        text(
+            "controller-name",
+            "Name of the sealed-secrets controller Service.",
+            "sealed-secrets-controller",
+            show_default=True,
+        ),
+        text(
+            "controller-namespace",
+            "Namespace of the sealed-secrets controller.",
+            "kube-system",
+            show_default=True,
+        ),
+        click.option(
+            "--controller-url",
+            envvar="SEALKIT_CONTROLLER_URL",
+            default="",
+            help="(sealkit) Talk to the controller at this URL instead of through the "
+            "apiserver service proxy.",
+        ),
         text("kubeconfig", "Path to a kubeconfig (default: $KUBECONFIG, ~/.kube/config)."),
         text("context", "The name of the kubeconfig context to use."),
         text("cluster", "The name of the kubeconfig cluster to use."),
         text("user", "The name of the kubeconfig user to use."),
         text("server", "The address and port of the Kubernetes API server."),
         text("tls-server-name", "Server name to validate the server certificate against."),
-        click.option("--insecure-skip-tls-verify/--no-insecure-skip-tls-verify",
-                     envvar=env("insecure-skip-tls-verify"), default=False,
-                     help="Do not check the server's certificate (insecure)."),
+        click.option(
+            "--insecure-skip-tls-verify/--no-insecure-skip-tls-verify",
+            envvar=env("insecure-skip-tls-verify"),
+            default=False,
+            help="Do not check the server's certificate (insecure).",
+        ),
         text("certificate-authority", "Path to a cert file for the certificate authority."),
         text("client-certificate", "Path to a client certificate file for TLS."),
         text("client-key", "Path to a client key file for TLS."),
         text("token", "Bearer token for authentication to the API server."),
-        click.option("--as", "as_user", envvar=env("as"), default="",
-                     help="Username to impersonate for the operation."),
+        click.option(
+            "--as",
+            "as_user",
+            envvar=env("as"),
+            default="",
+            help="Username to impersonate for the operation.",
+        ),
         text("as-uid", "UID to impersonate for the operation."),
-        click.option("--as-group", envvar=env("as-group"), multiple=True,
-                     help="Group to impersonate for the operation (repeatable)."),
+        click.option(
+            "--as-group",
+            envvar=env("as-group"),
+            multiple=True,
+            help="Group to impersonate for the operation (repeatable).",
+        ),
         text("username", "Username for basic authentication to the API server."),
         text("password", "Password for basic authentication to the API server."),
         text("proxy-url", "Proxy URL for the connection to the API server."),
-        click.option("--disable-compression/--no-disable-compression",
-                     envvar=env("disable-compression"), default=False,
-                     help="Opt out of response compression (accepted; sealkit never asks "
-                     "for compressed responses)."),
-        text("request-timeout", "Timeout of one request to the apiserver/controller (e.g. 10s, "
-             "2m; 0 = none).", "30s", show_default=True),
+        click.option(
+            "--disable-compression/--no-disable-compression",
+            envvar=env("disable-compression"),
+            default=False,
+            help="Opt out of response compression (accepted; sealkit never asks "
+            "for compressed responses).",
+        ),
+        text(
+            "request-timeout",
+            "Timeout of one request to the apiserver/controller (e.g. 10s, 2m; 0 = none).",
+            "30s",
+            show_default=True,
+        ),
     ]
     for option in reversed(options):
         func = option(func)

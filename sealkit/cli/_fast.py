@@ -56,8 +56,10 @@ _ENV = {
     "SEALED_SECRETS_CONTROLLER_NAME": "controller_name",
     "SEALED_SECRETS_CONTROLLER_NAMESPACE": "controller_namespace",
 }
-_ENV_FLAGS = {"SEALED_SECRETS_ALLOW_EMPTY_DATA": "allow_empty_data",
-              "SEALED_SECRETS_FETCH_CERT": "fetch_cert"}
+_ENV_FLAGS = {
+    "SEALED_SECRETS_ALLOW_EMPTY_DATA": "allow_empty_data",
+    "SEALED_SECRETS_FETCH_CERT": "fetch_cert",
+}
 _TRUE = {"1", "true", "t", "yes", "y", "on"}  # click's BOOL type, lower-cased
 _FALSE = {"0", "false", "f", "no", "n", "off"}
 

@@ -101,12 +101,14 @@ def _loader() -> Any:
     GoYamlV2Loader.add_constructor("tag:yaml.org,2002:float", floating)
     GoYamlV2Loader.add_constructor("tag:yaml.org,2002:bool", boolean)
     GoYamlV2Loader.add_implicit_resolver(  # go-yaml v2 also takes y/Y/n/N as booleans
-        "tag:yaml.org,2002:bool", re.compile(r"^(?:y|Y|n|N)$"), list("yYnN"))
+        "tag:yaml.org,2002:bool", re.compile(r"^(?:y|Y|n|N)$"), list("yYnN")
+    )
     GoYamlV2Loader.add_implicit_resolver(  # ... and 0o17 as an octal int
-        "tag:yaml.org,2002:int", re.compile(r"^[-+]?0o[0-7_]+$"), list("-+0"))
+        "tag:yaml.org,2002:int", re.compile(r"^[-+]?0o[0-7_]+$"), list("-+0")
+    )
     GoYamlV2Loader.add_implicit_resolver(  # ... and floats without a dot (1e3, 2E-4)
-        "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9]+[eE][-+]?[0-9]+$"),
-        list("-+0123456789"))
+        "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9]+[eE][-+]?[0-9]+$"), list("-+0123456789")
+    )
     return GoYamlV2Loader
 
 
@@ -178,7 +180,7 @@ def _format_float32(value: float) -> str:
     if exp < 0:
         return f"{sign}0.{'0' * (-exp - 1)}{digits}"
     whole = digits[: exp + 1].ljust(exp + 1, "0")
-    frac = digits[exp + 1:]
+    frac = digits[exp + 1 :]
     return f"{sign}{whole}.{frac}" if frac else f"{sign}{whole}"
 
 

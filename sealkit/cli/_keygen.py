@@ -27,23 +27,58 @@ from sealkit.keys import DEFAULT_KEY_BITS, DEFAULT_KEY_PREFIX
     context_settings={"help_option_names": ["-h", "--help"]},
     help="Generate an RSA key + self-signed certificate as a sealed-secrets key Secret.",
 )
-@click.option("--key-size", type=int, default=DEFAULT_KEY_BITS, show_default=True,
-              help="RSA modulus size in bits.")
-@click.option("--namespace", "namespace", default="kube-system", show_default=True,
-              help="Namespace of the key Secret (the controller's namespace).")
-@click.option("--name", default=None,
-              help="Fixed Secret name (default: generateName, as the controller does).")
-@click.option("--key-prefix", default=DEFAULT_KEY_PREFIX, show_default=True,
-              help="generateName prefix when --name is not given.")
+@click.option(
+    "--key-size",
+    type=int,
+    default=DEFAULT_KEY_BITS,
+    show_default=True,
+    help="RSA modulus size in bits.",
+)
+@click.option(
+    "--namespace",
+    "namespace",
+    default="kube-system",
+    show_default=True,
+    help="Namespace of the key Secret (the controller's namespace).",
+)
+@click.option(
+    "--name",
+    default=None,
+    help="Fixed Secret name (default: generateName, as the controller does).",
+)
+@click.option(
+    "--key-prefix",
+    default=DEFAULT_KEY_PREFIX,
+    show_default=True,
+    help="generateName prefix when --name is not given.",
+)
 @click.option("--cn", default="", help="Certificate subject/issuer CN (controller: --my-cn).")
-@click.option("--ttl", default="87600h", show_default=True,
-              help="Certificate lifetime, Go duration (87600h, 720h, or 30d).")
-@click.option("-o", "--out-dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("."), show_default=True, help="Directory for the default file names.")
-@click.option("--key-secret-file", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="Path of the key Secret manifest (overrides --out-dir).")
-@click.option("--cert-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Path of the certificate PEM (overrides --out-dir).")
+@click.option(
+    "--ttl",
+    default="87600h",
+    show_default=True,
+    help="Certificate lifetime, Go duration (87600h, 720h, or 30d).",
+)
+@click.option(
+    "-o",
+    "--out-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Directory for the default file names.",
+)
+@click.option(
+    "--key-secret-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Path of the key Secret manifest (overrides --out-dir).",
+)
+@click.option(
+    "--cert-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Path of the certificate PEM (overrides --out-dir).",
+)
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
 @click.option("--debug", is_flag=True, hidden=True)
 def command(
@@ -73,7 +108,11 @@ def command(
             if path.exists():
                 raise InputError(f"{path}: already exists (use --force to overwrite)")
     material = generate(
-        bits=key_size, namespace=namespace, name=name, generate_name=key_prefix, cn=cn,
+        bits=key_size,
+        namespace=namespace,
+        name=name,
+        generate_name=key_prefix,
+        cn=cn,
         ttl=lifetime,
     )
     write_files(material, key_path, cert_path, force=force)

@@ -55,21 +55,28 @@ def read_key_files(paths: tuple[str, ...]) -> list[bytes]:
     return blobs
 
 
-@click.group("keys", context_settings={"help_option_names": ["-h", "--help"]},
-             help="Key lifecycle: report, retire, restore, export, import.")
+@click.group(
+    "keys",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="Key lifecycle: report, retire, restore, export, import.",
+)
 def command() -> None:
     pass
 
 
 @command.command("report", help="Which key fingerprint opens each SealedSecret under PATHS.")
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--recovery-private-key", "key_files", multiple=True,
-              help="Private key file(s) for an offline report (repeatable or comma list).")
-@click.option("-o", "--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True)
+@click.option(
+    "--recovery-private-key",
+    "key_files",
+    multiple=True,
+    help="Private key file(s) for an offline report (repeatable or comma list).",
+)
+@click.option(
+    "-o", "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
 @cert_options
-def report(paths: tuple[str, ...], key_files: tuple[str, ...], fmt: str,
-           **cert_opts: Any) -> int:
+def report(paths: tuple[str, ...], key_files: tuple[str, ...], fmt: str, **cert_opts: Any) -> int:
     from sealkit.keyops import (
         find_sealed,
         load_keyset,
@@ -97,8 +104,12 @@ def report(paths: tuple[str, ...], key_files: tuple[str, ...], fmt: str,
     counts = summarise(rows, known)
     failing = [r for r in rows if not r.ok]
     if fmt == "json":
-        out = {"sealedSecrets": [r.as_dict() for r in rows], "keys": counts,
-               "unopened": len(failing), "skippedFiles": skipped}
+        out = {
+            "sealedSecrets": [r.as_dict() for r in rows],
+            "keys": counts,
+            "unopened": len(failing),
+            "skippedFiles": skipped,
+        }
         sys.stdout.write(json.dumps(out, indent=2, sort_keys=True) + "\n")
     else:
         for r in rows:
@@ -106,8 +117,9 @@ def report(paths: tuple[str, ...], key_files: tuple[str, ...], fmt: str,
             what = ",".join(r.fingerprints) or "-"
             extra = ""
             if r.unopened:
-                extra = "  NOT OPENED: " + ("all values" if r.unopened == ("*",)
-                                            else ", ".join(r.unopened))
+                extra = "  NOT OPENED: " + (
+                    "all values" if r.unopened == ("*",) else ", ".join(r.unopened)
+                )
             if r.error:
                 extra = f"  ERROR: {r.error}"
             ref = f"{r.namespace}/{r.name}" if r.namespace else r.name
@@ -120,8 +132,10 @@ def report(paths: tuple[str, ...], key_files: tuple[str, ...], fmt: str,
             sys.stdout.write(f"# not opened by any key: {len(failing)}\n")
     sys.stdout.flush()
     if failing:
-        sys.stderr.write(f"error: {len(failing)} SealedSecret(s) have values that no "
-                         f"{'given ' if key_files else ''}key opens\n")
+        sys.stderr.write(
+            f"error: {len(failing)} SealedSecret(s) have values that no "
+            f"{'given ' if key_files else ''}key opens\n"
+        )
         return 1
     return 0
 
@@ -130,17 +144,28 @@ def cluster_options(func: Any) -> Any:
     """Where the key Secrets and the controller are (kubeseal's names and defaults)."""
     from sealkit.cli._common import env
 
-    for option in reversed([
-        click.option("--controller-name", envvar=env("controller-name"),
-                     default="sealed-secrets-controller", show_default=True),
-        click.option("--controller-namespace", envvar=env("controller-namespace"),
-                     default="kube-system", show_default=True,
-                     help="Namespace of the controller and its key Secrets."),
-        click.option("--kubeconfig", envvar=env("kubeconfig"), default=""),
-        click.option("--context", envvar=env("context"), default=""),
-        click.option("--request-timeout", envvar=env("request-timeout"), default="30s",
-                     show_default=True),
-    ]):
+    for option in reversed(
+        [
+            click.option(
+                "--controller-name",
+                envvar=env("controller-name"),
+                default="sealed-secrets-controller",
+                show_default=True,
+            ),
+            click.option(
+                "--controller-namespace",
+                envvar=env("controller-namespace"),
+                default="kube-system",
+                show_default=True,
+                help="Namespace of the controller and its key Secrets.",
+            ),
+            click.option("--kubeconfig", envvar=env("kubeconfig"), default=""),
+            click.option("--context", envvar=env("context"), default=""),
+            click.option(
+                "--request-timeout", envvar=env("request-timeout"), default="30s", show_default=True
+            ),
+        ]
+    ):
         func = option(func)
     return func
 
@@ -149,10 +174,12 @@ def key_gateway(opts: dict[str, Any]) -> Any:
     from sealkit.cli._common import parse_duration
     from sealkit.keyops import KeySecretsGateway
 
-    return KeySecretsGateway(namespace=opts["controller_namespace"],
-                             kubeconfig=opts["kubeconfig"] or None,
-                             context=opts["context"] or None,
-                             timeout=parse_duration(opts["request_timeout"]))
+    return KeySecretsGateway(
+        namespace=opts["controller_namespace"],
+        kubeconfig=opts["kubeconfig"] or None,
+        context=opts["context"] or None,
+        timeout=parse_duration(opts["request_timeout"]),
+    )
 
 
 def _leader_metrics(opts: dict[str, Any], gw: Any, metrics_url: str, fingerprint: str) -> int:
@@ -166,8 +193,9 @@ def _leader_metrics(opts: dict[str, Any], gw: Any, metrics_url: str, fingerprint
         if metrics_url:
             text = fetch_url(metrics_url.rstrip("/") + "/metrics").decode("utf-8", "replace")
         else:
-            text = gw.metrics_via_proxy(f"{opts['controller_name']}-metrics",
-                                        opts["controller_namespace"])
+            text = gw.metrics_via_proxy(
+                f"{opts['controller_name']}-metrics", opts["controller_namespace"]
+            )
         try:
             return key_usage_from_metrics(text, fingerprint)
         except InputError as exc:
@@ -177,44 +205,74 @@ def _leader_metrics(opts: dict[str, Any], gw: Any, metrics_url: str, fingerprint
 
 @command.command("retire", help="Stop the controller loading key FINGERPRINT (never deletes).")
 @click.argument("fingerprint")
-@click.option("--tree", "trees", multiple=True,
-              help="Also refuse while a SealedSecret under this path opens with the key.")
-@click.option("--metrics-url", default="",
-              help="The controller's metrics address (default: Service "
-                   "<controller-name>-metrics, port metrics, through the apiserver proxy).")
+@click.option(
+    "--tree",
+    "trees",
+    multiple=True,
+    help="Also refuse while a SealedSecret under this path opens with the key.",
+)
+@click.option(
+    "--metrics-url",
+    default="",
+    help="The controller's metrics address (default: Service "
+    "<controller-name>-metrics, port metrics, through the apiserver proxy).",
+)
 @cluster_options
 def retire(fingerprint: str, trees: tuple[str, ...], metrics_url: str, **opts: Any) -> int:
     from sealkit._exceptions import SealkitError
     from sealkit.crypto import b64decode
-    from sealkit.keyops import find_sealed, load_keyset, report_offline
-    from sealkit.keyops import RETIRED, newest_active, relabel, select_key
+    from sealkit.keyops import (
+        RETIRED,
+        find_sealed,
+        load_keyset,
+        newest_active,
+        relabel,
+        report_offline,
+        select_key,
+    )
 
     gw = key_gateway(opts)
     secrets = gw.key_secrets()
     target = select_key(secrets, fingerprint, label="active")
     name = f"{opts['controller_namespace']}/{target['metadata']['name']}"
     if newest_active(secrets) == fingerprint:
-        raise SealkitError(f"refused: {fingerprint} is the newest key, the one /v1/cert.pem "
-                           "serves; make a new key first")
+        raise SealkitError(
+            f"refused: {fingerprint} is the newest key, the one /v1/cert.pem "
+            "serves; make a new key first"
+        )
     in_use = _leader_metrics(opts, gw, metrics_url, fingerprint)
     if in_use:
-        raise SealkitError(f"refused: the controller reports {in_use} SealedSecret(s) that "
-                           f"open with {fingerprint}; re-encrypt them first "
-                           "(sealkit reencrypt-tree)")
+        raise SealkitError(
+            f"refused: the controller reports {in_use} SealedSecret(s) that "
+            f"open with {fingerprint}; re-encrypt them first "
+            "(sealkit reencrypt-tree)"
+        )
     if trees:
         refs, _ = find_sealed(trees)
-        keyset = load_keyset([b64decode(str((s.get("data") or {}).get("tls.key") or ""))
-                              for s in secrets if (s.get("data") or {}).get("tls.key")])
-        users = [f"{r.path}:{r.line} {r.namespace}/{r.name}"
-                 for r in report_offline(refs, keyset) if fingerprint in r.fingerprints]
+        keyset = load_keyset(
+            [
+                b64decode(str((s.get("data") or {}).get("tls.key") or ""))
+                for s in secrets
+                if (s.get("data") or {}).get("tls.key")
+            ]
+        )
+        users = [
+            f"{r.path}:{r.line} {r.namespace}/{r.name}"
+            for r in report_offline(refs, keyset)
+            if fingerprint in r.fingerprints
+        ]
         if users:
             for u in users[:20]:
                 sys.stderr.write(f"still opens with the key: {u}\n")
-            raise SealkitError(f"refused: {len(users)} SealedSecret(s) in the tree open with "
-                               f"{fingerprint}; re-encrypt them first (sealkit reencrypt-tree)")
+            raise SealkitError(
+                f"refused: {len(users)} SealedSecret(s) in the tree open with "
+                f"{fingerprint}; re-encrypt them first (sealkit reencrypt-tree)"
+            )
     gw.replace(relabel(target, RETIRED))
-    sys.stderr.write(f"retired key {fingerprint} (Secret {name}): labelled {RETIRED}, not "
-                     f"deleted; undo with `sealkit keys restore {fingerprint}`\n")
+    sys.stderr.write(
+        f"retired key {fingerprint} (Secret {name}): labelled {RETIRED}, not "
+        f"deleted; undo with `sealkit keys restore {fingerprint}`\n"
+    )
     return 0
 
 
@@ -227,58 +285,88 @@ def restore(fingerprint: str, **opts: Any) -> int:
     gw = key_gateway(opts)
     target = select_key(gw.key_secrets(), fingerprint, label=RETIRED)
     gw.replace(relabel(target, "active"))
-    sys.stderr.write(f"restored key {fingerprint} (Secret {opts['controller_namespace']}/"
-                     f"{target['metadata']['name']}): labelled active\n")
+    sys.stderr.write(
+        f"restored key {fingerprint} (Secret {opts['controller_namespace']}/"
+        f"{target['metadata']['name']}): labelled active\n"
+    )
     return 0
 
 
 @command.command("export", help="Seal this cluster's keys for another cluster's certificate.")
 @click.option("--to-cert", required=True, help="The other cluster's certificate (file or URL).")
-@click.option("--fingerprint", "fingerprints", multiple=True,
-              help="Only these keys (default: every active key).")
-@click.option("--to-namespace", default="kube-system", show_default=True,
-              help="The other controller's namespace (where its key Secrets live).")
-@click.option("-o", "--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml",
-              show_default=True)
+@click.option(
+    "--fingerprint",
+    "fingerprints",
+    multiple=True,
+    help="Only these keys (default: every active key).",
+)
+@click.option(
+    "--to-namespace",
+    default="kube-system",
+    show_default=True,
+    help="The other controller's namespace (where its key Secrets live).",
+)
+@click.option(
+    "-o", "--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True
+)
 @click.option("-w", "--output", "output", default="", help="Write here (atomic) not stdout.")
 @cluster_options
-def export(to_cert: str, fingerprints: tuple[str, ...], to_namespace: str, fmt: str,
-           output: str, **opts: Any) -> int:
+def export(
+    to_cert: str,
+    fingerprints: tuple[str, ...],
+    to_namespace: str,
+    fmt: str,
+    output: str,
+    **opts: Any,
+) -> int:
     from sealkit._exceptions import InputError
     from sealkit.cli._common import load_public_key_from_options
     from sealkit.files import atomic_write
-    from sealkit.keyops import export_keys
-    from sealkit.keyops import KEY_LABEL, fingerprint_of_secret
+    from sealkit.keyops import KEY_LABEL, export_keys, fingerprint_of_secret
     from sealkit.output import dump_all
 
-    public_key = load_public_key_from_options({"cert": to_cert,
-                                               "request_timeout": opts["request_timeout"]})
+    public_key = load_public_key_from_options(
+        {"cert": to_cert, "request_timeout": opts["request_timeout"]}
+    )
     secrets = key_gateway(opts).key_secrets()
-    chosen = [s for s in secrets if fingerprint_of_secret(s) and (
-        fingerprint_of_secret(s) in fingerprints if fingerprints else
-        ((s.get("metadata") or {}).get("labels") or {}).get(KEY_LABEL) == "active")]
+    chosen = [
+        s
+        for s in secrets
+        if fingerprint_of_secret(s)
+        and (
+            fingerprint_of_secret(s) in fingerprints
+            if fingerprints
+            else ((s.get("metadata") or {}).get("labels") or {}).get(KEY_LABEL) == "active"
+        )
+    ]
     missing = set(fingerprints) - {fingerprint_of_secret(s) for s in chosen}
     if missing:
         raise InputError(f"no key Secret with fingerprint {sorted(missing)[0]}")
     if not chosen:
         raise InputError(f"no active key Secret in namespace {opts['controller_namespace']}")
-    docs = export_keys(chosen, public_key, namespace=to_namespace,
-                       source=opts["controller_namespace"])
+    docs = export_keys(
+        chosen, public_key, namespace=to_namespace, source=opts["controller_namespace"]
+    )
     text = dump_all(docs, fmt)
     if output:
         atomic_write(output, text.encode("utf-8"))
     else:
         sys.stdout.write(text)
     for s in chosen:
-        sys.stderr.write(f"exported key {fingerprint_of_secret(s)} "
-                         f"({s['metadata']['name']})\n")
+        sys.stderr.write(f"exported key {fingerprint_of_secret(s)} ({s['metadata']['name']})\n")
     return 0
 
 
 @command.command("import", help="Apply exported keys; wait until the controller holds them.")
 @click.argument("file")
-@click.option("--timeout", "wait", type=float, default=60.0, show_default=True,
-              help="Seconds to wait for the controller to write each key Secret.")
+@click.option(
+    "--timeout",
+    "wait",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Seconds to wait for the controller to write each key Secret.",
+)
 @cluster_options
 def import_(file: str, wait: float, **opts: Any) -> int:
     import time
@@ -286,12 +374,14 @@ def import_(file: str, wait: float, **opts: Any) -> int:
     from sealkit._exceptions import ClusterError, InputError
     from sealkit.documents import load_documents
     from sealkit.files import read_input
-    from sealkit.keyops import is_key_export
-    from sealkit.keyops import KEY_LABEL, fingerprint_of_secret
+    from sealkit.keyops import KEY_LABEL, fingerprint_of_secret, is_key_export
 
     docs = [d for d in load_documents(read_input(file), source=file) if d is not None]
-    items = [i for d in docs for i in (d.get("items") if isinstance(d, dict) and
-                                       d.get("kind") == "List" else [d])]
+    items = [
+        i
+        for d in docs
+        for i in (d.get("items") if isinstance(d, dict) and d.get("kind") == "List" else [d])
+    ]
     if not items or not all(isinstance(d, dict) and is_key_export(d) for d in items):
         raise InputError(f"{file}: not a `sealkit keys export` output")
     gw = key_gateway(opts)
@@ -308,24 +398,29 @@ def import_(file: str, wait: float, **opts: Any) -> int:
         ns, name = d["metadata"]["namespace"], d["metadata"]["name"]
         while True:
             got = gw.get_secret(ns, name)
-            if got and ((got.get("metadata") or {}).get("labels") or {}).get(KEY_LABEL) == \
-                    "active":
-                sys.stderr.write(f"imported key {fingerprint_of_secret(got)} "
-                                 f"(Secret {ns}/{name})\n")
+            if got and ((got.get("metadata") or {}).get("labels") or {}).get(KEY_LABEL) == "active":
+                sys.stderr.write(
+                    f"imported key {fingerprint_of_secret(got)} (Secret {ns}/{name})\n"
+                )
                 break
             refused = gw.sealed_status_message(ns, name)
             if "refusing to write a sealing-key Secret" in refused:
                 # Permanent (issue 12's key-injection guard): waiting cannot help.
                 raise ClusterError(f"the controller refused {ns}/{name}: {refused}")
             if time.monotonic() > deadline:
-                raise ClusterError(f"the controller did not unseal {ns}/{name} within "
-                                   f"{wait:g}s (is it sealed for this cluster's certificate?)")
+                raise ClusterError(
+                    f"the controller did not unseal {ns}/{name} within "
+                    f"{wait:g}s (is it sealed for this cluster's certificate?)"
+                )
             time.sleep(0.5)
     return 0
 
 
-@command.command("unwrap", help="Store a transit-wrapped key as a plain key Secret again "
-                                "(before rolling back to upstream's controller).")
+@command.command(
+    "unwrap",
+    help="Store a transit-wrapped key as a plain key Secret again "
+    "(before rolling back to upstream's controller).",
+)
 @click.argument("fingerprints", nargs=-1)
 @click.option("--all", "all_keys", is_flag=True, help="Every wrapped key.")
 @cluster_options
@@ -344,9 +439,12 @@ def unwrap(fingerprints: tuple[str, ...], all_keys: bool, **opts: Any) -> int:
     if not addr or not token:
         raise UsageError("keys unwrap needs VAULT_ADDR and VAULT_TOKEN")
     gw = key_gateway(opts)
-    wrapped = [s for s in gw.key_secrets()
-               if ((s.get("metadata") or {}).get("annotations") or {}).get(WRAP_ANNOTATION)
-               and (all_keys or fingerprint_of_secret(s) in fingerprints)]
+    wrapped = [
+        s
+        for s in gw.key_secrets()
+        if ((s.get("metadata") or {}).get("annotations") or {}).get(WRAP_ANNOTATION)
+        and (all_keys or fingerprint_of_secret(s) in fingerprints)
+    ]
     if not wrapped:
         raise UsageError("no wrapped key Secret matches")
     import hvac
@@ -359,16 +457,20 @@ def unwrap(fingerprints: tuple[str, ...], all_keys: bool, **opts: Any) -> int:
         try:
             ct = base64.b64decode(s["data"]["tls.key"]).decode()
             pem_b64 = client.secrets.transit.decrypt_data(
-                name=key, ciphertext=ct, mount_point=mount)["data"]["plaintext"]
+                name=key, ciphertext=ct, mount_point=mount
+            )["data"]["plaintext"]
         except Exception as exc:  # noqa: BLE001 - hvac/requests errors: the type only
-            raise ClusterError(f"cannot unwrap {s['metadata']['name']} with {spec} "
-                             f"({type(exc).__name__})") from None
+            raise ClusterError(
+                f"cannot unwrap {s['metadata']['name']} with {spec} ({type(exc).__name__})"
+            ) from None
         out = copy.deepcopy(s)
         out["data"]["tls.key"] = pem_b64
         del out["metadata"]["annotations"][WRAP_ANNOTATION]
         gw.replace(out)
-        sys.stderr.write(f"unwrapped key {fingerprint_of_secret(s)} "
-                         f"(Secret {opts['controller_namespace']}/{s['metadata']['name']})\n")
+        sys.stderr.write(
+            f"unwrapped key {fingerprint_of_secret(s)} "
+            f"(Secret {opts['controller_namespace']}/{s['metadata']['name']})\n"
+        )
     return 0
 
 

@@ -52,8 +52,10 @@ def run(opts: Options) -> None:
         _recovery_unseal(opts)
         return
     if opts.recovery_private_key and sys.stderr.isatty():
-        _note("warning: ignoring --recovery-private-key because unseal command not chosen "
-              "with --recovery-unseal")
+        _note(
+            "warning: ignoring --recovery-private-key because unseal command not chosen "
+            "with --recovery-unseal"
+        )
     if opts.validate:
         _validate(opts)
     elif opts.re_encrypt:
@@ -197,8 +199,9 @@ def _raw(opts: Options) -> None:
         raise InputError("must provide the --name flag with --raw and --scope strict")
     sources = split_list(opts.from_file)
     if len(sources) > 1:
-        raise InputError("must provide only one --from-file when encrypting a single item "
-                         "with --raw")
+        raise InputError(
+            "must provide only one --from-file when encrypting a single item with --raw"
+        )
     if sources:
         path = sources[0].split("=", 1)[-1] if "=" in sources[0] else sources[0]
         try:
@@ -210,8 +213,9 @@ def _raw(opts: Options) -> None:
         if sys.stdin.isatty():
             _note("(tty detected: expecting a secret to encrypt in stdin)")
         value = _read_bounded(sys.stdin.buffer, "stdin")
-    blob = seal_value(value, public_key, scope=scope, namespace=namespace or "",
-                      name=opts.name or "")
+    blob = seal_value(
+        value, public_key, scope=scope, namespace=namespace or "", name=opts.name or ""
+    )
     _write_output(opts, blob)
 
 
@@ -314,9 +318,7 @@ def _re_encrypt(opts: Options) -> None:
             template_meta.pop("creationTimestamp", None)
         result.pop("status", None)
         rotated.append(result)
-    in_place = bool(opts.secret_file) and opts.secret_file != "-" and not (
-        opts.sealed_secret_file
-    )
+    in_place = bool(opts.secret_file) and opts.secret_file != "-" and not (opts.sealed_secret_file)
     if in_place:
         from sealkit.files import atomic_write
         from sealkit.yamlrt import detect_format

@@ -27,8 +27,15 @@ from sealkit._exceptions import UsageError
 __all__ = ["cluster_path", "parse_certs", "run_multi"]
 
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-_EXCLUSIVE = ("--raw", "--merge-into", "--validate", "--re-encrypt", "--rotate",
-              "--recovery-unseal", "--fetch-cert")
+_EXCLUSIVE = (
+    "--raw",
+    "--merge-into",
+    "--validate",
+    "--re-encrypt",
+    "--rotate",
+    "--recovery-unseal",
+    "--fetch-cert",
+)
 
 
 def _take(args: list[str], names: tuple[str, ...]) -> tuple[list[str], list[str]]:
@@ -88,8 +95,9 @@ def run_multi(args: list[str], debug: bool) -> int:
         outputs, rest = _take(rest, ("-w", "--sealed-secret-file"))
         certs = parse_certs(cert_values)
         if len(outputs) != 1:
-            raise UsageError("several --cert need -w FILE (one file per cluster: "
-                             "x.<cluster>.sealed.yaml)")
+            raise UsageError(
+                "several --cert need -w FILE (one file per cluster: x.<cluster>.sealed.yaml)"
+            )
         used = [a.split("=")[0] for a in rest if a.split("=")[0] in _EXCLUSIVE]
         if used:
             raise UsageError(f"several --cert only seal Secrets; not with {used[0]}")
@@ -105,9 +113,12 @@ def run_multi(args: list[str], debug: bool) -> int:
             tmp = final.with_name(f".{final.name}.{secrets.token_hex(4)}{final.suffix}")
             if stdin is not None:
                 sys.stdin = io.TextIOWrapper(io.BytesIO(stdin))
-            code = run_click(lambda: _load("sealkit.cli._kubeseal:command"),
-                             [*rest, "--cert", ref, "-w", str(tmp)], prog_name="sealkit",
-                             debug=debug)
+            code = run_click(
+                lambda: _load("sealkit.cli._kubeseal:command"),
+                [*rest, "--cert", ref, "-w", str(tmp)],
+                prog_name="sealkit",
+                debug=debug,
+            )
             if code != 0:
                 if tmp.exists():
                     tmp.unlink()

@@ -138,9 +138,21 @@ class Options(NamedTuple):
 
 
 # klog flags kubeseal accepts (and ignores, as sealkit has no klog): parsers may pass them.
-_IGNORED = frozenset({
-    "log_dir", "log_file", "log_file_max_size", "logtostderr", "alsologtostderr",
-    "legacy_stderr_threshold_behavior", "add_dir_header", "skip_headers", "one_output",
-    "skip_log_headers", "stderrthreshold", "alsologtostderrthreshold", "vmodule",
-    "log_backtrace_at",
-})
+_IGNORED = frozenset(
+    {
+        "log_dir",
+        "log_file",
+        "log_file_max_size",
+        "logtostderr",
+        "alsologtostderr",
+        "legacy_stderr_threshold_behavior",
+        "add_dir_header",
+        "skip_headers",
+        "one_output",
+        "skip_log_headers",
+        "stderrthreshold",
+        "alsologtostderrthreshold",
+        "vmodule",
+        "log_backtrace_at",
+    }
+)

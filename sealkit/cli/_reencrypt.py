@@ -23,27 +23,39 @@ import click
 from sealkit.cli._common import cert_options
 
 
-@click.command("reencrypt-tree", context_settings={"help_option_names": ["-h", "--help"]},
-               help="Re-seal every SealedSecret under PATHS with the newest key.")
+@click.command(
+    "reencrypt-tree",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="Re-seal every SealedSecret under PATHS with the newest key.",
+)
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--recovery-private-key", "key_files", multiple=True,
-              help="Private key file(s) for offline re-encryption (repeatable or comma list).")
-@click.option("--check", is_flag=True,
-              help="Write nothing; exit 1 if a SealedSecret is not sealed with the newest key.")
+@click.option(
+    "--recovery-private-key",
+    "key_files",
+    multiple=True,
+    help="Private key file(s) for offline re-encryption (repeatable or comma list).",
+)
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Write nothing; exit 1 if a SealedSecret is not sealed with the newest key.",
+)
 @cert_options
-def command(paths: tuple[str, ...], key_files: tuple[str, ...], check: bool,
-            **cert_opts: Any) -> int:
+def command(
+    paths: tuple[str, ...], key_files: tuple[str, ...], check: bool, **cert_opts: Any
+) -> int:
     from sealkit._exceptions import UsageError
     from sealkit.cli._keys import Progress, read_key_files
-    from sealkit.files import atomic_write
-    from sealkit.keyops import find_sealed, load_keyset, retry_throttled
-    from sealkit.keyops import plan_offline, plan_online
     from sealkit.cli._options import ClusterOptions
+    from sealkit.files import atomic_write
+    from sealkit.keyops import find_sealed, load_keyset, plan_offline, plan_online, retry_throttled
     from sealkit.scan import read_file_text
 
     if check and not key_files:
-        raise UsageError("--check needs --recovery-private-key (the controller cannot say "
-                         "which key sealed a value)")
+        raise UsageError(
+            "--check needs --recovery-private-key (the controller cannot say "
+            "which key sealed a value)"
+        )
     refs, skipped = find_sealed(paths)
     for path in skipped:
         sys.stderr.write(f"warning: {path}: not YAML/JSON, skipped\n")
@@ -60,8 +72,12 @@ def command(paths: tuple[str, ...], key_files: tuple[str, ...], check: bool,
     else:
         from sealkit.cli._common import gateway_from_options
 
-        plan = plan_online(refs, gateway_from_options(ClusterOptions.from_mapping(cert_opts)), call=retry_throttled,
-                           progress=progress)
+        plan = plan_online(
+            refs,
+            gateway_from_options(ClusterOptions.from_mapping(cert_opts)),
+            call=retry_throttled,
+            progress=progress,
+        )
     for err in plan.errors:
         sys.stderr.write(f"error: {err}\n")
     if plan.errors:
@@ -71,13 +87,19 @@ def command(paths: tuple[str, ...], key_files: tuple[str, ...], check: bool,
     if check:
         for ref in stale:
             sys.stdout.write(f"needs re-encryption: {ref}\n")
-        sys.stderr.write(f"{len(refs) - len(stale)}/{len(refs)} SealedSecret(s) sealed with "
-                         f"{fingerprint}\n")
+        sys.stderr.write(
+            f"{len(refs) - len(stale)}/{len(refs)} SealedSecret(s) sealed with {fingerprint}\n"
+        )
         return 1 if stale else 0
-    rendered = [(f.path, f.render(read_file_text(f.path), fingerprint))
-                for f in plan.files if f.replacements]
+    rendered = [
+        (f.path, f.render(read_file_text(f.path), fingerprint))
+        for f in plan.files
+        if f.replacements
+    ]
     for path, text in rendered:
         atomic_write(path, text.encode("utf-8"))
-    sys.stderr.write(f"re-encrypted {len(stale)} SealedSecret(s) in {len(rendered)} file(s); "
-                     f"{len(refs) - len(stale)} already current\n")
+    sys.stderr.write(
+        f"re-encrypted {len(stale)} SealedSecret(s) in {len(rendered)} file(s); "
+        f"{len(refs) - len(stale)} already current\n"
+    )
     return 0

@@ -39,12 +39,22 @@ import click
     help="Allow-list file (default: ./.sealkitignore when present).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif"]), default="text",
-              show_default=True, help="Output format of the findings.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "sarif"]),
+    default="text",
+    show_default=True,
+    help="Output format of the findings.",
+)
 @click.option("--debug", is_flag=True, hidden=True)
 def command(
-    paths: tuple[str, ...], allow: tuple[str, ...], ignore_file: str | None, quiet: bool,
-    fmt: str, debug: bool,
+    paths: tuple[str, ...],
+    allow: tuple[str, ...],
+    ignore_file: str | None,
+    quiet: bool,
+    fmt: str,
+    debug: bool,
 ) -> int:
     from sealkit._exceptions import InputError, UsageError
     from sealkit.scan import IgnoreRules, scan_paths

@@ -37,7 +37,11 @@ from sealkit.cli._common import cert_options
 @cert_options
 @click.option("--debug", is_flag=True, hidden=True)
 def command(
-    file: Path, key: str, from_file: Path | None, name: str | None, debug: bool,
+    file: Path,
+    key: str,
+    from_file: Path | None,
+    name: str | None,
+    debug: bool,
     **cert_opts: Any,
 ) -> int:
     from sealkit._exceptions import InputError
@@ -62,7 +66,12 @@ def command(
 
     public_key = load_public_key_from_options(cert_opts)
     result = set_value(
-        text, key, value, public_key, name=name, source=str(file),
+        text,
+        key,
+        value,
+        public_key,
+        name=name,
+        source=str(file),
         fingerprint=fingerprint(public_key),
     )
     atomic_write(file, result.text.encode("utf-8"))

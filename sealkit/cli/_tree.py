@@ -170,8 +170,14 @@ def command(
     if key is None:
         key = new_digest_key()
     run = run_tree(
-        directory, opts, key=key, fingerprint=fingerprint, public_key=public_key, force=force,
-        jobs=jobs, progress=_Progress(progress and not quiet),
+        directory,
+        opts,
+        key=key,
+        fingerprint=fingerprint,
+        public_key=public_key,
+        force=force,
+        jobs=jobs,
+        progress=_Progress(progress and not quiet),
     )
     try:
         if run.errors:

@@ -27,8 +27,13 @@ SKIP_OWNER = "sealedsecrets.bitnami.com/skip-set-owner-references"
 EXPORTED_FROM = "sealkit.dev/key-exported-from"
 
 
-def export_keys(secrets: Sequence[Mapping[str, Any]], public_key: RSAPublicKey, *,
-                namespace: str, source: str = "") -> list[dict[str, Any]]:
+def export_keys(
+    secrets: Sequence[Mapping[str, Any]],
+    public_key: RSAPublicKey,
+    *,
+    namespace: str,
+    source: str = "",
+) -> list[dict[str, Any]]:
     """One SealedSecret per key Secret, sealed for `public_key`, to land in `namespace`."""
     from sealkit.model import seal_secret
 
@@ -41,10 +46,18 @@ def export_keys(secrets: Sequence[Mapping[str, Any]], public_key: RSAPublicKey, 
         annotations = {SKIP_OWNER: "true"}
         if source:
             annotations[EXPORTED_FROM] = source
-        plain = {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
-                 "metadata": {"name": meta.get("name"), "namespace": namespace,
-                              "labels": {KEY_LABEL: "active"}, "annotations": annotations},
-                 "data": {"tls.crt": data["tls.crt"], "tls.key": data["tls.key"]}}
+        plain = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "kubernetes.io/tls",
+            "metadata": {
+                "name": meta.get("name"),
+                "namespace": namespace,
+                "labels": {KEY_LABEL: "active"},
+                "annotations": annotations,
+            },
+            "data": {"tls.crt": data["tls.crt"], "tls.key": data["tls.key"]},
+        }
         out.append(seal_secret(plain, public_key))
     return out
 
@@ -53,7 +66,11 @@ def is_key_export(obj: Mapping[str, Any]) -> bool:
     """A SealedSecret made by `export_keys` (what `keys import` accepts)."""
     spec = obj.get("spec") if isinstance(obj.get("spec"), Mapping) else {}
     template = (spec or {}).get("template") or {}
-    labels = ((template.get("metadata") or {}).get("labels") or {})
+    labels = (template.get("metadata") or {}).get("labels") or {}
     enc = (spec or {}).get("encryptedData") or {}
-    return (obj.get("kind") == "SealedSecret" and template.get("type") == "kubernetes.io/tls"
-            and labels.get(KEY_LABEL) == "active" and set(enc) == {"tls.crt", "tls.key"})
+    return (
+        obj.get("kind") == "SealedSecret"
+        and template.get("type") == "kubernetes.io/tls"
+        and labels.get(KEY_LABEL) == "active"
+        and set(enc) == {"tls.crt", "tls.key"}
+    )

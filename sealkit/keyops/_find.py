@@ -41,8 +41,11 @@ class SealedRef:
 
 
 def _is_sealed(obj: Any) -> bool:
-    return isinstance(obj, Mapping) and obj.get("kind") == "SealedSecret" and str(
-        obj.get("apiVersion") or "").startswith("bitnami.com/")
+    return (
+        isinstance(obj, Mapping)
+        and obj.get("kind") == "SealedSecret"
+        and str(obj.get("apiVersion") or "").startswith("bitnami.com/")
+    )
 
 
 def find_sealed(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[SealedRef], list[str]]:

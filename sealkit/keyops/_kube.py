@@ -20,8 +20,14 @@ KEY_LABEL = "sealedsecrets.bitnami.com/sealed-secrets-key"
 
 
 class KeySecretsGateway:
-    def __init__(self, *, namespace: str, kubeconfig: str | None = None,
-                 context: str | None = None, timeout: float | None = 30.0) -> None:
+    def __init__(
+        self,
+        *,
+        namespace: str,
+        kubeconfig: str | None = None,
+        context: str | None = None,
+        timeout: float | None = 30.0,
+    ) -> None:
         self.namespace = namespace
         self.kubeconfig, self.context, self.timeout = kubeconfig, context, timeout
         self._client: Any = None
@@ -32,24 +38,37 @@ class KeySecretsGateway:
             from kubernetes.config.config_exception import ConfigException
 
             try:
-                self._client = new_client_from_config(config_file=self.kubeconfig,
-                                                      context=self.context,
-                                                      persist_config=False)
+                self._client = new_client_from_config(
+                    config_file=self.kubeconfig, context=self.context, persist_config=False
+                )
             except (ConfigException, OSError, TypeError, ValueError) as exc:
                 raise ClusterError(f"invalid configuration: {type(exc).__name__}") from None
         return self._client
 
-    def _call(self, method: str, path: str, *, body: Any = None,
-              query: list[tuple[str, str]] | None = None, accept: str = "application/json",
-              content_type: str = "application/json") -> bytes:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: list[tuple[str, str]] | None = None,
+        accept: str = "application/json",
+        content_type: str = "application/json",
+    ) -> bytes:
         from kubernetes.client.exceptions import ApiException
 
         try:
             resp = self._api().call_api(
-                path, method, query_params=query or [], body=body,
+                path,
+                method,
+                query_params=query or [],
+                body=body,
                 header_params={"Accept": accept, "Content-Type": content_type},
-                auth_settings=["BearerToken"], _return_http_data_only=True,
-                _preload_content=False, _request_timeout=self.timeout)
+                auth_settings=["BearerToken"],
+                _return_http_data_only=True,
+                _preload_content=False,
+                _request_timeout=self.timeout,
+            )
         except ApiException as exc:
             message = ""
             try:
@@ -66,14 +85,12 @@ class KeySecretsGateway:
 
     def key_secrets(self) -> list[dict[str, Any]]:
         """Every Secret carrying the key label (any value) plus the legacy name."""
-        data = json.loads(self._call("GET", self._secrets(), query=[("labelSelector",
-                                                                      KEY_LABEL)]))
+        data = json.loads(self._call("GET", self._secrets(), query=[("labelSelector", KEY_LABEL)]))
         return list(data.get("items") or [])
 
     def replace(self, secret: Mapping[str, Any]) -> dict[str, Any]:
         name = quote(str(secret["metadata"]["name"]))
-        return dict(json.loads(self._call("PUT", f"{self._secrets()}/{name}",
-                                          body=dict(secret))))
+        return dict(json.loads(self._call("PUT", f"{self._secrets()}/{name}", body=dict(secret))))
 
     def create_sealed(self, namespace: str, obj: Mapping[str, Any]) -> dict[str, Any]:
         path = f"/apis/bitnami.com/v1alpha1/namespaces/{quote(namespace)}/sealedsecrets"
@@ -81,29 +98,37 @@ class KeySecretsGateway:
 
     def sealed_status_message(self, namespace: str, name: str) -> str:
         """The SealedSecret's Synced=False condition message, or "" (none, or not found)."""
-        path = f"/apis/bitnami.com/v1alpha1/namespaces/{quote(namespace)}/sealedsecrets/" \
-               f"{quote(name)}"
+        path = (
+            f"/apis/bitnami.com/v1alpha1/namespaces/{quote(namespace)}/sealedsecrets/{quote(name)}"
+        )
         try:
             obj = json.loads(self._call("GET", path))
         except ClusterError as exc:
             if ": 404" in str(exc):
                 return ""
             raise
-        for cond in ((obj.get("status") or {}).get("conditions") or []):
+        for cond in (obj.get("status") or {}).get("conditions") or []:
             if cond.get("type") == "Synced" and cond.get("status") == "False":
                 return str(cond.get("message") or "")
         return ""
 
     def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            return dict(json.loads(self._call(
-                "GET", f"/api/v1/namespaces/{quote(namespace)}/secrets/{quote(name)}")))
+            return dict(
+                json.loads(
+                    self._call(
+                        "GET", f"/api/v1/namespaces/{quote(namespace)}/secrets/{quote(name)}"
+                    )
+                )
+            )
         except ClusterError as exc:
             if ": 404" in str(exc):
                 return None
             raise
 
     def metrics_via_proxy(self, service: str, namespace: str, port: str = "metrics") -> str:
-        path = (f"/api/v1/namespaces/{quote(namespace)}/services/"
-                f"{quote(f'http:{service}:{port}', safe=':')}/proxy/metrics")
+        path = (
+            f"/api/v1/namespaces/{quote(namespace)}/services/"
+            f"{quote(f'http:{service}:{port}', safe=':')}/proxy/metrics"
+        )
         return self._call("GET", path, accept="text/plain").decode("utf-8", "replace")

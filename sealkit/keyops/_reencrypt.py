@@ -52,8 +52,10 @@ class FilePlan:
         out = text
         for old, new in self.replacements.items():
             if out.count(old) != 1:
-                raise InputError(f"{self.path}: a ciphertext is not on one line; re-encrypt "
-                                 "this file with `sealkit --re-encrypt`")
+                raise InputError(
+                    f"{self.path}: a ciphertext is not on one line; re-encrypt "
+                    "this file with `sealkit --re-encrypt`"
+                )
             out = out.replace(old, new)
         if fingerprint is not None and self.replacements:
             out = _CERT_FP.sub(lambda m: m.group(1) + fingerprint, out)
@@ -88,9 +90,14 @@ def _legacy(ref: SealedRef) -> bool:
     return isinstance(spec, Mapping) and bool(spec.get("data"))
 
 
-def plan_offline(refs: Sequence[SealedRef], keyset: Keyset, public_key: RSAPublicKey,
-                 target_fingerprint: str, *,
-                 progress: Callable[[int], None] | None = None) -> TreePlan:
+def plan_offline(
+    refs: Sequence[SealedRef],
+    keyset: Keyset,
+    public_key: RSAPublicKey,
+    target_fingerprint: str,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> TreePlan:
     """Plan with the backup keys: values not sealed with the target key are re-sealed."""
     from sealkit.crypto import b64decode, b64encode, seal, unseal_with_index
     from sealkit.keyops._report import _label
@@ -111,8 +118,9 @@ def plan_offline(refs: Sequence[SealedRef], keyset: Keyset, public_key: RSAPubli
             for key, text in _values(ref.obj).items():
                 order = [hint, *[i for i in range(n) if i != hint]]
                 try:
-                    plain, pos = unseal_with_index(b64decode(text),
-                                                   [keyset.keys[i] for i in order], label)
+                    plain, pos = unseal_with_index(
+                        b64decode(text), [keyset.keys[i] for i in order], label
+                    )
                 except (UnsealError, InputError):
                     errors.append(f"{where}: value {key} opens with none of the keys")
                     continue
@@ -131,9 +139,13 @@ def plan_offline(refs: Sequence[SealedRef], keyset: Keyset, public_key: RSAPubli
     return TreePlan(files, errors)
 
 
-def plan_online(refs: Sequence[SealedRef], gateway: ControllerGateway, *,
-                call: Callable[[Callable[[], Any]], Any] | None = None,
-                progress: Callable[[int], None] | None = None) -> TreePlan:
+def plan_online(
+    refs: Sequence[SealedRef],
+    gateway: ControllerGateway,
+    *,
+    call: Callable[[Callable[[], Any]], Any] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> TreePlan:
     """Plan through `/v1/rotate`: every value gets the controller's newest key."""
     call = call or (lambda fn: fn())
     errors: list[str] = []

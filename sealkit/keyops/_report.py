@@ -34,8 +34,15 @@ if TYPE_CHECKING:
     from sealkit.cluster import ControllerGateway
     from sealkit.keyops._find import SealedRef
 
-__all__ = ["KeyUse", "Keyset", "load_keyset", "opened_by", "report_offline", "report_online",
-           "summarise"]
+__all__ = [
+    "KeyUse",
+    "Keyset",
+    "load_keyset",
+    "opened_by",
+    "report_offline",
+    "report_online",
+    "summarise",
+]
 
 UNKNOWN = "?"  # online: opens, but the controller does not say with which key
 
@@ -83,10 +90,16 @@ class KeyUse:
         return not self.unopened and not self.error
 
     def as_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "line": self.line, "namespace": self.namespace,
-                "name": self.name, "fingerprints": list(self.fingerprints),
-                "values": dict(self.by_value), "unopened": list(self.unopened),
-                **({"error": self.error} if self.error else {})}
+        return {
+            "path": self.path,
+            "line": self.line,
+            "namespace": self.namespace,
+            "name": self.name,
+            "fingerprints": list(self.fingerprints),
+            "values": dict(self.by_value),
+            "unopened": list(self.unopened),
+            **({"error": self.error} if self.error else {}),
+        }
 
 
 def _blobs(obj: Mapping[str, Any]) -> tuple[dict[str, str], str]:
@@ -107,8 +120,9 @@ def _label(obj: Mapping[str, Any]) -> bytes:
     return label_for(scope_of(meta), meta.get("namespace") or "", meta.get("name") or "")
 
 
-def opened_by(obj: Mapping[str, Any], keyset: Keyset,
-              hint: list[int] | None = None) -> dict[str, int | None]:
+def opened_by(
+    obj: Mapping[str, Any], keyset: Keyset, hint: list[int] | None = None
+) -> dict[str, int | None]:
     """data key -> index in `keyset` of the key that opens it (None: no key does).
 
     `hint` is a one-element list holding the last index that worked; it is tried first, which
@@ -152,8 +166,13 @@ def _offline_one(ref: SealedRef, keyset: Keyset, hint: list[int]) -> KeyUse:
     return _row(ref, fingerprints=fps, by_value=by_value, unopened=unopened)
 
 
-def report_offline(refs: Sequence[SealedRef], keyset: Keyset, *, workers: int = 0,
-                   progress: Callable[[int], None] | None = None) -> list[KeyUse]:
+def report_offline(
+    refs: Sequence[SealedRef],
+    keyset: Keyset,
+    *,
+    workers: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> list[KeyUse]:
     """One `KeyUse` per SealedSecret, in input order (RSA releases the GIL: threads scale)."""
     workers = workers or min(8, os.cpu_count() or 1)
     hints = [[0] for _ in range(workers)]
@@ -170,9 +189,13 @@ def report_offline(refs: Sequence[SealedRef], keyset: Keyset, *, workers: int = 
         return list(pool.map(one, range(len(refs))))
 
 
-def report_online(refs: Sequence[SealedRef], gateway: ControllerGateway, *,
-                  progress: Callable[[int], None] | None = None,
-                  call: Callable[[Callable[[], Any]], Any] | None = None) -> list[KeyUse]:
+def report_online(
+    refs: Sequence[SealedRef],
+    gateway: ControllerGateway,
+    *,
+    progress: Callable[[int], None] | None = None,
+    call: Callable[[Callable[[], Any]], Any] | None = None,
+) -> list[KeyUse]:
     """Ask the controller's `/v1/verify` per SealedSecret (sequential: it is rate-limited)."""
     call = call or (lambda fn: fn())
     rows = []

@@ -25,14 +25,21 @@ from typing import Any
 
 from sealkit._exceptions import InputError
 
-__all__ = ["RETIRED", "RETIRED_AT", "fingerprint_of_secret", "key_usage_from_metrics",
-           "relabel", "select_key"]
+__all__ = [
+    "RETIRED",
+    "RETIRED_AT",
+    "fingerprint_of_secret",
+    "key_usage_from_metrics",
+    "relabel",
+    "select_key",
+]
 
 KEY_LABEL = "sealedsecrets.bitnami.com/sealed-secrets-key"
 RETIRED = "retired"
 RETIRED_AT = "sealkit.dev/retired-at"
-_USAGE = re.compile(r'^sealkit_key_sealedsecrets\{fingerprint="([^"]+)"\}\s+([0-9.eE+-]+)$',
-                    re.MULTILINE)
+_USAGE = re.compile(
+    r'^sealkit_key_sealedsecrets\{fingerprint="([^"]+)"\}\s+([0-9.eE+-]+)$', re.MULTILINE
+)
 _LEADER = re.compile(r"^leader_election_master_status\{[^}]*\}\s+([0-9.]+)$", re.MULTILINE)
 
 
@@ -44,8 +51,11 @@ def fingerprint_of_secret(secret: Mapping[str, Any]) -> str | None:
 
     data = secret.get("data") or {}
     try:
-        return fingerprint(load_public_key(b64decode(str(data.get("tls.crt") or "")),
-                                           now=datetime(1970, 1, 2, tzinfo=UTC)))
+        return fingerprint(
+            load_public_key(
+                b64decode(str(data.get("tls.crt") or "")), now=datetime(1970, 1, 2, tzinfo=UTC)
+            )
+        )
     except Exception:  # noqa: BLE001 - any unusable Secret is simply not a match
         return None
 
@@ -59,14 +69,18 @@ def _not_before(secret: Mapping[str, Any]) -> datetime:
     return x509.load_pem_x509_certificate(pem).not_valid_before_utc
 
 
-def select_key(secrets: Sequence[Mapping[str, Any]], fingerprint: str, *,
-               label: str) -> Mapping[str, Any]:
+def select_key(
+    secrets: Sequence[Mapping[str, Any]], fingerprint: str, *, label: str
+) -> Mapping[str, Any]:
     """The one key Secret with `fingerprint` whose key label is `label`; one-line errors."""
     matches = [s for s in secrets if fingerprint_of_secret(s) == fingerprint]
     if not matches:
         raise InputError(f"no key Secret with fingerprint {fingerprint}")
-    with_label = [s for s in matches
-                  if ((s.get("metadata") or {}).get("labels") or {}).get(KEY_LABEL) == label]
+    with_label = [
+        s
+        for s in matches
+        if ((s.get("metadata") or {}).get("labels") or {}).get(KEY_LABEL) == label
+    ]
     if not with_label:
         names = ", ".join(str((s.get("metadata") or {}).get("name")) for s in matches)
         raise InputError(f"key {fingerprint} ({names}) is not labelled {label}")
@@ -78,9 +92,12 @@ def newest_active(secrets: Sequence[Mapping[str, Any]]) -> str | None:
     certificate NotBefore, then the Secret's creationTimestamp, then its name. NotBefore has
     second granularity, so two keys made within one second tie on it; without the same
     tie-breakers this and the controller could disagree on which key /v1/cert.pem serves."""
-    active = [s for s in secrets
-              if ((s.get("metadata") or {}).get("labels") or {}).get(KEY_LABEL) == "active"
-              and fingerprint_of_secret(s)]
+    active = [
+        s
+        for s in secrets
+        if ((s.get("metadata") or {}).get("labels") or {}).get(KEY_LABEL) == "active"
+        and fingerprint_of_secret(s)
+    ]
     if not active:
         return None
     return fingerprint_of_secret(max(active, key=_controller_order))
@@ -90,8 +107,11 @@ def _controller_order(secret: Mapping[str, Any]) -> tuple[datetime, str, str]:
     meta = secret.get("metadata") or {}
     # RFC 3339 UTC timestamps ("...Z") sort as text; a missing one sorts first, as the
     # controller's epoch default does.
-    return (_not_before(secret), str(meta.get("creationTimestamp") or ""),
-            str(meta.get("name") or ""))
+    return (
+        _not_before(secret),
+        str(meta.get("creationTimestamp") or ""),
+        str(meta.get("name") or ""),
+    )
 
 
 def key_usage_from_metrics(text: str, fingerprint: str) -> int:
@@ -106,8 +126,9 @@ def key_usage_from_metrics(text: str, fingerprint: str) -> int:
     return counts.get(fingerprint, 0)
 
 
-def relabel(secret: Mapping[str, Any], label: str, *, now: datetime | None = None
-            ) -> dict[str, Any]:
+def relabel(
+    secret: Mapping[str, Any], label: str, *, now: datetime | None = None
+) -> dict[str, Any]:
     """A copy of `secret` with its key label set to `label` (retired-at kept in step)."""
     import copy
 

@@ -23,8 +23,14 @@ def _throttled(exc: ClusterError) -> bool:
     return "429" in text or "Too Many Requests" in text
 
 
-def retry_throttled(fn: Callable[[], T], *, attempts: int = 60, first: float = 0.25,
-                    cap: float = 4.0, sleep: Callable[[float], None] = time.sleep) -> T:
+def retry_throttled(
+    fn: Callable[[], T],
+    *,
+    attempts: int = 60,
+    first: float = 0.25,
+    cap: float = 4.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
     delay = first
     for attempt in range(attempts):
         try:

@@ -25,12 +25,22 @@ def test_retarget_points_the_committed_applications_at_the_stack_repo() -> None:
 
 
 def test_summary_reads_what_argocd_wrote() -> None:
-    app = {"metadata": {"name": "a"}, "status": {
-        "sync": {"status": "Synced", "revision": "r1"},
-        "health": {"status": "Degraded"},
-        "operationState": {"phase": "Failed", "message": "one or more objects failed"},
-        "resources": [{"kind": "SealedSecret", "name": "s", "status": "Synced",
-                       "health": {"status": "Degraded", "message": "no key"}}]}}
+    app = {
+        "metadata": {"name": "a"},
+        "status": {
+            "sync": {"status": "Synced", "revision": "r1"},
+            "health": {"status": "Degraded"},
+            "operationState": {"phase": "Failed", "message": "one or more objects failed"},
+            "resources": [
+                {
+                    "kind": "SealedSecret",
+                    "name": "s",
+                    "status": "Synced",
+                    "health": {"status": "Degraded", "message": "no key"},
+                }
+            ],
+        },
+    }
     st = summary(app)
     assert (st.sync, st.health, st.revision, st.operation) == ("Synced", "Degraded", "r1", "Failed")
     assert st.resource("SealedSecret", "s")["health"]["message"] == "no key"

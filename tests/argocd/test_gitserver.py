@@ -37,8 +37,15 @@ def test_push_then_clone_over_smart_http(server, tmp_path: Path) -> None:
     clone = tmp_path / "b"
     subprocess.run(["git", "clone", "--quiet", url, str(clone)], check=True)
     assert (clone / "dir" / "file.yaml").read_text() == "a: 1\n"
-    assert subprocess.run(["git", "-C", str(clone), "rev-parse", "HEAD"], check=True,
-                          capture_output=True, text=True).stdout.strip() == head
+    assert (
+        subprocess.run(
+            ["git", "-C", str(clone), "rev-parse", "HEAD"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        == head
+    )
 
 
 def test_concurrent_pushes_are_rebased_not_lost(server, tmp_path: Path) -> None:

@@ -20,8 +20,13 @@ def main() -> None:
     ring = KeyRing()
     ring.add(entry_from_secret(key_secret_manifest(key, cert, name="sealed-secrets-keyfz")))
     rate = float(sys.argv[1]) if len(sys.argv) > 1 else 1e6
-    handle = serve_api("127.0.0.1:0", keys=ring, options=ApiOptions(
-        rate_limit=rate, rate_limit_burst=int(min(rate, 1e6)), read_timeout=5, header_timeout=2))
+    handle = serve_api(
+        "127.0.0.1:0",
+        keys=ring,
+        options=ApiOptions(
+            rate_limit=rate, rate_limit_burst=int(min(rate, 1e6)), read_timeout=5, header_timeout=2
+        ),
+    )
     sys.stdout.write(f"{handle.port}\n")
     sys.stdout.write(ring.latest().certificate_pem.decode())  # type: ignore[union-attr]
     sys.stdout.write("END\n")

@@ -27,8 +27,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for(cond: Callable[[], Any], timeout: float = 30.0, what: str = "condition",
-             interval: float = 0.1) -> Any:
+def wait_for(
+    cond: Callable[[], Any], timeout: float = 30.0, what: str = "condition", interval: float = 0.1
+) -> Any:
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
@@ -49,10 +50,15 @@ def ensure_crd(api: Any) -> None:
             raise
 
     def established() -> bool:
-        crd = json.loads(ext.read_custom_resource_definition(
-            "sealedsecrets.bitnami.com", _preload_content=False).data)
-        return any(c["type"] == "Established" and c["status"] == "True"
-                   for c in (crd.get("status") or {}).get("conditions") or [])
+        crd = json.loads(
+            ext.read_custom_resource_definition(
+                "sealedsecrets.bitnami.com", _preload_content=False
+            ).data
+        )
+        return any(
+            c["type"] == "Established" and c["status"] == "True"
+            for c in (crd.get("status") or {}).get("conditions") or []
+        )
 
     wait_for(established, 30, "CRD established")
 
@@ -70,16 +76,33 @@ def temp_namespace(api: Any, prefix: str = "t-ctl") -> Iterator[str]:
 
 
 def controller_args(kubeconfig: str, key_ns: str, watch: list[str], *extra: str) -> list[str]:
-    return ["--kubeconfig", kubeconfig, "--namespace", key_ns, "--all-namespaces=false",
-            "--additional-namespaces", ",".join(watch), "--key-size", "2048",
-            "--listen-addr", f"127.0.0.1:{free_port()}",
-            "--listen-metrics-addr", f"127.0.0.1:{free_port()}",
-            "--leader-elect=false", "--kubeclient-qps", "200", "--kubeclient-burst", "400",
-            *extra]
+    return [
+        "--kubeconfig",
+        kubeconfig,
+        "--namespace",
+        key_ns,
+        "--all-namespaces=false",
+        "--additional-namespaces",
+        ",".join(watch),
+        "--key-size",
+        "2048",
+        "--listen-addr",
+        f"127.0.0.1:{free_port()}",
+        "--listen-metrics-addr",
+        f"127.0.0.1:{free_port()}",
+        "--leader-elect=false",
+        "--kubeclient-qps",
+        "200",
+        "--kubeclient-burst",
+        "400",
+        *extra,
+    ]
 
 
-FOREIGN_CONTROLLER_LABELS = ("app.kubernetes.io/name=sealed-secrets-controller",
-                             "app.kubernetes.io/name=sealed-secrets")
+FOREIGN_CONTROLLER_LABELS = (
+    "app.kubernetes.io/name=sealed-secrets-controller",
+    "app.kubernetes.io/name=sealed-secrets",
+)
 
 
 def require_no_cluster_wide_controller(kubeconfig: str) -> None:
@@ -96,20 +119,24 @@ def require_no_cluster_wide_controller(kubeconfig: str) -> None:
             f"{p.metadata.namespace}/{p.metadata.name}"
             for selector in FOREIGN_CONTROLLER_LABELS
             for p in core.list_pod_for_all_namespaces(label_selector=selector).items
-            if not p.metadata.deletion_timestamp and p.status.phase in ("Pending", "Running"))
+            if not p.metadata.deletion_timestamp and p.status.phase in ("Pending", "Running")
+        )
     finally:
         api.close()
     if running:
         import pytest
 
-        pytest.fail(f"a cluster-wide controller runs on this stack ({', '.join(running)}): it "
-                    "would race this test's controller; remove it first",
-                    pytrace=False)
+        pytest.fail(
+            f"a cluster-wide controller runs on this stack ({', '.join(running)}): it "
+            "would race this test's controller; remove it first",
+            pytrace=False,
+        )
 
 
 @contextlib.contextmanager
-def running_controller(kubeconfig: str, key_ns: str, watch: list[str],
-                       *extra: str) -> Iterator[Any]:
+def running_controller(
+    kubeconfig: str, key_ns: str, watch: list[str], *extra: str
+) -> Iterator[Any]:
     """An in-process controller (`controller.main.App`) scoped to `watch` + `key_ns`."""
     from controller.config import ControllerConfig
     from controller.main import App
@@ -137,13 +164,15 @@ class Kube:
 
     def create_sealed(self, obj: dict[str, Any]) -> dict[str, Any]:
         ns = obj["metadata"]["namespace"]
-        return self._json(self.custom.create_namespaced_custom_object(
-            G, V, ns, P, obj, _preload_content=False))
+        return self._json(
+            self.custom.create_namespaced_custom_object(G, V, ns, P, obj, _preload_content=False)
+        )
 
     def get_sealed(self, ns: str, name: str) -> dict[str, Any] | None:
         try:
-            return self._json(self.custom.get_namespaced_custom_object(
-                G, V, ns, P, name, _preload_content=False))
+            return self._json(
+                self.custom.get_namespaced_custom_object(G, V, ns, P, name, _preload_content=False)
+            )
         except ApiException as exc:
             if exc.status == 404:
                 return None
@@ -151,16 +180,21 @@ class Kube:
 
     def replace_sealed(self, obj: dict[str, Any]) -> dict[str, Any]:
         m = obj["metadata"]
-        return self._json(self.custom.replace_namespaced_custom_object(
-            G, V, m["namespace"], P, m["name"], obj, _preload_content=False))
+        return self._json(
+            self.custom.replace_namespaced_custom_object(
+                G, V, m["namespace"], P, m["name"], obj, _preload_content=False
+            )
+        )
 
     def delete_sealed(self, ns: str, name: str, propagation: str = "Background") -> None:
         self.custom.delete_namespaced_custom_object(
-            G, V, ns, P, name, body={"propagationPolicy": propagation})
+            G, V, ns, P, name, body={"propagationPolicy": propagation}
+        )
 
     def list_sealed(self, ns: str) -> list[dict[str, Any]]:
-        return self._json(self.custom.list_namespaced_custom_object(
-            G, V, ns, P, _preload_content=False))["items"]
+        return self._json(
+            self.custom.list_namespaced_custom_object(G, V, ns, P, _preload_content=False)
+        )["items"]
 
     def get_secret(self, ns: str, name: str) -> dict[str, Any] | None:
         try:
@@ -171,12 +205,16 @@ class Kube:
             raise
 
     def create_secret(self, obj: dict[str, Any]) -> dict[str, Any]:
-        return self._json(self.core.create_namespaced_secret(
-            obj["metadata"]["namespace"], obj, _preload_content=False))
+        return self._json(
+            self.core.create_namespaced_secret(
+                obj["metadata"]["namespace"], obj, _preload_content=False
+            )
+        )
 
     def list_secrets(self, ns: str, selector: str = "") -> list[dict[str, Any]]:
-        return self._json(self.core.list_namespaced_secret(
-            ns, label_selector=selector, _preload_content=False))["items"]
+        return self._json(
+            self.core.list_namespaced_secret(ns, label_selector=selector, _preload_content=False)
+        )["items"]
 
     def delete_secret(self, ns: str, name: str) -> None:
         self.core.delete_namespaced_secret(name, ns)
@@ -194,10 +232,16 @@ def create_unscheduled_pod(core: Any, namespace: str, name: str) -> None:
     """A Pod object only (a scheduling gate keeps it off the stack's real node, so no
     kubelet runs it or overwrites the podIP we set); retried while the namespace's
     default ServiceAccount does not exist yet (ServiceAccount admission)."""
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-           "spec": {"automountServiceAccountToken": False,
-                    "schedulingGates": [{"name": "sealkit.dev/not-a-real-pod"}],
-                    "containers": [{"name": "controller", "image": "sealkit:test"}]}}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {
+            "automountServiceAccountToken": False,
+            "schedulingGates": [{"name": "sealkit.dev/not-a-real-pod"}],
+            "containers": [{"name": "controller", "image": "sealkit:test"}],
+        },
+    }
     deadline = time.monotonic() + 30
     while True:
         try:

@@ -27,17 +27,26 @@ def oracle_path() -> Path | None:
     for name in ("main.go", "go.mod", "go.sum"):
         shutil.copy(SRC / name, CACHE / name)
     env = dict(os.environ, GOTOOLCHAIN="local", CGO_ENABLED="0")
-    res = subprocess.run(["go", "build", "-o", "oracle", "."], cwd=CACHE, env=env,
-                         capture_output=True, timeout=600)
+    res = subprocess.run(
+        ["go", "build", "-o", "oracle", "."], cwd=CACHE, env=env, capture_output=True, timeout=600
+    )
     return binary if res.returncode == 0 and binary.exists() else None
 
 
 def go_render(binary: Path, cases: list[tuple[str, dict[str, bytes]]]) -> list[tuple[str, bytes]]:
     """Render each (template, data) in Go; return ("ok", output) or ("err", message)."""
-    lines = [json.dumps({"t": t, "d": {k: base64.b64encode(v).decode() for k, v in d.items()}})
-             for t, d in cases]
-    res = subprocess.run([str(binary)], input="\n".join(lines) + "\n", capture_output=True,
-                         text=True, timeout=120, check=True)
+    lines = [
+        json.dumps({"t": t, "d": {k: base64.b64encode(v).decode() for k, v in d.items()}})
+        for t, d in cases
+    ]
+    res = subprocess.run(
+        [str(binary)],
+        input="\n".join(lines) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     out = []
     for line in res.stdout.splitlines():
         obj = json.loads(line)

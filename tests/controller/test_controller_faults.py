@@ -31,15 +31,22 @@ N = 200
 
 def etcd_versions(etcd_url: str, prefix: str) -> dict[str, int]:
     """name -> etcd `version` (writes since creation) of every key under `prefix`."""
+
     def b64(text: str) -> str:
         return base64.b64encode(text.encode()).decode()
 
-    body = json.dumps({"key": b64(prefix), "range_end": b64(prefix[:-1] + chr(ord(prefix[-1]) + 1)),
-                       "keys_only": True}).encode()
-    req = urllib.request.Request(f"{etcd_url}/v3/kv/range", data=body,
-                                 headers={"Content-Type": "application/json"})
+    body = json.dumps(
+        {
+            "key": b64(prefix),
+            "range_end": b64(prefix[:-1] + chr(ord(prefix[-1]) + 1)),
+            "keys_only": True,
+        }
+    ).encode()
+    req = urllib.request.Request(
+        f"{etcd_url}/v3/kv/range", data=body, headers={"Content-Type": "application/json"}
+    )
     kvs = json.loads(urllib.request.urlopen(req, timeout=10).read()).get("kvs") or []
-    return {base64.b64decode(kv["key"]).decode()[len(prefix):]: int(kv["version"]) for kv in kvs}
+    return {base64.b64decode(kv["key"]).decode()[len(prefix) :]: int(kv["version"]) for kv in kvs}
 
 
 @pytest.fixture
@@ -67,10 +74,18 @@ def test_apiserver_restart_mid_batch(private_stack: Any) -> None:
         core.create_namespace({"metadata": {"name": ns}})
     with running_controller(private_stack.kubeconfig, "keys", ["app"]) as app:
         key = wait_for(app.keyring.latest, 30, "key")
-        objs = [seal_secret({"apiVersion": "v1", "kind": "Secret",
-                             "metadata": {"name": f"s{i:03d}", "namespace": "app"},
-                             "stringData": {"a": f"va{i}", "b": f"vb{i}", "c": f"vc{i}"}},
-                            key.public_key) for i in range(N)]
+        objs = [
+            seal_secret(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "metadata": {"name": f"s{i:03d}", "namespace": "app"},
+                    "stringData": {"a": f"va{i}", "b": f"vb{i}", "c": f"vc{i}"},
+                },
+                key.public_key,
+            )
+            for i in range(N)
+        ]
         created = threading.Event()
 
         def create_all() -> None:
@@ -98,12 +113,20 @@ def test_apiserver_restart_mid_batch(private_stack: Any) -> None:
             secrets = {s["metadata"]["name"]: s for s in kube.list_secrets("app")}
             return len(secrets) == N and all(
                 (c := kube.synced("app", f"s{i:03d}")) is not None and c["status"] == "True"
-                for i in range(N) if i % 20 == 0
+                for i in range(N)
+                if i % 20 == 0
             )
 
         wait_for(converged, 240, "all 200 converged", interval=1.0)
-        wait_for(lambda: all(((o.get("status") or {}).get("conditions") or [{}])[0].get(
-            "status") == "True" for o in kube.list_sealed("app")), 120, "all Synced", 1.0)
+        wait_for(
+            lambda: all(
+                ((o.get("status") or {}).get("conditions") or [{}])[0].get("status") == "True"
+                for o in kube.list_sealed("app")
+            ),
+            120,
+            "all Synced",
+            1.0,
+        )
         secrets = {s["metadata"]["name"]: s for s in kube.list_secrets("app")}
         assert sorted(secrets) == [f"s{i:03d}" for i in range(N)]
         for i in range(N):

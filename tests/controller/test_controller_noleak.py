@@ -30,8 +30,11 @@ from sealkit.model import seal_secret
 
 pytestmark = pytest.mark.stack
 
-KNOWN = {"password": "Leak-Canary-p4ss-0001", "dsn": "leak-canary-dsn-0002",
-         "b64": base64.b64encode(b"leak-canary-inner-0003").decode()}
+KNOWN = {
+    "password": "Leak-Canary-p4ss-0001",
+    "dsn": "leak-canary-dsn-0002",
+    "b64": base64.b64encode(b"leak-canary-inner-0003").decode(),
+}
 
 
 def forms(value: str) -> set[str]:
@@ -41,26 +44,35 @@ def forms(value: str) -> set[str]:
     return out
 
 
-def test_no_secret_value_anywhere(kube_api: Any, stack: Any, namespace: str,
-                                  tmp_path: Path) -> None:
+def test_no_secret_value_anywhere(
+    kube_api: Any, stack: Any, namespace: str, tmp_path: Path
+) -> None:
     ensure_crd(kube_api)
     require_no_cluster_wide_controller(stack.kubeconfig)
     kube = Kube(kube_api)
     ns = namespace
     with temp_namespace(kube_api, "t-ctl-k") as keys:
-        argv = controller_args(stack.kubeconfig, keys, [ns], "--log-format", "json",
-                               "--log-level", "DEBUG")
+        argv = controller_args(
+            stack.kubeconfig, keys, [ns], "--log-format", "json", "--log-level", "DEBUG"
+        )
         api_port = argv[argv.index("--listen-addr") + 1].rsplit(":", 1)[1]
         metrics_port = argv[argv.index("--listen-metrics-addr") + 1].rsplit(":", 1)[1]
         env = {k: v for k, v in os.environ.items() if k != "KUBERNETES_SERVICE_HOST"}
         out, err = (tmp_path / "stdout.log").open("wb"), (tmp_path / "stderr.log").open("wb")
-        proc = subprocess.Popen([sys.executable, "-m", "controller.main", *argv], env=env,
-                                stdout=out, stderr=err, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "controller.main", *argv],
+            env=env,
+            stdout=out,
+            stderr=err,
+            start_new_session=True,
+        )
         try:
+
             def cert() -> bytes | None:
                 try:
                     return urllib.request.urlopen(
-                        f"http://127.0.0.1:{api_port}/v1/cert.pem", timeout=2).read()
+                        f"http://127.0.0.1:{api_port}/v1/cert.pem", timeout=2
+                    ).read()
                 except OSError:
                     return None
 
@@ -69,23 +81,38 @@ def test_no_secret_value_anywhere(kube_api: Any, stack: Any, namespace: str,
             pub = load_public_key(wait_for(cert, 60, "controller serving its cert"))
 
             def sealed(name: str, **template: Any) -> dict[str, Any]:
-                obj = seal_secret({"apiVersion": "v1", "kind": "Secret",
-                                   "metadata": {"name": name, "namespace": ns},
-                                   "stringData": dict(KNOWN)}, pub)
+                obj = seal_secret(
+                    {
+                        "apiVersion": "v1",
+                        "kind": "Secret",
+                        "metadata": {"name": name, "namespace": ns},
+                        "stringData": dict(KNOWN),
+                    },
+                    pub,
+                )
                 obj["spec"]["template"].update(template)
                 return obj
 
             kube.create_sealed(sealed("ok", data={"url": "x:{{ .password }}@{{ .dsn | upper }}"}))
-            kube.create_sealed(sealed("tmpl-bad", data={"x": "{{ .password | b64dec }}",
-                                                        "y": "{{ .password | sha256sum }}",
-                                                        "z": "{{ printf \"%x\" .dsn }}"}))
+            kube.create_sealed(
+                sealed(
+                    "tmpl-bad",
+                    data={
+                        "x": "{{ .password | b64dec }}",
+                        "y": "{{ .password | sha256sum }}",
+                        "z": '{{ printf "%x" .dsn }}',
+                    },
+                )
+            )
             tampered = sealed("tampered")
             tampered["spec"]["encryptedData"]["dsn"] = tampered["spec"]["encryptedData"][
-                "password"]  # a valid blob under the wrong key name still opens: swap labels
+                "password"
+            ]  # a valid blob under the wrong key name still opens: swap labels
             tampered["metadata"]["name"] = "renamed"  # strict label mismatch -> cannot open
             kube.create_sealed(tampered)
-            kube.create_secret({"metadata": {"name": "taken", "namespace": ns},
-                                "stringData": {"other": "x"}})
+            kube.create_secret(
+                {"metadata": {"name": "taken", "namespace": ns}, "stringData": {"other": "x"}}
+            )
             kube.create_sealed(sealed("taken"))
             kube.create_sealed(sealed("imm", immutable=True))
             wait_for(lambda: kube.get_secret(ns, "ok"), 30, "ok Secret")
@@ -94,16 +121,27 @@ def test_no_secret_value_anywhere(kube_api: Any, stack: Any, namespace: str,
                 wait_for(lambda n=name: kube.synced(ns, n), 30, f"status of {name}")
             # an immutable Secret whose value changes: the apiserver refuses the update
             obj = kube.get_sealed(ns, "imm")
-            obj["spec"] = seal_secret({"apiVersion": "v1", "kind": "Secret",
-                                       "metadata": {"name": "imm", "namespace": ns},
-                                       "stringData": {"password": KNOWN["password"] + "-v2"}},
-                                      pub)["spec"]
+            obj["spec"] = seal_secret(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "metadata": {"name": "imm", "namespace": ns},
+                    "stringData": {"password": KNOWN["password"] + "-v2"},
+                },
+                pub,
+            )["spec"]
             obj["spec"]["template"]["immutable"] = True
             kube.replace_sealed(obj)
-            wait_for(lambda: (kube.synced(ns, "imm") or {}).get("status") == "False", 30,
-                     "immutable update refused")
-            metrics = urllib.request.urlopen(
-                f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+            wait_for(
+                lambda: (kube.synced(ns, "imm") or {}).get("status") == "False",
+                30,
+                "immutable update refused",
+            )
+            metrics = (
+                urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5)
+                .read()
+                .decode()
+            )
         finally:
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(30) == 0
@@ -111,8 +149,11 @@ def test_no_secret_value_anywhere(kube_api: Any, stack: Any, namespace: str,
             err.close()
         logs = (tmp_path / "stdout.log").read_text() + (tmp_path / "stderr.log").read_text()
         events = kube.events(ns)
-        statuses = [c.get("message", "") for o in kube.list_sealed(ns)
-                    for c in (o.get("status") or {}).get("conditions") or []]
+        statuses = [
+            c.get("message", "")
+            for o in kube.list_sealed(ns)
+            for c in (o.get("status") or {}).get("conditions") or []
+        ]
         assert "reconciled" in logs and "failed" in logs  # the run did log
         assert any("not supported" in m for m in statuses)
         assert any("immutable" in m for m in statuses), statuses

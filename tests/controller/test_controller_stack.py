@@ -36,14 +36,28 @@ def spaces(kube_api: Any, namespace: str) -> Iterator[tuple[str, str, str]]:
         yield namespace, other, keys
 
 
-def sealed_for(app: Any, name: str, ns: str, *, scope: Scope | None = None,
-               values: dict[str, str] | None = None, annotations: dict | None = None,
-               **template: Any) -> dict[str, Any]:
+def sealed_for(
+    app: Any,
+    name: str,
+    ns: str,
+    *,
+    scope: Scope | None = None,
+    values: dict[str, str] | None = None,
+    annotations: dict | None = None,
+    **template: Any,
+) -> dict[str, Any]:
     key = wait_for(app.keyring.latest, 30, "a sealing key")
-    secret = {"apiVersion": "v1", "kind": "Secret",
-              "metadata": {"name": name, "namespace": ns, "labels": {"app": "demo"},
-                           "annotations": dict(annotations or {})},
-              "stringData": dict(values or VALUES)}
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": name,
+            "namespace": ns,
+            "labels": {"app": "demo"},
+            "annotations": dict(annotations or {}),
+        },
+        "stringData": dict(values or VALUES),
+    }
     obj = seal_secret(secret, key.public_key, scope=scope)
     obj["spec"]["template"].update(template)
     return obj
@@ -53,8 +67,9 @@ def plain(secret: dict[str, Any]) -> dict[str, str]:
     return {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
 
 
-def test_scopes_status_events_and_renames(kube: Kube, stack: Any,
-                                          spaces: tuple[str, str, str]) -> None:
+def test_scopes_status_events_and_renames(
+    kube: Kube, stack: Any, spaces: tuple[str, str, str]
+) -> None:
     ns, other, keys = spaces
     with running_controller(stack.kubeconfig, keys, [ns, other]) as app:
         strict = sealed_for(app, "strict", ns)
@@ -92,12 +107,16 @@ def test_scopes_status_events_and_renames(kube: Kube, stack: Any,
             assert cond["status"] == "False"
             assert cond["message"].startswith("no key could decrypt secret (")
             assert kube.get_secret(n, name) is None
+
         def reasons() -> set[tuple[str, str]]:
             return {(e["involvedObject"]["name"], e["reason"]) for e in kube.events(ns)}
 
         # events are posted from a background pool: wait for them
-        wait_for(lambda: {("strict", "Unsealed"), ("strict-renamed", "ErrUnsealFailed")}
-                 <= reasons(), 30, "events")
+        wait_for(
+            lambda: {("strict", "Unsealed"), ("strict-renamed", "ErrUnsealFailed")} <= reasons(),
+            30,
+            "events",
+        )
         events = kube.events(ns)
         ev = next(e for e in events if e["reason"] == "ErrUnsealFailed")
         assert ev["message"].startswith("Failed to unseal: no key could decrypt secret")
@@ -106,33 +125,58 @@ def test_scopes_status_events_and_renames(kube: Kube, stack: Any,
         assert not any(v in text for v in VALUES.values())
 
 
-def test_update_managed_patch_recreate_and_gc(kube: Kube, stack: Any,
-                                              spaces: tuple[str, str, str]) -> None:
+def test_update_managed_patch_recreate_and_gc(
+    kube: Kube, stack: Any, spaces: tuple[str, str, str]
+) -> None:
     ns, _, keys = spaces
     with running_controller(stack.kubeconfig, keys, [ns]) as app:
         # unmanaged pre-existing Secret: left alone, clear error
-        kube.create_secret({"metadata": {"name": "taken", "namespace": ns},
-                            "stringData": {"mine": "x"}})
+        kube.create_secret(
+            {"metadata": {"name": "taken", "namespace": ns}, "stringData": {"mine": "x"}}
+        )
         kube.create_sealed(sealed_for(app, "taken", ns))
         cond = wait_for(lambda: kube.synced(ns, "taken"), 30, "unmanaged status")
         assert cond["status"] == "False"
         assert cond["message"] == (
-            'Resource "taken" already exists and is not managed by SealedSecret')
+            'Resource "taken" already exists and is not managed by SealedSecret'
+        )
         assert plain(kube.get_secret(ns, "taken")) == {"mine": "x"}
         # managed: taken over and overwritten
-        kube.create_secret({"metadata": {"name": "mgd", "namespace": ns, "annotations": {
-            "sealedsecrets.bitnami.com/managed": "true"}}, "stringData": {"old": "x"}})
+        kube.create_secret(
+            {
+                "metadata": {
+                    "name": "mgd",
+                    "namespace": ns,
+                    "annotations": {"sealedsecrets.bitnami.com/managed": "true"},
+                },
+                "stringData": {"old": "x"},
+            }
+        )
         kube.create_sealed(sealed_for(app, "mgd", ns))
-        secret = wait_for(lambda: (s := kube.get_secret(ns, "mgd")) and "old" not in s["data"]
-                          and s, 30, "managed takeover")
+        secret = wait_for(
+            lambda: (s := kube.get_secret(ns, "mgd")) and "old" not in s["data"] and s,
+            30,
+            "managed takeover",
+        )
         assert plain(secret) == VALUES and secret["metadata"]["ownerReferences"]
         # patch: merged, not owned
-        kube.create_secret({"metadata": {"name": "pat", "namespace": ns, "labels": {"x": "1"},
-                            "annotations": {"sealedsecrets.bitnami.com/patch": "true"}},
-                            "stringData": {"extra": "keep"}})
+        kube.create_secret(
+            {
+                "metadata": {
+                    "name": "pat",
+                    "namespace": ns,
+                    "labels": {"x": "1"},
+                    "annotations": {"sealedsecrets.bitnami.com/patch": "true"},
+                },
+                "stringData": {"extra": "keep"},
+            }
+        )
         kube.create_sealed(sealed_for(app, "pat", ns))
-        secret = wait_for(lambda: (s := kube.get_secret(ns, "pat")) and "password" in s["data"]
-                          and s, 30, "patch merge")
+        secret = wait_for(
+            lambda: (s := kube.get_secret(ns, "pat")) and "password" in s["data"] and s,
+            30,
+            "patch merge",
+        )
         assert plain(secret) == {**VALUES, "extra": "keep"}
         assert secret["metadata"]["labels"] == {"x": "1", "app": "demo"}
         assert not secret["metadata"].get("ownerReferences")
@@ -154,16 +198,25 @@ def test_update_managed_patch_recreate_and_gc(kube: Kube, stack: Any,
                 return False
 
         wait_for(replace_spec, 10, "spec replaced")
-        wait_for(lambda: plain(kube.get_secret(ns, "app")) == {"password": "pw-rotated-known"},
-                 30, "updated Secret")
-        wait_for(lambda: kube.get_sealed(ns, "app")["status"].get("observedGeneration") == 2,
-                 30, "observedGeneration 2")
+        wait_for(
+            lambda: plain(kube.get_secret(ns, "app")) == {"password": "pw-rotated-known"},
+            30,
+            "updated Secret",
+        )
+        wait_for(
+            lambda: kube.get_sealed(ns, "app")["status"].get("observedGeneration") == 2,
+            30,
+            "observedGeneration 2",
+        )
 
         # deleted out of band -> re-created
         uid = kube.get_secret(ns, "app")["metadata"]["uid"]
         kube.delete_secret(ns, "app")
-        wait_for(lambda: (s := kube.get_secret(ns, "app")) and s["metadata"]["uid"] != uid,
-                 30, "re-created Secret")
+        wait_for(
+            lambda: (s := kube.get_secret(ns, "app")) and s["metadata"]["uid"] != uid,
+            30,
+            "re-created Secret",
+        )
 
         # SealedSecret deleted -> the GC (kube-controller-manager) deletes its Secret
         kube.delete_sealed(ns, "app")
@@ -173,8 +226,9 @@ def test_update_managed_patch_recreate_and_gc(kube: Kube, stack: Any,
         assert counters["update"] == 3  # managed takeover, patch merge, spec change
 
 
-def test_tampered_ciphertext_and_unsupported_template(kube: Kube, stack: Any,
-                                                      spaces: tuple[str, str, str]) -> None:
+def test_tampered_ciphertext_and_unsupported_template(
+    kube: Kube, stack: Any, spaces: tuple[str, str, str]
+) -> None:
     ns, _, keys = spaces
     with running_controller(stack.kubeconfig, keys, [ns]) as app:
         bad = sealed_for(app, "tampered", ns)
@@ -184,8 +238,9 @@ def test_tampered_ciphertext_and_unsupported_template(kube: Kube, stack: Any,
         kube.create_sealed(bad)
         tmpl = sealed_for(app, "tmpl", ns, data={"x": '{{ env "HOME" }}'})
         kube.create_sealed(tmpl)
-        good = sealed_for(app, "good", ns, data={"dsn": "user:{{ .password | quote }}@db",
-                                                  "api-token": None})
+        good = sealed_for(
+            app, "good", ns, data={"dsn": "user:{{ .password | quote }}@db", "api-token": None}
+        )
         kube.create_sealed(good)
         cond = wait_for(lambda: kube.synced(ns, "tampered"), 30, "tampered status")
         assert cond["status"] == "False"
@@ -193,8 +248,10 @@ def test_tampered_ciphertext_and_unsupported_template(kube: Kube, stack: Any,
         cond = wait_for(lambda: kube.synced(ns, "tmpl"), 30, "template status")
         assert cond["status"] == "False" and "'env' not supported" in cond["message"]
         secret = wait_for(lambda: kube.get_secret(ns, "good"), 30, "templated Secret")
-        assert plain(secret) == {"password": VALUES["password"],
-                                 "dsn": f'user:"{VALUES["password"]}"@db'}
+        assert plain(secret) == {
+            "password": VALUES["password"],
+            "dsn": f'user:"{VALUES["password"]}"@db',
+        }
         assert kube.get_secret(ns, "tampered") is None and kube.get_secret(ns, "tmpl") is None
         obj = kube.get_sealed(ns, "tampered")
         assert obj["status"]["observedGeneration"] == obj["metadata"]["generation"]

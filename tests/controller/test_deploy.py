@@ -66,12 +66,23 @@ def public_key() -> Any:
     return key.public_key()
 
 
-def _emitted(public_key: Any, scope: Scope, *, name: str = "db", namespace: str = "shop",
-             ) -> dict[str, Any]:
+def _emitted(
+    public_key: Any,
+    scope: Scope,
+    *,
+    name: str = "db",
+    namespace: str = "shop",
+) -> dict[str, Any]:
     secret = {
-        "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/basic-auth",
-        "metadata": {"name": name, "namespace": namespace, "labels": {"app": "shop"},
-                     "annotations": {"team": "a"}},
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/basic-auth",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {"app": "shop"},
+            "annotations": {"team": "a"},
+        },
         "stringData": {"username": "admin", "password": "s3cr3t"},
     }
     return seal_secret(secret, public_key, scope=scope)
@@ -89,15 +100,21 @@ def test_crd_shape() -> None:
     spec = crd["spec"]
     assert crd["apiVersion"] == "apiextensions.k8s.io/v1"
     assert (spec["group"], spec["scope"]) == ("bitnami.com", "Namespaced")
-    assert spec["names"] == {"kind": "SealedSecret", "listKind": "SealedSecretList",
-                             "plural": "sealedsecrets", "singular": "sealedsecret"}
+    assert spec["names"] == {
+        "kind": "SealedSecret",
+        "listKind": "SealedSecretList",
+        "plural": "sealedsecrets",
+        "singular": "sealedsecret",
+    }
     (version,) = spec["versions"]
     assert version["name"] == "v1alpha1" and version["served"] and version["storage"]
     assert version["subresources"] == {"status": {}}
     cols = [(c["name"], c["jsonPath"]) for c in version["additionalPrinterColumns"]]
-    assert cols == [("Status", ".status.conditions[0].message"),
-                    ("Synced", ".status.conditions[0].status"),
-                    ("Age", ".metadata.creationTimestamp")]
+    assert cols == [
+        ("Status", ".status.conditions[0].message"),
+        ("Synced", ".status.conditions[0].status"),
+        ("Age", ".metadata.creationTimestamp"),
+    ]
     schema = version["schema"]["openAPIV3Schema"]
     assert schema["required"] == ["spec"]
     assert schema["properties"]["spec"]["required"] == ["encryptedData"]
@@ -150,8 +167,12 @@ def _rules(kind: str, name: str) -> list[dict[str, Any]]:
 
 
 def _verbs(rules: list[dict[str, Any]], group: str, resource: str) -> set[str]:
-    return {v for r in rules if group in r["apiGroups"] and resource in r["resources"]
-            for v in r["verbs"]}
+    return {
+        v
+        for r in rules
+        if group in r["apiGroups"] and resource in r["resources"]
+        for v in r["verbs"]
+    }
 
 
 def test_rbac_is_least_privilege() -> None:
@@ -172,11 +193,14 @@ def test_rbac_is_least_privilege() -> None:
     proxy = [r for r in proxier if "services/proxy" in r["resources"]][0]
     assert set(proxy["verbs"]) == {"get", "create"}
     assert set(proxy["resourceNames"]) == {
-        "http:sealed-secrets-controller:", "http:sealed-secrets-controller:http",
-        "sealed-secrets-controller"}
+        "http:sealed-secrets-controller:",
+        "http:sealed-secrets-controller:http",
+        "sealed-secrets-controller",
+    }
     binding = _one("RoleBinding", "sealed-secrets-controller-proxy-users")
-    assert binding["subjects"] == [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group",
-                                    "name": "system:authenticated"}]
+    assert binding["subjects"] == [
+        {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:authenticated"}
+    ]
 
 
 def test_dockerfile_is_slim_non_root_and_shared() -> None:
@@ -192,10 +216,16 @@ def test_dockerfile_is_slim_non_root_and_shared() -> None:
 
 
 # -- on the real apiserver -------------------------------------------------------------------
-def _kubectl(kubectl: str, kubeconfig: str, *args: str, stdin: str | None = None,
-             check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([kubectl, "--kubeconfig", kubeconfig, *args], input=stdin,
-                          capture_output=True, text=True, timeout=120)
+def _kubectl(
+    kubectl: str, kubeconfig: str, *args: str, stdin: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [kubectl, "--kubeconfig", kubeconfig, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
@@ -203,28 +233,58 @@ def _kubectl(kubectl: str, kubeconfig: str, *args: str, stdin: str | None = None
 
 @pytest.fixture(scope="module")
 def crd_installed(stack: Any, kube_api: Any, kubectl_path: str) -> str:
-    _kubectl(kubectl_path, stack.kubeconfig, "apply", "--server-side",
-             "--field-manager=sealkit-deploy", "--force-conflicts", "-f", str(DEPLOY / "crd.yaml"))
-    _kubectl(kubectl_path, stack.kubeconfig, "wait", "--for=condition=Established",
-             "--timeout=60s", "crd/sealedsecrets.bitnami.com")
+    _kubectl(
+        kubectl_path,
+        stack.kubeconfig,
+        "apply",
+        "--server-side",
+        "--field-manager=sealkit-deploy",
+        "--force-conflicts",
+        "-f",
+        str(DEPLOY / "crd.yaml"),
+    )
+    _kubectl(
+        kubectl_path,
+        stack.kubeconfig,
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/sealedsecrets.bitnami.com",
+    )
     return stack.kubeconfig
 
 
 @pytest.mark.stack
-def test_every_manifest_passes_a_server_side_dry_run(crd_installed: str, kubectl_path: str
-                                                     ) -> None:
+def test_every_manifest_passes_a_server_side_dry_run(crd_installed: str, kubectl_path: str) -> None:
     def deployment() -> str:
         # uid + resourceVersion: absent stays absent, and one a node test really installed on a
         # shared stack (tests/node applies deploy/ to kube-system) is left untouched.
-        got = _kubectl(kubectl_path, crd_installed, "get", "deployment", "-n", SYSTEM,
-                       "sealed-secrets-controller", "--ignore-not-found", "-o",
-                       "jsonpath={.metadata.uid}/{.metadata.resourceVersion}")
+        got = _kubectl(
+            kubectl_path,
+            crd_installed,
+            "get",
+            "deployment",
+            "-n",
+            SYSTEM,
+            "sealed-secrets-controller",
+            "--ignore-not-found",
+            "-o",
+            "jsonpath={.metadata.uid}/{.metadata.resourceVersion}",
+        )
         return got.stdout.strip()
 
     before = deployment()
-    proc = _kubectl(kubectl_path, crd_installed, "apply", "--server-side", "--dry-run=server",
-                    "--field-manager=sealkit-deploy-dry-run", "--force-conflicts", "-k",
-                    str(DEPLOY))
+    proc = _kubectl(
+        kubectl_path,
+        crd_installed,
+        "apply",
+        "--server-side",
+        "--dry-run=server",
+        "--field-manager=sealkit-deploy-dry-run",
+        "--force-conflicts",
+        "-k",
+        str(DEPLOY),
+    )
     applied = [line for line in proc.stdout.splitlines() if "serverside-applied" in line]
     assert len(applied) == len(_docs()), proc.stdout
     assert all("server dry run" in line for line in applied)
@@ -245,15 +305,15 @@ def test_crd_stores_sealkit_output_unpruned(
     ss["spec"]["template"]["immutable"] = True
     ss["spec"]["somethingNew"] = {"kept": "only where upstream preserves unknown fields"}
     api.create_namespaced_custom_object("bitnami.com", "v1alpha1", namespace, "sealedsecrets", ss)
-    got = api.get_namespaced_custom_object("bitnami.com", "v1alpha1", namespace,
-                                           "sealedsecrets", "db")
+    got = api.get_namespaced_custom_object(
+        "bitnami.com", "v1alpha1", namespace, "sealedsecrets", "db"
+    )
     assert got["spec"]["encryptedData"] == ss["spec"]["encryptedData"]
     template = got["spec"]["template"]
     assert template["data"] == {"dsn": "user={{ .username }}", "feed-only": None}
     assert template["immutable"] is True
     assert template["type"] == "kubernetes.io/basic-auth"
-    want_meta = {k: v for k, v in ss["spec"]["template"]["metadata"].items()
-                 if v is not None}
+    want_meta = {k: v for k, v in ss["spec"]["template"]["metadata"].items() if v is not None}
     assert {k: v for k, v in template["metadata"].items() if v is not None} == want_meta
     assert "somethingNew" not in got["spec"]  # spec itself is structural: pruned
     assert got["metadata"].get("annotations") == ss["metadata"].get("annotations")
@@ -267,18 +327,27 @@ def test_crd_rejects_a_sealedsecret_without_encrypted_data(
     from kubernetes.client.exceptions import ApiException
 
     api = client.CustomObjectsApi(kube_api)
-    bad = {"apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret",
-           "metadata": {"name": "bad"}, "spec": {"template": {}}}
+    bad = {
+        "apiVersion": "bitnami.com/v1alpha1",
+        "kind": "SealedSecret",
+        "metadata": {"name": "bad"},
+        "spec": {"template": {}},
+    }
     with pytest.raises(ApiException) as err:
-        api.create_namespaced_custom_object("bitnami.com", "v1alpha1", namespace,
-                                            "sealedsecrets", bad)
+        api.create_namespaced_custom_object(
+            "bitnami.com", "v1alpha1", namespace, "sealedsecrets", bad
+        )
     assert err.value.status == 422
     assert "encryptedData" in str(err.value.body)
 
 
 @pytest.mark.stack
 def test_crd_accepts_real_kubeseal_output_and_shows_printer_columns(
-    crd_installed: str, kube_api: Any, namespace: str, kubectl_path: str, kubeseal_path: str,
+    crd_installed: str,
+    kube_api: Any,
+    namespace: str,
+    kubectl_path: str,
+    kubeseal_path: str,
     tmp_path: Path,
 ) -> None:
     from cryptography.hazmat.primitives import serialization
@@ -287,21 +356,43 @@ def test_crd_accepts_real_kubeseal_output_and_shows_printer_columns(
     key, cert = generate_key_and_cert(bits=2048)
     cert_file = tmp_path / "cert.pem"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    secret = {"apiVersion": "v1", "kind": "Secret",
-              "metadata": {"name": "from-kubeseal", "namespace": namespace},
-              "stringData": {"token": "abc"}}
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "from-kubeseal", "namespace": namespace},
+        "stringData": {"token": "abc"},
+    }
     sealed = subprocess.run(
-        [kubeseal_path, "--cert", str(cert_file), "-o", "yaml"], input=json.dumps(secret),
-        capture_output=True, text=True, timeout=60, check=True,
+        [kubeseal_path, "--cert", str(cert_file), "-o", "yaml"],
+        input=json.dumps(secret),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     ).stdout
     _kubectl(kubectl_path, crd_installed, "apply", "--server-side", "-f", "-", stdin=sealed)
     api = client.CustomObjectsApi(kube_api)
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     api.patch_namespaced_custom_object_status(
-        "bitnami.com", "v1alpha1", namespace, "sealedsecrets", "from-kubeseal",
-        {"status": {"observedGeneration": 1, "conditions": [{
-            "type": "Synced", "status": "False", "message": "no key could decrypt secret",
-            "lastUpdateTime": now, "lastTransitionTime": now}]}},
+        "bitnami.com",
+        "v1alpha1",
+        namespace,
+        "sealedsecrets",
+        "from-kubeseal",
+        {
+            "status": {
+                "observedGeneration": 1,
+                "conditions": [
+                    {
+                        "type": "Synced",
+                        "status": "False",
+                        "message": "no key could decrypt secret",
+                        "lastUpdateTime": now,
+                        "lastTransitionTime": now,
+                    }
+                ],
+            }
+        },
     )
     table = None
     for _ in range(20):
@@ -317,13 +408,16 @@ def test_crd_accepts_real_kubeseal_output_and_shows_printer_columns(
     assert "no key could decrypt secret" in table[1]
     assert table[1].split()[-2] == "False"
     # status is a subresource: writing it through the main resource is ignored.
-    got = api.get_namespaced_custom_object("bitnami.com", "v1alpha1", namespace,
-                                           "sealedsecrets", "from-kubeseal")
+    got = api.get_namespaced_custom_object(
+        "bitnami.com", "v1alpha1", namespace, "sealedsecrets", "from-kubeseal"
+    )
     got["status"]["conditions"][0]["status"] = "True"
-    api.replace_namespaced_custom_object("bitnami.com", "v1alpha1", namespace,
-                                         "sealedsecrets", "from-kubeseal", got)
-    again = api.get_namespaced_custom_object("bitnami.com", "v1alpha1", namespace,
-                                             "sealedsecrets", "from-kubeseal")
+    api.replace_namespaced_custom_object(
+        "bitnami.com", "v1alpha1", namespace, "sealedsecrets", "from-kubeseal", got
+    )
+    again = api.get_namespaced_custom_object(
+        "bitnami.com", "v1alpha1", namespace, "sealedsecrets", "from-kubeseal"
+    )
     assert again["status"]["conditions"][0]["status"] == "False"
 
 
@@ -333,16 +427,27 @@ def test_namespaced_component_passes_a_server_side_dry_run(
 ) -> None:
     kdir = tmp_path / "kz"
     kdir.mkdir()
-    (kdir / "kustomization.yaml").write_text(yaml.safe_dump({
-        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-        "resources": [os.path.relpath(DEPLOY, kdir)],
-        "components": [os.path.relpath(DEPLOY / "namespaced", kdir)],
-        # The tenant namespace is the component's parameter (a kustomize replacement).
-        "configMapGenerator": [{
-            "name": "sealkit-tenant", "literals": [f"namespace={namespace}"],
-            "options": {"disableNameSuffixHash": True,
-                        "annotations": {"config.kubernetes.io/local-config": "true"}}}],
-    }))
+    (kdir / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": [os.path.relpath(DEPLOY, kdir)],
+                "components": [os.path.relpath(DEPLOY / "namespaced", kdir)],
+                # The tenant namespace is the component's parameter (a kustomize replacement).
+                "configMapGenerator": [
+                    {
+                        "name": "sealkit-tenant",
+                        "literals": [f"namespace={namespace}"],
+                        "options": {
+                            "disableNameSuffixHash": True,
+                            "annotations": {"config.kubernetes.io/local-config": "true"},
+                        },
+                    }
+                ],
+            }
+        )
+    )
     rendered = _kubectl(kubectl_path, crd_installed, "kustomize", str(kdir)).stdout
     assert "TENANT_NAMESPACE" not in rendered and "sealkit-tenant" not in rendered
     docs = [d for d in yaml.safe_load_all(rendered) if d]
@@ -351,14 +456,27 @@ def test_namespaced_component_passes_a_server_side_dry_run(
     assert "--all-namespaces=false" in container["args"]
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["SEALED_SECRETS_ADDITIONAL_NAMESPACES"] == namespace
-    tenant = [d for d in docs if d["kind"] in ("Role", "RoleBinding")
-              and d["metadata"]["namespace"] == namespace]
+    tenant = [
+        d
+        for d in docs
+        if d["kind"] in ("Role", "RoleBinding") and d["metadata"]["namespace"] == namespace
+    ]
     assert {d["kind"] for d in tenant} == {"Role", "RoleBinding"}
     cluster_role = [d for d in docs if d["kind"] == "ClusterRole"][0]
     assert cluster_role["rules"] == [
-        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]}]
-    proc = _kubectl(kubectl_path, crd_installed, "apply", "--server-side", "--dry-run=server",
-                    "--field-manager=sealkit-deploy", "--force-conflicts", "-f", "-",
-                    stdin=rendered)
+        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]}
+    ]
+    proc = _kubectl(
+        kubectl_path,
+        crd_installed,
+        "apply",
+        "--server-side",
+        "--dry-run=server",
+        "--field-manager=sealkit-deploy",
+        "--force-conflicts",
+        "-f",
+        "-",
+        stdin=rendered,
+    )
     applied = [line for line in proc.stdout.splitlines() if "serverside-applied" in line]
     assert len(applied) == len(docs), proc.stdout

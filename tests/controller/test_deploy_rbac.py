@@ -46,24 +46,38 @@ def _render(kubectl: str, tmp: Path, *, namespaced: bool) -> list[dict[str, Any]
     kdir = tmp / "kustomize"
     kdir.mkdir()
     deploy = os.path.relpath(ROOT / "deploy", kdir)
-    kz: dict[str, Any] = {"apiVersion": "kustomize.config.k8s.io/v1beta1",
-                          "kind": "Kustomization", "resources": [deploy]}
+    kz: dict[str, Any] = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": [deploy],
+    }
     if namespaced:
         kz["components"] = [os.path.relpath(ROOT / "deploy" / "namespaced", kdir)]
         # The component's tenant parameter; _rehome moves "team-a" to the test's namespace.
-        kz["configMapGenerator"] = [{
-            "name": "sealkit-tenant", "literals": ["namespace=team-a"],
-            "options": {"disableNameSuffixHash": True,
-                        "annotations": {"config.kubernetes.io/local-config": "true"}}}]
+        kz["configMapGenerator"] = [
+            {
+                "name": "sealkit-tenant",
+                "literals": ["namespace=team-a"],
+                "options": {
+                    "disableNameSuffixHash": True,
+                    "annotations": {"config.kubernetes.io/local-config": "true"},
+                },
+            }
+        ]
     (kdir / "kustomization.yaml").write_text(yaml.safe_dump(kz))
-    out = subprocess.run([kubectl, "kustomize", str(kdir)], capture_output=True, text=True,
-                         timeout=60, check=True).stdout
-    return [d for d in yaml.safe_load_all(out) if d and d["kind"] in RBAC_KINDS
-            and "proxy-users" not in d["metadata"]["name"]]
+    out = subprocess.run(
+        [kubectl, "kustomize", str(kdir)], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    return [
+        d
+        for d in yaml.safe_load_all(out)
+        if d and d["kind"] in RBAC_KINDS and "proxy-users" not in d["metadata"]["name"]
+    ]
 
 
-def _rehome(docs: list[dict[str, Any]], namespaces: dict[str, str], suffix: str
-            ) -> list[dict[str, Any]]:
+def _rehome(
+    docs: list[dict[str, Any]], namespaces: dict[str, str], suffix: str
+) -> list[dict[str, Any]]:
     """Move namespaced objects per `namespaces` (old -> new); suffix cluster-scoped names."""
     for d in docs:
         meta = d["metadata"]
@@ -85,37 +99,80 @@ class Installed:
 
 
 @pytest.fixture
-def install(stack: Any, kube_api: Any, kubectl_path: str, tmp_path: Path
-            ) -> Iterator[Callable[..., Installed]]:
+def install(
+    stack: Any, kube_api: Any, kubectl_path: str, tmp_path: Path
+) -> Iterator[Callable[..., Installed]]:
     from kubernetes import client
 
     rbac = client.RbacAuthorizationV1Api(kube_api)
     cluster_scoped: list[dict[str, Any]] = []
 
-    def install(namespace: str, *, namespaced: bool = False,
-                tenants: dict[str, str] | None = None) -> Installed:
+    def install(
+        namespace: str, *, namespaced: bool = False, tenants: dict[str, str] | None = None
+    ) -> Installed:
         subprocess.run(
-            [kubectl_path, "--kubeconfig", stack.kubeconfig, "apply", "--server-side",
-             "--field-manager=sealkit-deploy", "--force-conflicts", "-f",
-             str(ROOT / "deploy" / "crd.yaml")], check=True, capture_output=True, timeout=60)
-        docs = _rehome(_render(kubectl_path, tmp_path, namespaced=namespaced),
-                       {"kube-system": namespace, **(tenants or {})}, f"-{namespace}")
+            [
+                kubectl_path,
+                "--kubeconfig",
+                stack.kubeconfig,
+                "apply",
+                "--server-side",
+                "--field-manager=sealkit-deploy",
+                "--force-conflicts",
+                "-f",
+                str(ROOT / "deploy" / "crd.yaml"),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        docs = _rehome(
+            _render(kubectl_path, tmp_path, namespaced=namespaced),
+            {"kube-system": namespace, **(tenants or {})},
+            f"-{namespace}",
+        )
         cluster_scoped.extend(d for d in docs if d["kind"].startswith("Cluster"))
         applied = subprocess.run(
             [kubectl_path, "--kubeconfig", stack.kubeconfig, "apply", "-f", "-"],
-            input=yaml.safe_dump_all(docs), capture_output=True, text=True, timeout=60)
+            input=yaml.safe_dump_all(docs),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert applied.returncode == 0, applied.stderr
-        token = client.CoreV1Api(kube_api).create_namespaced_service_account_token(
-            SA, namespace, {"spec": {"expirationSeconds": 3600}}).status.token
+        token = (
+            client.CoreV1Api(kube_api)
+            .create_namespaced_service_account_token(
+                SA, namespace, {"spec": {"expirationSeconds": 3600}}
+            )
+            .status.token
+        )
         path = tmp_path / "sa.kubeconfig"
-        path.write_text(yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config", "current-context": "sa",
-            "clusters": [{"name": "stack", "cluster": {
-                "server": stack.apiserver_url, "certificate-authority": stack.ca_file}}],
-            "users": [{"name": "sa", "user": {"token": token}}],
-            "contexts": [{"name": "sa", "context": {"cluster": "stack", "user": "sa",
-                                                    "namespace": namespace}}],
-        }))
+        path.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "current-context": "sa",
+                    "clusters": [
+                        {
+                            "name": "stack",
+                            "cluster": {
+                                "server": stack.apiserver_url,
+                                "certificate-authority": stack.ca_file,
+                            },
+                        }
+                    ],
+                    "users": [{"name": "sa", "user": {"token": token}}],
+                    "contexts": [
+                        {
+                            "name": "sa",
+                            "context": {"cluster": "stack", "user": "sa", "namespace": namespace},
+                        }
+                    ],
+                }
+            )
+        )
         return Installed(path, docs)
 
     yield install
@@ -133,11 +190,26 @@ class Controller:
         env = {**os.environ, "POD_NAMESPACE": namespace, "POD_NAME": "rbac-test"}
         with log.open("wb") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "controller.main", "--kubeconfig", str(kubeconfig),
-                 "--all-namespaces=false", "--key-size", "2048",
-                 "--listen-addr", f"127.0.0.1:{self.port}",
-                 "--listen-metrics-addr", f"127.0.0.1:{self.metrics_port}", *extra],
-                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "controller.main",
+                    "--kubeconfig",
+                    str(kubeconfig),
+                    "--all-namespaces=false",
+                    "--key-size",
+                    "2048",
+                    "--listen-addr",
+                    f"127.0.0.1:{self.port}",
+                    "--listen-metrics-addr",
+                    f"127.0.0.1:{self.metrics_port}",
+                    *extra,
+                ],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")[-5000:]
@@ -147,8 +219,9 @@ class Controller:
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, self.logs()
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/v1/cert.pem",
-                                            timeout=2) as r:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{self.port}/v1/cert.pem", timeout=2
+                ) as r:
                     return r.read()
             except OSError:
                 time.sleep(0.3)
@@ -170,12 +243,20 @@ def _unseals_in(kube_api: Any, ctl: Controller, namespace: str, cert: bytes, val
     from sealkit.certs import load_public_key
     from sealkit.model import seal_secret
 
-    secret = {"apiVersion": "v1", "kind": "Secret",
-              "metadata": {"name": "app", "namespace": namespace},
-              "stringData": {"password": value}}
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "app", "namespace": namespace},
+        "stringData": {"password": value},
+    }
     api = client.CustomObjectsApi(kube_api)
-    api.create_namespaced_custom_object("bitnami.com", "v1alpha1", namespace, "sealedsecrets",
-                                        seal_secret(secret, load_public_key(cert)))
+    api.create_namespaced_custom_object(
+        "bitnami.com",
+        "v1alpha1",
+        namespace,
+        "sealedsecrets",
+        seal_secret(secret, load_public_key(cert)),
+    )
     core = client.CoreV1Api(kube_api)
     got = None
     deadline = time.monotonic() + 30
@@ -189,8 +270,12 @@ def _unseals_in(kube_api: Any, ctl: Controller, namespace: str, cert: bytes, val
     status: dict[str, Any] = {}
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and not status.get("conditions"):
-        status = api.get_namespaced_custom_object(
-            "bitnami.com", "v1alpha1", namespace, "sealedsecrets", "app").get("status") or {}
+        status = (
+            api.get_namespaced_custom_object(
+                "bitnami.com", "v1alpha1", namespace, "sealedsecrets", "app"
+            ).get("status")
+            or {}
+        )
         time.sleep(0.3)
     assert status.get("conditions"), ctl.logs()
     assert status["conditions"][0]["status"] == "True", (status, ctl.logs())
@@ -219,21 +304,33 @@ def _metrics_of_a_real_run(ctl: Controller, namespace: str, canary: str) -> None
     text = ""
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        with urllib.request.urlopen(f"http://127.0.0.1:{ctl.metrics_port}/metrics",
-                                    timeout=3) as r:
+        with urllib.request.urlopen(f"http://127.0.0.1:{ctl.metrics_port}/metrics", timeout=3) as r:
             text = r.read().decode()
         if "sealkit_key_sealedsecrets{" in text and 'name="app"' in text:
             break
         time.sleep(0.5)
-    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-               for f in text_string_to_metric_families(text) for s in f.samples}
-    assert samples[("sealed_secrets_controller_condition_info", (
-        ("condition", "Synced"), ("name", "app"), ("namespace", namespace),
-        ("ss_app_kubernetes_io_instance", "")))] == 1.0, text
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+    }
+    assert (
+        samples[
+            (
+                "sealed_secrets_controller_condition_info",
+                (
+                    ("condition", "Synced"),
+                    ("name", "app"),
+                    ("namespace", namespace),
+                    ("ss_app_kubernetes_io_instance", ""),
+                ),
+            )
+        ]
+        == 1.0
+    ), text
     assert samples[("sealed_secrets_controller_unseal_requests_total", ())] >= 1, text
-    assert samples[("leader_election_master_status",
-                    (("name", DEFAULT_LEASE_NAME),))] == 1.0, text
-    assert ("sealed_secrets_controller_build_info" in {n for n, _ in samples}), text
+    assert samples[("leader_election_master_status", (("name", DEFAULT_LEASE_NAME),))] == 1.0, text
+    assert "sealed_secrets_controller_build_info" in {n for n, _ in samples}, text
     usage = [v for (n, _), v in samples.items() if n == "sealkit_key_sealedsecrets"]
     assert usage == [1.0], text
     assert canary not in text
@@ -251,10 +348,12 @@ def test_controller_runs_with_exactly_the_manifest_permissions(
         cert = ctl.cert()
         _unseals_in(kube_api, ctl, namespace, cert, "rbac-canary")
         lease = client.CoordinationV1Api(kube_api).read_namespaced_lease(
-            DEFAULT_LEASE_NAME, namespace)
+            DEFAULT_LEASE_NAME, namespace
+        )
         assert lease.spec.holder_identity.startswith("rbac-test")
         keys = client.CoreV1Api(kube_api).list_namespaced_secret(
-            namespace, label_selector="sealedsecrets.bitnami.com/sealed-secrets-key=active")
+            namespace, label_selector="sealedsecrets.bitnami.com/sealed-secrets-key=active"
+        )
         assert len(keys.items) == 1
         _no_denials(ctl, "rbac-canary")
         _metrics_of_a_real_run(ctl, namespace, "rbac-canary")
@@ -276,7 +375,10 @@ def tenant_namespace(kube_api: Any, namespace: str) -> Iterator[str]:
 
 
 def test_namespaced_roles_mode_unseals_in_tenant_namespaces_only(
-    install: Callable[..., Installed], kube_api: Any, namespace: str, tenant_namespace: str,
+    install: Callable[..., Installed],
+    kube_api: Any,
+    namespace: str,
+    tenant_namespace: str,
     tmp_path: Path,
 ) -> None:
     from kubernetes import client
@@ -285,14 +387,23 @@ def test_namespaced_roles_mode_unseals_in_tenant_namespaces_only(
     cluster_role = [d for d in installed.docs if d["kind"] == "ClusterRole"]
     assert [r["resources"] for r in cluster_role[0]["rules"]] == [["namespaces"]]
     # The ServiceAccount can no longer read Secrets cluster-wide...
-    review = client.AuthorizationV1Api(kube_api).create_subject_access_review({
-        "spec": {"user": f"system:serviceaccount:{namespace}:{SA}",
-                 "groups": ["system:serviceaccounts", "system:authenticated"],
-                 "resourceAttributes": {"verb": "list", "resource": "secrets"}}})
+    review = client.AuthorizationV1Api(kube_api).create_subject_access_review(
+        {
+            "spec": {
+                "user": f"system:serviceaccount:{namespace}:{SA}",
+                "groups": ["system:serviceaccounts", "system:authenticated"],
+                "resourceAttributes": {"verb": "list", "resource": "secrets"},
+            }
+        }
+    )
     assert review.status.allowed is False
     # ...and still does its job in its own namespace and the tenant namespace.
-    ctl = Controller(installed.kubeconfig, namespace, tmp_path / "controller.log",
-                     f"--additional-namespaces={tenant_namespace}")
+    ctl = Controller(
+        installed.kubeconfig,
+        namespace,
+        tmp_path / "controller.log",
+        f"--additional-namespaces={tenant_namespace}",
+    )
     try:
         cert = ctl.cert()
         _unseals_in(kube_api, ctl, tenant_namespace, cert, "tenant-canary")

@@ -63,7 +63,10 @@ class Api:
         self.handle = handle
 
     def request(
-        self, method: str, path: str, body: bytes | None = None,
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
         headers: dict[str, str] | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
         conn = http.client.HTTPConnection("127.0.0.1", self.handle.port, timeout=10)
@@ -82,8 +85,12 @@ class Api:
 
 @pytest.fixture
 def api(ring: KeyRing, metrics: Metrics) -> Iterator[Api]:
-    handle = serve_api("127.0.0.1:0", keys=ring, metrics=metrics,
-                       options=ApiOptions(rate_limit=1000, rate_limit_burst=1000))
+    handle = serve_api(
+        "127.0.0.1:0",
+        keys=ring,
+        metrics=metrics,
+        options=ApiOptions(rate_limit=1000, rate_limit_burst=1000),
+    )
     try:
         yield Api(handle)
     finally:
@@ -91,11 +98,17 @@ def api(ring: KeyRing, metrics: Metrics) -> Iterator[Api]:
 
 
 def _sealed(
-    ring: KeyRing, *, name: str = "db", namespace: str = "shop", scope: Scope | None = None,
-    template_data: dict[str, Any] | None = None, entry: Any = None,
+    ring: KeyRing,
+    *,
+    name: str = "db",
+    namespace: str = "shop",
+    scope: Scope | None = None,
+    template_data: dict[str, Any] | None = None,
+    entry: Any = None,
 ) -> dict[str, Any]:
     secret: dict[str, Any] = {
-        "apiVersion": "v1", "kind": "Secret",
+        "apiVersion": "v1",
+        "kind": "Secret",
         "metadata": {"name": name, "namespace": namespace, "labels": {"app": "shop"}},
         "stringData": {"password": PLAIN, "user": "admin"},
     }
@@ -148,8 +161,12 @@ def test_no_keys_means_500_cannot_get_certificate() -> None:
         api = Api(handle)
         assert api.request("GET", "/v1/cert.pem")[::2] == (500, b"cannot get certificate\n")
         assert api.request("GET", "/readyz")[0] == 503
-        ss = {"apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret",
-              "metadata": {"name": "a", "namespace": "b"}, "spec": {"encryptedData": {}}}
+        ss = {
+            "apiVersion": "bitnami.com/v1alpha1",
+            "kind": "SealedSecret",
+            "metadata": {"name": "a", "namespace": "b"},
+            "spec": {"encryptedData": {}},
+        }
         assert api.post("/v1/rotate", json.dumps(ss).encode())[0] == 500
     finally:
         handle.shutdown()
@@ -211,8 +228,10 @@ def test_rotate_reseals_with_newest_key_keeping_scope(
     assert out["metadata"]["creationTimestamp"] is None
     assert out["spec"]["template"]["metadata"]["creationTimestamp"] is None
     assert out["metadata"]["name"] == "db" and out["metadata"]["namespace"] == "shop"
-    marker = {Scope.CLUSTER_WIDE: CLUSTER_WIDE_ANNOTATION,
-              Scope.NAMESPACE_WIDE: NAMESPACE_WIDE_ANNOTATION}.get(scope)
+    marker = {
+        Scope.CLUSTER_WIDE: CLUSTER_WIDE_ANNOTATION,
+        Scope.NAMESPACE_WIDE: NAMESPACE_WIDE_ANNOTATION,
+    }.get(scope)
     assert out["metadata"].get("annotations", {}) == ({marker: "true"} if marker else {})
     assert set(out["spec"]["encryptedData"]) == {"password", "user"}
     assert _open(out, new) == PLAIN.encode()
@@ -229,14 +248,18 @@ def test_rotate_outer_metadata_wins(
     ss = _sealed(ring, entry=entries[0])
     # A template trying to escalate: another name, namespace and cluster-wide scope.
     ss["spec"]["template"]["metadata"] = {
-        "name": "victim", "namespace": "kube-system",
-        "annotations": {CLUSTER_WIDE_ANNOTATION: "true"}, "labels": {"sneaky": "yes"},
+        "name": "victim",
+        "namespace": "kube-system",
+        "annotations": {CLUSTER_WIDE_ANNOTATION: "true"},
+        "labels": {"sneaky": "yes"},
     }
     ss["metadata"]["labels"] = {"team": "a"}
     ss["metadata"]["uid"] = "1234"
     ss["metadata"]["resourceVersion"] = "99"
     ss["metadata"]["annotations"] = {
-        "kubectl.kubernetes.io/last-applied-configuration": "{...}", "note": "kept"}
+        "kubectl.kubernetes.io/last-applied-configuration": "{...}",
+        "note": "kept",
+    }
     ss["spec"]["template"]["type"] = "kubernetes.io/basic-auth"
     ss["spec"]["template"]["immutable"] = True
     with caplog.at_level(logging.WARNING, logger="controller.http_api"):
@@ -244,8 +267,13 @@ def test_rotate_outer_metadata_wins(
     assert status == 200, body
     out = json.loads(body)
     tmeta = out["spec"]["template"]["metadata"]
-    assert tmeta == {"name": "db", "namespace": "shop", "creationTimestamp": None,
-                     "labels": {"team": "a"}, "annotations": {"note": "kept"}}
+    assert tmeta == {
+        "name": "db",
+        "namespace": "shop",
+        "creationTimestamp": None,
+        "labels": {"team": "a"},
+        "annotations": {"note": "kept"},
+    }
     assert "annotations" not in out["metadata"]  # still strict
     assert out["spec"]["template"]["type"] == "kubernetes.io/basic-auth"
     assert out["spec"]["template"]["immutable"] is True
@@ -266,8 +294,11 @@ def test_templates_are_never_rendered(
     api: Api, ring: KeyRing, path: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     templates = {
-        "t1": "{{ .password }}", "t2": "{{ .password | b64enc }}", "t3": '{{ index . "user" }}',
-        "t4": "{{ fail .password }}", "t5": "{{ .password | printf \"%s\" }}",
+        "t1": "{{ .password }}",
+        "t2": "{{ .password | b64enc }}",
+        "t3": '{{ index . "user" }}',
+        "t4": "{{ fail .password }}",
+        "t5": '{{ .password | printf "%s" }}',
     }
     ss = _sealed(ring, template_data=templates)
     with caplog.at_level(logging.DEBUG):
@@ -330,23 +361,27 @@ def test_bad_bodies_get_4xx_never_a_traceback(api: Api, ring: KeyRing, path: str
 
 @pytest.mark.parametrize("path", ["/v1/verify", "/v1/rotate"])
 def test_oversized_bodies_get_413(ring: KeyRing, path: str) -> None:
-    handle = serve_api("127.0.0.1:0", keys=ring,
-                       options=ApiOptions(rate_limit=1000, rate_limit_burst=1000,
-                                          max_body_bytes=64 * 1024))
+    handle = serve_api(
+        "127.0.0.1:0",
+        keys=ring,
+        options=ApiOptions(rate_limit=1000, rate_limit_burst=1000, max_body_bytes=64 * 1024),
+    )
     try:
         api = Api(handle)
         huge = json.dumps(_sealed(ring) | {"padding": "x" * 100_000}).encode()
         assert api.post(path, huge)[0] == 413
         # Announced length over the limit: refused before reading anything.
         sock = socket.create_connection(("127.0.0.1", handle.port), timeout=5)
-        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {1 << 30}\r\n\r\n"
-                     .encode())
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {1 << 30}\r\n\r\n".encode()
+        )
         assert sock.recv(100).startswith(b"HTTP/1.1 413")
         sock.close()
         # Chunked bodies are counted too.
         sock = socket.create_connection(("127.0.0.1", handle.port), timeout=5)
-        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-                     .encode())
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+        )
         chunk = b"y" * 32768
         for _ in range(3):
             sock.sendall(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
@@ -362,7 +397,7 @@ def test_chunked_body_within_limit_is_accepted(api: Api, ring: KeyRing) -> None:
     sock = socket.create_connection(("127.0.0.1", api.handle.port), timeout=5)
     sock.sendall(b"POST /v1/verify HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
     for i in range(0, len(body), 1000):
-        part = body[i:i + 1000]
+        part = body[i : i + 1000]
         sock.sendall(f"{len(part):x}\r\n".encode() + part + b"\r\n")
     sock.sendall(b"0\r\n\r\n")
     assert sock.recv(100).startswith(b"HTTP/1.1 200")
@@ -386,8 +421,12 @@ def test_slow_client_is_cut_off_by_the_read_timeout(ring: KeyRing) -> None:
 def test_rate_limit_per_client_and_path(ring: KeyRing, metrics: Metrics) -> None:
     # Defaults: 2/s, burst 2. The test client is a trusted proxy here, so X-Forwarded-For
     # names the client (as the apiserver's service proxy does with --trusted-proxies).
-    handle = serve_api("127.0.0.1:0", keys=ring, metrics=metrics,
-                       options=ApiOptions(trusted_proxies=("127.0.0.1/32",)))
+    handle = serve_api(
+        "127.0.0.1:0",
+        keys=ring,
+        metrics=metrics,
+        options=ApiOptions(trusted_proxies=("127.0.0.1/32",)),
+    )
     try:
         api = Api(handle)
         body = json.dumps(_sealed(ring)).encode()
@@ -414,8 +453,9 @@ def test_rate_limit_per_client_and_path(ring: KeyRing, metrics: Metrics) -> None
 
 
 def test_peer_address_is_the_client_without_forwarded_for(ring: KeyRing) -> None:
-    handle = serve_api("127.0.0.1:0", keys=ring, options=ApiOptions(rate_limit=1,
-                                                                     rate_limit_burst=0))
+    handle = serve_api(
+        "127.0.0.1:0", keys=ring, options=ApiOptions(rate_limit=1, rate_limit_burst=0)
+    )
     try:
         api = Api(handle)
         body = json.dumps(_sealed(ring)).encode()
@@ -471,8 +511,9 @@ def test_parse_listen_addr() -> None:
 
 
 def test_connection_cap_answers_503_and_recovers(ring: KeyRing) -> None:
-    handle = serve_api("127.0.0.1:0", keys=ring, options=ApiOptions(max_connections=2,
-                                                                     read_timeout=5))
+    handle = serve_api(
+        "127.0.0.1:0", keys=ring, options=ApiOptions(max_connections=2, read_timeout=5)
+    )
     try:
         idle = [socket.create_connection(("127.0.0.1", handle.port), timeout=5) for _ in range(2)]
         time.sleep(0.3)  # both are now held by handler threads waiting for a request line
@@ -512,24 +553,41 @@ def test_default_address_listens_on_ipv4_and_ipv6(ring: KeyRing) -> None:
 _json_leaf = st.none() | st.booleans() | st.integers() | st.text(max_size=20)
 _json = st.recursive(
     _json_leaf,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner,
-                                                                max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
     max_leaves=20,
 )
 
 
 def _mutated_sealed(draw: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
-        "apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret",
+        "apiVersion": "bitnami.com/v1alpha1",
+        "kind": "SealedSecret",
         "metadata": {"name": "a", "namespace": "b"},
         "spec": {"encryptedData": {"k": "AgB="}, "template": {"metadata": {"name": "a"}}},
     }
-    for path in draw(st.lists(st.sampled_from([
-        ("metadata",), ("metadata", "name"), ("metadata", "namespace"),
-        ("metadata", "annotations"), ("spec",), ("spec", "encryptedData"),
-        ("spec", "encryptedData", "k"), ("spec", "template"), ("spec", "template", "metadata"),
-        ("spec", "template", "data"), ("spec", "data"), ("kind",),
-    ]), max_size=3)):
+    for path in draw(
+        st.lists(
+            st.sampled_from(
+                [
+                    ("metadata",),
+                    ("metadata", "name"),
+                    ("metadata", "namespace"),
+                    ("metadata", "annotations"),
+                    ("spec",),
+                    ("spec", "encryptedData"),
+                    ("spec", "encryptedData", "k"),
+                    ("spec", "template"),
+                    ("spec", "template", "metadata"),
+                    ("spec", "template", "data"),
+                    ("spec", "data"),
+                    ("kind",),
+                ]
+            ),
+            max_size=3,
+        )
+    ):
         node = base
         for part in path[:-1]:
             if not isinstance(node.get(part), dict):
@@ -605,9 +663,13 @@ def test_keep_alive_connection_serves_many_requests(api: Api, ring: KeyRing) -> 
     conn = http.client.HTTPConnection("127.0.0.1", api.handle.port, timeout=10)
     try:
         seen = []
-        for method, path, data in [("GET", "/healthz", None), ("POST", "/v1/verify", body),
-                                   ("GET", "/nope", None), ("GET", "/v1/cert.pem", None),
-                                   ("POST", "/v1/rotate", body)]:
+        for method, path, data in [
+            ("GET", "/healthz", None),
+            ("POST", "/v1/verify", body),
+            ("GET", "/nope", None),
+            ("GET", "/v1/cert.pem", None),
+            ("POST", "/v1/rotate", body),
+        ]:
             conn.request(method, path, body=data, headers={"X-Forwarded-For": "198.51.100.9"})
             resp = conn.getresponse()
             resp.read()

@@ -46,8 +46,13 @@ class ApiProcess:
 
 @pytest.fixture
 def api_process() -> Iterator[ApiProcess]:
-    proc = subprocess.Popen([sys.executable, str(SERVER)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True, cwd=str(ROOT))
+    proc = subprocess.Popen(
+        [sys.executable, str(SERVER)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=str(ROOT),
+    )
     try:
         assert proc.stdout is not None
         port = int(proc.stdout.readline())
@@ -71,8 +76,13 @@ def upstream_swagger() -> Path:
         from devstack.testing import unavailable
 
         unavailable("go is not installed: cannot fetch upstream's swagger.yml")
-    out = subprocess.run([go, "mod", "download", "-json", MODULE], capture_output=True,
-                         text=True, timeout=300, cwd=str(ROOT / "devstack" / "go" / "kubeseal"))
+    out = subprocess.run(
+        [go, "mod", "download", "-json", MODULE],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=str(ROOT / "devstack" / "go" / "kubeseal"),
+    )
     assert out.returncode == 0, out.stderr
     path = Path(json.loads(out.stdout)["Dir"]) / "docs" / "developer" / "swagger.yml"
     assert path.is_file(), path
@@ -93,8 +103,13 @@ def test_schemathesis_on_upstreams_openapi(api_process: ApiProcess) -> None:
         operation = result.ok()
         labels.append(operation.label)
 
-        @settings(max_examples=60, deadline=None, database=None, derandomize=True,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=60,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
+        )
         @given(case=operation.as_strategy())
         def run(case: object) -> None:
             started = time.monotonic()
@@ -115,16 +130,39 @@ def _seeds(cert_pem: str) -> list[bytes]:
     from sealkit.model import seal_secret
 
     public = load_public_key(cert_pem.encode())
-    secret = {"apiVersion": "v1", "kind": "Secret",
-              "metadata": {"name": "db", "namespace": "shop", "labels": {"a": "b"}},
-              "stringData": {"password": "fuzz-canary", "user": "u"}}
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "db", "namespace": "shop", "labels": {"a": "b"}},
+        "stringData": {"password": "fuzz-canary", "user": "u"},
+    }
     sealed = seal_secret(secret, public)
     sealed["spec"]["template"]["data"] = {"url": "{{ .user }}:{{ .password }}"}
     return [json.dumps(sealed).encode(), yaml.safe_dump(sealed).encode()]
 
 
-_TOKENS = [b"{", b"}", b"[", b"]", b"\"", b":", b",", b"\\ud800", b"&a", b"*a", b"!!python/name:x",
-           b"\x00", b"\xff", b"- ", b"\n", b"null", b"-1", b"1e999", b"'", b"%YAML 1.1\n---\n"]
+_TOKENS = [
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b'"',
+    b":",
+    b",",
+    b"\\ud800",
+    b"&a",
+    b"*a",
+    b"!!python/name:x",
+    b"\x00",
+    b"\xff",
+    b"- ",
+    b"\n",
+    b"null",
+    b"-1",
+    b"1e999",
+    b"'",
+    b"%YAML 1.1\n---\n",
+]
 
 
 def _mutate(rng: random.Random, body: bytes) -> bytes:
@@ -137,10 +175,10 @@ def _mutate(rng: random.Random, body: bytes) -> bytes:
         elif op == 1:
             data[pos:pos] = rng.choice(_TOKENS)
         elif op == 2:
-            del data[pos:pos + rng.randint(1, 40)]
+            del data[pos : pos + rng.randint(1, 40)]
         elif op == 3 and data:
             start = rng.randrange(len(data))
-            chunk = data[start:start + rng.randint(1, 200)]
+            chunk = data[start : start + rng.randint(1, 200)]
             data[pos:pos] = chunk * rng.randint(1, 20)
         elif op == 4:
             data[pos:pos] = b"[" * rng.randint(1, 80)
@@ -157,19 +195,30 @@ def _frame(rng: random.Random, path: str, body: bytes) -> bytes:
     if kind == 1:  # chunked, with odd sizes now and then
         out = head + b"Transfer-Encoding: chunked\r\n\r\n"
         for i in range(0, len(body), 997):
-            part = body[i:i + 997]
-            size = f"{len(part):x}".encode() if rng.random() > 0.05 else rng.choice(
-                [b"-1", b"-2", b"+1", b"0x10", b"zz", b"ffffffffffffffff"])
+            part = body[i : i + 997]
+            size = (
+                f"{len(part):x}".encode()
+                if rng.random() > 0.05
+                else rng.choice([b"-1", b"-2", b"+1", b"0x10", b"zz", b"ffffffffffffffff"])
+            )
             out += size + b"\r\n" + part + b"\r\n"
         return out + b"0\r\n\r\n"
     if kind == 2:  # lying Content-Length
-        return head + f"Content-Length: {max(0, len(body) + rng.randint(-50, 50))}\r\n\r\n"\
-            .encode() + body
+        return (
+            head
+            + f"Content-Length: {max(0, len(body) + rng.randint(-50, 50))}\r\n\r\n".encode()
+            + body
+        )
     if kind == 3:  # mangled request line or headers
         raw = head + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
         return _mutate(rng, raw[:120]) + raw[120:]
-    return head + b"Content-Length: " + rng.choice([b"-1", b"1,2", b"+3", b"", b"9" * 30]) \
-        + b"\r\n\r\n" + body
+    return (
+        head
+        + b"Content-Length: "
+        + rng.choice([b"-1", b"1,2", b"+3", b"", b"9" * 30])
+        + b"\r\n\r\n"
+        + body
+    )
 
 
 def _exchange(port: int, payload: bytes, timeout: float = 5.0) -> bytes | None:

@@ -39,18 +39,30 @@ def ring() -> KeyRing:
 def sealed(ring: KeyRing, values: int = 2, name: str = "db") -> dict[str, Any]:
     latest = ring.latest()
     assert latest is not None
-    secret = {"apiVersion": "v1", "kind": "Secret",
-              "metadata": {"name": name, "namespace": "shop"},
-              "stringData": {f"k{i}": f"value-{i}" for i in range(values)}}
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": "shop"},
+        "stringData": {f"k{i}": f"value-{i}" for i in range(values)},
+    }
     return seal_secret(secret, latest.public_key)
 
 
 @pytest.fixture
 def server(ring: KeyRing) -> Iterator[Any]:
-    handle = serve_api("127.0.0.1:0", keys=ring, metrics=Metrics(),
-                       options=ApiOptions(rate_limit=1000, rate_limit_burst=1000,
-                                          header_timeout=1.0, read_timeout=5.0,
-                                          max_connections_per_client=8, max_connections=64))
+    handle = serve_api(
+        "127.0.0.1:0",
+        keys=ring,
+        metrics=Metrics(),
+        options=ApiOptions(
+            rate_limit=1000,
+            rate_limit_burst=1000,
+            header_timeout=1.0,
+            read_timeout=5.0,
+            max_connections_per_client=8,
+            max_connections=64,
+        ),
+    )
     try:
         yield handle
     finally:
@@ -59,8 +71,7 @@ def server(ring: KeyRing) -> Iterator[Any]:
 
 def raw(port: int, data: bytes, source: str = "127.0.0.1", wait: float = 5.0) -> bytes:
     """Send raw bytes, return everything answered until the server closes or `wait`."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=wait,
-                                    source_address=(source, 0))
+    sock = socket.create_connection(("127.0.0.1", port), timeout=wait, source_address=(source, 0))
     try:
         sock.sendall(data)
         out = b""
@@ -78,10 +89,10 @@ def raw(port: int, data: bytes, source: str = "127.0.0.1", wait: float = 5.0) ->
         sock.close()
 
 
-def get(port: int, path: str = "/healthz", source: str = "127.0.0.1",
-        timeout: float = 5.0) -> int:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout,
-                                      source_address=(source, 0))
+def get(port: int, path: str = "/healthz", source: str = "127.0.0.1", timeout: float = 5.0) -> int:
+    conn = http.client.HTTPConnection(
+        "127.0.0.1", port, timeout=timeout, source_address=(source, 0)
+    )
     try:
         conn.request("GET", path)
         return conn.getresponse().status
@@ -89,8 +100,13 @@ def get(port: int, path: str = "/healthz", source: str = "127.0.0.1",
         conn.close()
 
 
-def post(port: int, path: str, body: bytes, headers: dict[str, str] | None = None,
-         source: str = "127.0.0.1") -> tuple[int, dict[str, str], bytes]:
+def post(
+    port: int,
+    path: str,
+    body: bytes,
+    headers: dict[str, str] | None = None,
+    source: str = "127.0.0.1",
+) -> tuple[int, dict[str, str], bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30, source_address=(source, 0))
     try:
         conn.request("POST", path, body=body, headers=headers or {})
@@ -135,8 +151,10 @@ def test_yaml_bomb_over_http_is_a_quick_400(server: Any) -> None:
 
 
 # -- body framing ----------------------------------------------------------------------------
-@pytest.mark.parametrize("size", [b"-1", b"-2", b"-100", b"+10", b"0x10", b" -1", b"1 0",
-                                  b"fffffffffffffffffffff", b"", b"zz"])
+@pytest.mark.parametrize(
+    "size",
+    [b"-1", b"-2", b"-100", b"+10", b"0x10", b" -1", b"1 0", b"fffffffffffffffffffff", b"", b"zz"],
+)
 def test_odd_chunk_sizes_are_refused_never_read(server: Any, size: bytes) -> None:
     head = b"POST /v1/verify HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
     answer = raw(server.port, head + size + b"\r\n" + b"y" * 4096 + b"\r\n")
@@ -147,21 +165,30 @@ def test_odd_chunk_sizes_are_refused_never_read(server: Any, size: bytes) -> Non
 
 @pytest.mark.parametrize("length", [b"-1", b"+5", b"1,2", b"0x10", b"99999999999999999999"])
 def test_odd_content_lengths_are_refused(server: Any, length: bytes) -> None:
-    answer = raw(server.port, b"POST /v1/verify HTTP/1.1\r\nHost: x\r\nContent-Length: " + length
-                 + b"\r\n\r\n{}")
+    answer = raw(
+        server.port,
+        b"POST /v1/verify HTTP/1.1\r\nHost: x\r\nContent-Length: " + length + b"\r\n\r\n{}",
+    )
     assert answer.split(b" ", 2)[1] in (b"400", b"413"), answer[:80]
 
 
 def test_body_cap_holds_however_the_body_is_framed(ring: KeyRing) -> None:
-    handle = serve_api("127.0.0.1:0", keys=ring, options=ApiOptions(
-        rate_limit=1000, rate_limit_burst=1000, max_body_bytes=64 * 1024, read_timeout=5))
+    handle = serve_api(
+        "127.0.0.1:0",
+        keys=ring,
+        options=ApiOptions(
+            rate_limit=1000, rate_limit_burst=1000, max_body_bytes=64 * 1024, read_timeout=5
+        ),
+    )
     try:
         small_chunks = b"".join(b"400\r\n" + b"z" * 1024 + b"\r\n" for _ in range(80))
         head = b"POST /v1/verify HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
         assert raw(handle.port, head + small_chunks).startswith(b"HTTP/1.1 413")
         # Chunked wins over Content-Length, and is still counted.
-        both = (b"POST /v1/verify HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n"
-                b"Transfer-Encoding: chunked\r\n\r\n")
+        both = (
+            b"POST /v1/verify HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
         answer = raw(handle.port, both + small_chunks)
         assert answer.split(b" ", 2)[1] in (b"400", b"413"), answer[:80]
         # A transfer coding we do not speak is refused, not read until close.
@@ -179,8 +206,9 @@ def test_body_cap_holds_however_the_body_is_framed(ring: KeyRing) -> None:
 
 
 # -- slowloris -------------------------------------------------------------------------------
-def _hold(port: int, n: int, source: str, partial: bytes = b"GET /healthz HTTP/1.1\r\n"
-          ) -> list[socket.socket]:
+def _hold(
+    port: int, n: int, source: str, partial: bytes = b"GET /healthz HTTP/1.1\r\n"
+) -> list[socket.socket]:
     held = []
     for _ in range(n):
         s = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0))
@@ -216,8 +244,11 @@ def test_slowloris_from_one_client_leaves_probes_and_others_alone(server: Any) -
 
 
 def test_overall_connection_cap(ring: KeyRing) -> None:
-    handle = serve_api("127.0.0.1:0", keys=ring, options=ApiOptions(
-        max_connections=20, max_connections_per_client=4, header_timeout=5))
+    handle = serve_api(
+        "127.0.0.1:0",
+        keys=ring,
+        options=ApiOptions(max_connections=20, max_connections_per_client=4, header_timeout=5),
+    )
     try:
         held = [s for i in range(5) for s in _hold(handle.port, 4, f"127.0.1.{i + 1}")]
         time.sleep(0.2)
@@ -263,8 +294,11 @@ def test_metrics_answer_while_their_listener_is_flooded(ring: KeyRing) -> None:
 
 
 def test_probes_answer_fast_while_the_work_pool_is_saturated(ring: KeyRing) -> None:
-    handle = serve_api("127.0.0.1:0", keys=ring, options=ApiOptions(
-        rate_limit=1000, rate_limit_burst=1000, max_connections_per_client=64))
+    handle = serve_api(
+        "127.0.0.1:0",
+        keys=ring,
+        options=ApiOptions(rate_limit=1000, rate_limit_burst=1000, max_connections_per_client=64),
+    )
     body = json.dumps(sealed(ring, values=150)).encode()
     try:
         with concurrent.futures.ThreadPoolExecutor(24) as pool:
@@ -310,20 +344,29 @@ def test_forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy(ring: KeyRi
     body = json.dumps(sealed(ring, values=1)).encode()
     handle = serve_api("127.0.0.1:0", keys=ring)
     try:
-        codes = [post(handle.port, "/v1/rotate", body,
-                      {"X-Forwarded-For": f"203.0.113.{i}"})[0] for i in range(20)]
+        codes = [
+            post(handle.port, "/v1/rotate", body, {"X-Forwarded-For": f"203.0.113.{i}"})[0]
+            for i in range(20)
+        ]
         assert codes.count(200) == 3 and codes.count(429) == 17, codes  # was 20 of 20
     finally:
         handle.shutdown()
-    trusted = serve_api("127.0.0.1:0", keys=ring,
-                        options=ApiOptions(trusted_proxies=("127.0.0.0/8",)))
+    trusted = serve_api(
+        "127.0.0.1:0", keys=ring, options=ApiOptions(trusted_proxies=("127.0.0.0/8",))
+    )
     try:
-        codes = [post(trusted.port, "/v1/rotate", body,
-                      {"X-Forwarded-For": f"203.0.113.{i}"})[0] for i in range(20)]
+        codes = [
+            post(trusted.port, "/v1/rotate", body, {"X-Forwarded-For": f"203.0.113.{i}"})[0]
+            for i in range(20)
+        ]
         assert codes == [200] * 20
         # The client cannot hide behind a forged hop: the nearest untrusted hop counts.
-        forged = [post(trusted.port, "/v1/rotate", body,
-                       {"X-Forwarded-For": f"10.9.9.{i}, 198.51.100.7"})[0] for i in range(5)]
+        forged = [
+            post(
+                trusted.port, "/v1/rotate", body, {"X-Forwarded-For": f"10.9.9.{i}, 198.51.100.7"}
+            )[0]
+            for i in range(5)
+        ]
         assert forged == [200, 200, 200, 429, 429]
     finally:
         trusted.shutdown()
@@ -335,8 +378,9 @@ def test_bad_input_is_a_400_never_a_500(server: Any, ring: KeyRing, path: str) -
     base = sealed(ring)
     cases: list[bytes] = []
     for field in ("name", "namespace"):
-        doc = json.dumps(base).replace('"shop"' if field == "namespace" else '"db"',
-                                       '"a\\ud800b"', 1)
+        doc = json.dumps(base).replace(
+            '"shop"' if field == "namespace" else '"db"', '"a\\ud800b"', 1
+        )
         cases.append(doc.encode())
     for bad in (["a", "b"], "a=b", 5):
         for field in ("annotations", "labels"):
@@ -353,8 +397,9 @@ def test_bad_input_is_a_400_never_a_500(server: Any, ring: KeyRing, path: str) -
 
 def test_keep_alive_and_pipelining_on_one_connection(server: Any) -> None:
     request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
-    answer = raw(server.port, request * 3 + b"HEAD /v1/cert.pem HTTP/1.1\r\nHost: x\r\n\r\n",
-                 wait=2)
+    answer = raw(
+        server.port, request * 3 + b"HEAD /v1/cert.pem HTTP/1.1\r\nHost: x\r\n\r\n", wait=2
+    )
     assert answer.count(b"HTTP/1.1 200 OK") == 4, answer
     assert b"Connection: close" not in answer
 

@@ -43,31 +43,58 @@ def _entry(name: str, age_days: int) -> Any:
     import datetime as dt
 
     key, cert = generate_key_and_cert(
-        bits=2048, now=dt.datetime.now(dt.UTC) - dt.timedelta(days=age_days))
+        bits=2048, now=dt.datetime.now(dt.UTC) - dt.timedelta(days=age_days)
+    )
     return entry_from_secret(key_secret_manifest(key, cert, name=name))
 
 
 class Proxied:
-    def __init__(self, handle: ServerHandle, ring: KeyRing, namespace: str, kubeconfig: str,
-                 kubeseal: str, kubectl: str, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        handle: ServerHandle,
+        ring: KeyRing,
+        namespace: str,
+        kubeconfig: str,
+        kubeseal: str,
+        kubectl: str,
+        metrics: Metrics,
+    ) -> None:
         self.handle, self.ring, self.namespace = handle, ring, namespace
         self.kubeconfig, self.kubeseal_path, self.kubectl_path = kubeconfig, kubeseal, kubectl
         self.metrics = metrics
 
     def kubeseal(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [self.kubeseal_path, "--kubeconfig", self.kubeconfig, "--controller-namespace",
-             self.namespace, "--controller-name", SERVICE, *args],
-            input=stdin, capture_output=True, text=True, timeout=60)
+            [
+                self.kubeseal_path,
+                "--kubeconfig",
+                self.kubeconfig,
+                "--controller-namespace",
+                self.namespace,
+                "--controller-name",
+                SERVICE,
+                *args,
+            ],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     def kubectl(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([self.kubectl_path, "--kubeconfig", self.kubeconfig, *args],
-                              input=stdin, capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [self.kubectl_path, "--kubeconfig", self.kubeconfig, *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
 
 @pytest.fixture
-def proxied(stack: Any, kube_api: Any, namespace: str, kubeseal_path: str,
-            kubectl_path: str) -> Iterator[Proxied]:
+def proxied(
+    stack: Any, kube_api: Any, namespace: str, kubeseal_path: str, kubectl_path: str
+) -> Iterator[Proxied]:
     from kubernetes import client
 
     from devstack.netns import require_private_host
@@ -78,33 +105,67 @@ def proxied(stack: Any, kube_api: Any, namespace: str, kubeseal_path: str,
     with require_private_host() as host:
         # Our server listens on our end of the veth; the apiserver connects to the netns
         # "test host" (pod_ip), whose forwarder relays back to us.
-        handle = serve_api(f"{host.host_ip}:0", keys=ring, metrics=metrics,
-                           options=ApiOptions(read_timeout=10, write_timeout=10))
+        handle = serve_api(
+            f"{host.host_ip}:0",
+            keys=ring,
+            metrics=metrics,
+            options=ApiOptions(read_timeout=10, write_timeout=10),
+        )
         core = client.CoreV1Api(kube_api)
         try:
             ip, port = host.pod_ip, host.forward(handle.port)
             _create_unscheduled_pod(core, namespace, "controller-0")
-            core.patch_namespaced_pod_status("controller-0", namespace, {
-                "status": {"podIP": ip, "podIPs": [{"ip": ip}]}})
-            core.create_namespaced_service(namespace, {
-                "apiVersion": "v1", "kind": "Service", "metadata": {"name": SERVICE},
-                "spec": {"ports": [{"name": "http", "port": 8080, "targetPort": port}]}})
-            core.create_namespaced_endpoints(namespace, {
-                "apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": SERVICE},
-                "subsets": [{
-                    "addresses": [{"ip": ip, "targetRef": {
-                        "kind": "Pod", "name": "controller-0", "namespace": namespace}}],
-                    "ports": [{"name": "http", "port": port}]}]})
-            yield Proxied(handle, ring, namespace, stack.kubeconfig, kubeseal_path,
-                          kubectl_path, metrics)
+            core.patch_namespaced_pod_status(
+                "controller-0", namespace, {"status": {"podIP": ip, "podIPs": [{"ip": ip}]}}
+            )
+            core.create_namespaced_service(
+                namespace,
+                {
+                    "apiVersion": "v1",
+                    "kind": "Service",
+                    "metadata": {"name": SERVICE},
+                    "spec": {"ports": [{"name": "http", "port": 8080, "targetPort": port}]},
+                },
+            )
+            core.create_namespaced_endpoints(
+                namespace,
+                {
+                    "apiVersion": "v1",
+                    "kind": "Endpoints",
+                    "metadata": {"name": SERVICE},
+                    "subsets": [
+                        {
+                            "addresses": [
+                                {
+                                    "ip": ip,
+                                    "targetRef": {
+                                        "kind": "Pod",
+                                        "name": "controller-0",
+                                        "namespace": namespace,
+                                    },
+                                }
+                            ],
+                            "ports": [{"name": "http", "port": port}],
+                        }
+                    ],
+                },
+            )
+            yield Proxied(
+                handle, ring, namespace, stack.kubeconfig, kubeseal_path, kubectl_path, metrics
+            )
         finally:
             handle.shutdown()
 
 
 def _secret(namespace: str, name: str = "db") -> str:
-    return json.dumps({"apiVersion": "v1", "kind": "Secret",
-                       "metadata": {"name": name, "namespace": namespace},
-                       "stringData": {"password": "proxy-canary-value"}})
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": namespace},
+            "stringData": {"password": "proxy-canary-value"},
+        }
+    )
 
 
 def test_kubeseal_fetch_cert_seal_validate_through_the_service_proxy(proxied: Proxied) -> None:
@@ -126,8 +187,7 @@ def test_kubeseal_fetch_cert_seal_validate_through_the_service_proxy(proxied: Pr
 def test_kubeseal_re_encrypt_through_the_service_proxy(proxied: Proxied) -> None:
     secret = json.loads(_secret(proxied.namespace))
     secret["metadata"]["annotations"] = {"team": "a"}
-    sealed = proxied.kubeseal("-o", "yaml", "--scope", "cluster-wide",
-                              stdin=json.dumps(secret))
+    sealed = proxied.kubeseal("-o", "yaml", "--scope", "cluster-wide", stdin=json.dumps(secret))
     assert sealed.returncode == 0, sealed.stderr
     newer = _entry("sealed-secrets-keynew", 0)
     proxied.ring.add(newer)
@@ -149,15 +209,19 @@ def test_rate_limit_applies_through_the_proxy(proxied: Proxied, kube_api: Any) -
 
     sealed = proxied.kubeseal("-o", "json", stdin=_secret(proxied.namespace))
     assert sealed.returncode == 0, sealed.stderr
-    path = (f"/api/v1/namespaces/{proxied.namespace}/services/"
-            f"http:{SERVICE}:http/proxy/v1/verify")
+    path = f"/api/v1/namespaces/{proxied.namespace}/services/http:{SERVICE}:http/proxy/v1/verify"
     codes: list[int] = []
     headers: dict[str, str] = {}
     for _ in range(6):  # back to back: well inside one second
         try:
-            kube_api.call_api(path, "POST", body=json.loads(sealed.stdout),
-                              header_params={"Content-Type": "application/json"},
-                              _preload_content=False, _request_timeout=10)
+            kube_api.call_api(
+                path,
+                "POST",
+                body=json.loads(sealed.stdout),
+                header_params={"Content-Type": "application/json"},
+                _preload_content=False,
+                _request_timeout=10,
+            )
             codes.append(200)
         except ApiException as exc:
             codes.append(exc.status)
@@ -181,8 +245,14 @@ def test_users_reach_cert_and_verify_with_the_proxier_role_only(proxied: Proxied
     as_user = ("--as", "alice@example.com", "--as-group", "system:authenticated")
     denied = proxied.kubeseal(*as_user, "--fetch-cert")
     assert denied.returncode != 0 and "forbidden" in denied.stderr.lower()
-    applied = proxied.kubectl("apply", "-f", "-", stdin=json.dumps(
-        {"apiVersion": "v1", "kind": "List", "items": _proxier_role(proxied.namespace)}))
+    applied = proxied.kubectl(
+        "apply",
+        "-f",
+        "-",
+        stdin=json.dumps(
+            {"apiVersion": "v1", "kind": "List", "items": _proxier_role(proxied.namespace)}
+        ),
+    )
     assert applied.returncode == 0, applied.stderr
     deadline = time.monotonic() + 10
     got = proxied.kubeseal(*as_user, "--fetch-cert")

@@ -39,8 +39,14 @@ def _rss_kb() -> int:
 
 
 def _grant_proxier(proxied: Proxied, kube_api: Any) -> None:
-    applied = proxied.kubectl("apply", "-f", "-", stdin=json.dumps(
-        {"apiVersion": "v1", "kind": "List", "items": _proxier_role(proxied.namespace)}))
+    applied = proxied.kubectl(
+        "apply",
+        "-f",
+        "-",
+        stdin=json.dumps(
+            {"apiVersion": "v1", "kind": "List", "items": _proxier_role(proxied.namespace)}
+        ),
+    )
     assert applied.returncode == 0, applied.stderr
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:  # RBAC cache propagation
@@ -50,15 +56,22 @@ def _grant_proxier(proxied: Proxied, kube_api: Any) -> None:
     raise AssertionError("the proxier role did not take effect")
 
 
-def _proxy_post(kube_api: Any, namespace: str, path: str, body: bytes | None,
-                method: str = "POST") -> tuple[int, bytes]:
+def _proxy_post(
+    kube_api: Any, namespace: str, path: str, body: bytes | None, method: str = "POST"
+) -> tuple[int, bytes]:
     from kubernetes.client.exceptions import ApiException
 
     url = f"/api/v1/namespaces/{namespace}/services/http:{SERVICE}:http/proxy{path}"
     try:
-        resp = kube_api.call_api(url, method, body=body, header_params={
-            **AS_USER, "Content-Type": "application/yaml"}, _preload_content=False,
-            _request_timeout=60, auth_settings=["BearerToken"])
+        resp = kube_api.call_api(
+            url,
+            method,
+            body=body,
+            header_params={**AS_USER, "Content-Type": "application/yaml"},
+            _preload_content=False,
+            _request_timeout=60,
+            auth_settings=["BearerToken"],
+        )
         return resp[1] if isinstance(resp, tuple) else 200, b""
     except ApiException as exc:
         return exc.status, (exc.body or b"")[:200] if isinstance(exc.body, bytes) else b""
@@ -91,14 +104,19 @@ def _slow_post(kube_api: Any, namespace: str) -> ssl.SSLSocket:
     auth = cfg.api_key.get("authorization") or cfg.api_key.get("BearerToken") or ""
     headers = f"Authorization: {auth}\r\n" if auth else ""
     path = f"/api/v1/namespaces/{namespace}/services/http:{SERVICE}:http/proxy/v1/verify"
-    sock.sendall((f"POST {path} HTTP/1.1\r\nHost: {url.hostname}\r\n{headers}"
-                  "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n").encode()
-                 + b"{\"kind\":\"S")
+    sock.sendall(
+        (
+            f"POST {path} HTTP/1.1\r\nHost: {url.hostname}\r\n{headers}"
+            "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+        ).encode()
+        + b'{"kind":"S'
+    )
     return sock
 
 
-def test_slow_bodies_through_the_proxy_leave_probes_answerable(proxied: Proxied,
-                                                                kube_api: Any) -> None:
+def test_slow_bodies_through_the_proxy_leave_probes_answerable(
+    proxied: Proxied, kube_api: Any
+) -> None:
     """40 POSTs through the proxy announce 1,000 bytes and send 10. The apiserver holds them
     (it reads a proxied body before it connects to us), so our listener is not even touched;
     the probes and kubeseal through the proxy keep answering while they are held."""
@@ -109,8 +127,7 @@ def test_slow_bodies_through_the_proxy_leave_probes_answerable(proxied: Proxied,
         time.sleep(1)
         assert proxied.handle.open_connections <= 4
         for path in ("/healthz", "/readyz", "/v1/cert.pem"):
-            conn = http.client.HTTPConnection(proxied.handle.host, proxied.handle.port,
-                                              timeout=3)
+            conn = http.client.HTTPConnection(proxied.handle.host, proxied.handle.port, timeout=3)
             started = time.monotonic()
             conn.request("GET", path)
             assert conn.getresponse().status == 200, path

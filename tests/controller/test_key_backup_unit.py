@@ -50,15 +50,21 @@ class Lossy(FileBackup):
 def manager(gw: FakeKubeGateway, target: Any) -> tuple[KeyManager, BackupGate, KeyRing]:
     ring = KeyRing()
     km = KeyManager(gw, ring, KeyOptions(namespace=NS, bits=2048))
-    gate = BackupGate(gw, target, NS, registry=CollectorRegistry(),
-                      loaded=lambda: [e.secret_name for e in ring.entries()])
+    gate = BackupGate(
+        gw,
+        target,
+        NS,
+        registry=CollectorRegistry(),
+        loaded=lambda: [e.secret_name for e in ring.entries()],
+    )
     km.use_backup(gate)
     return km, gate, ring
 
 
 def labels(gw: FakeKubeGateway) -> list[str]:
-    return sorted((s["metadata"].get("labels") or {}).get(KEY_LABEL, "")
-                  for s in gw.secrets.values())
+    return sorted(
+        (s["metadata"].get("labels") or {}).get(KEY_LABEL, "") for s in gw.secrets.values()
+    )
 
 
 def test_new_key_is_served_only_after_verified_backup(tmp_path: Path) -> None:
@@ -130,16 +136,23 @@ def test_no_key_material_in_events_or_errors(tmp_path: Path) -> None:
 
 def test_parse_target_errors_are_one_line() -> None:
     gw = FakeKubeGateway()
-    assert isinstance(parse_target("file:/tmp/x", gateway=gw, controller_namespace=NS),
-                      FileBackup)
-    for bad, msg in [("nope", "must be"), ("secret:kube-system", "must differ"),
-                     ("vault:kv", "vault:<mount>/<path>"), ("s3:bucket", "unknown"),
-                     ("vault:kv/keys", "VAULT_ADDR")]:
+    assert isinstance(parse_target("file:/tmp/x", gateway=gw, controller_namespace=NS), FileBackup)
+    for bad, msg in [
+        ("nope", "must be"),
+        ("secret:kube-system", "must differ"),
+        ("vault:kv", "vault:<mount>/<path>"),
+        ("s3:bucket", "unknown"),
+        ("vault:kv/keys", "VAULT_ADDR"),
+    ]:
         with pytest.raises(ValueError, match=msg):
             parse_target(bad, gateway=gw, controller_namespace=NS, env={})
     with pytest.raises(ValueError, match="VAULT_TOKEN"):
-        parse_target("vault:kv/keys", gateway=gw, controller_namespace=NS,
-                     env={"VAULT_ADDR": "http://127.0.0.1:1"})
+        parse_target(
+            "vault:kv/keys",
+            gateway=gw,
+            controller_namespace=NS,
+            env={"VAULT_ADDR": "http://127.0.0.1:1"},
+        )
 
 
 def test_secret_target_copy_is_never_loadable(tmp_path: Path) -> None:

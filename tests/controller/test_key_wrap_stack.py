@@ -39,9 +39,15 @@ def spaces(kube_api: Any) -> Iterator[tuple[str, str]]:
 
 
 def sealed_for(pem: bytes, name: str, ns: str) -> dict[str, Any]:
-    return seal_secret({"apiVersion": "v1", "kind": "Secret",
-                        "metadata": {"name": name, "namespace": ns},
-                        "stringData": {"v": VALUE}}, load_public_key(pem))
+    return seal_secret(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": ns},
+            "stringData": {"v": VALUE},
+        },
+        load_public_key(pem),
+    )
 
 
 def value_of(kube: Kube, ns: str, name: str) -> str | None:
@@ -49,10 +55,14 @@ def value_of(kube: Kube, ns: str, name: str) -> str | None:
     return base64.b64decode(s["data"]["v"]).decode() if s else None
 
 
-def test_wrapped_keys_restart_vault_down_and_unwrap(kube: Kube, stack: Any, vault_client: Any,
-                                                    spaces: tuple[str, str],
-                                                    monkeypatch: pytest.MonkeyPatch,
-                                                    caplog: pytest.LogCaptureFixture) -> None:
+def test_wrapped_keys_restart_vault_down_and_unwrap(
+    kube: Kube,
+    stack: Any,
+    vault_client: Any,
+    spaces: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     ns, keys = spaces
     mount = f"transit-{keys}"
     vault_client.sys.enable_secrets_engine("transit", path=mount)
@@ -68,8 +78,9 @@ def test_wrapped_keys_restart_vault_down_and_unwrap(kube: Kube, stack: Any, vaul
             assert len(stored) == 1
             tls_key = base64.b64decode(stored[0]["data"]["tls.key"])
             assert tls_key.startswith(b"vault:v1:") and b"PRIVATE KEY" not in tls_key
-            assert stored[0]["metadata"]["annotations"][WRAP_ANNOTATION] == \
-                f"transit:{mount}/sealkit"
+            assert (
+                stored[0]["metadata"]["annotations"][WRAP_ANNOTATION] == f"transit:{mount}/sealkit"
+            )
             kube.create_sealed(sealed_for(pem, "one", ns))
             wait_for(lambda: value_of(kube, ns, "one") == VALUE, 30, "unsealed")
         # restart: unwrapped in memory again, still unseals
@@ -85,8 +96,11 @@ def test_wrapped_keys_restart_vault_down_and_unwrap(kube: Kube, stack: Any, vaul
             kube.create_sealed(sealed_for(pem, "two", ns))
             cond = wait_for(lambda: kube.synced(ns, "two"), 60, "status")
             assert cond["status"] == "False"
-            ev = wait_for(lambda: [e for e in kube.events(keys)
-                                   if e["reason"] == "KeyUnwrapFailed"], 30, "Warning event")
+            ev = wait_for(
+                lambda: [e for e in kube.events(keys) if e["reason"] == "KeyUnwrapFailed"],
+                30,
+                "Warning event",
+            )
             assert "cannot unwrap key Secret" in ev[0]["message"]
             assert not app.keyring.has_keys()
             for s in kube.list_secrets(keys, KEY_LABEL):
@@ -95,9 +109,22 @@ def test_wrapped_keys_restart_vault_down_and_unwrap(kube: Kube, stack: Any, vaul
         assert "cannot unwrap key Secret" in texts and VALUE not in texts
         # roll back: unwrap with the CLI; a controller without --key-wrap loads the key
         monkeypatch.setenv("VAULT_ADDR", stack.vault_addr)
-        proc = subprocess.run([SEALKIT, "keys", "unwrap", "--all", "--controller-namespace",
-                               keys, "--kubeconfig", stack.kubeconfig], capture_output=True,
-                              text=True, timeout=60, env=dict(os.environ))
+        proc = subprocess.run(
+            [
+                SEALKIT,
+                "keys",
+                "unwrap",
+                "--all",
+                "--controller-namespace",
+                keys,
+                "--kubeconfig",
+                stack.kubeconfig,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=dict(os.environ),
+        )
         assert proc.returncode == 0, proc.stderr
         assert fp in proc.stderr and "PRIVATE" not in proc.stderr + proc.stdout
         plain = kube.list_secrets(keys, KEY_LABEL)[0]

@@ -52,12 +52,17 @@ def coordination(kube_api: Any) -> Any:
 def make_elector(coordination: Any, namespace: str) -> Iterator[Callable[..., LeaseElector]]:
     electors: list[LeaseElector] = []
 
-    def make(identity: str, rec: Recorder | None = None, api: Any = None,
-             **kw: Any) -> LeaseElector:
+    def make(
+        identity: str, rec: Recorder | None = None, api: Any = None, **kw: Any
+    ) -> LeaseElector:
         rec = rec or Recorder()
         e = LeaseElector(
-            api or coordination, namespace=namespace, name="test-lease", identity=identity,
-            on_started_leading=rec.started, on_stopped_leading=rec.stopped,
+            api or coordination,
+            namespace=namespace,
+            name="test-lease",
+            identity=identity,
+            on_started_leading=rec.started,
+            on_stopped_leading=rec.stopped,
             **{**LEASE, **kw},
         )
         electors.append(e)
@@ -220,8 +225,9 @@ def test_timings_must_be_ordered(coordination: Any) -> None:
     with pytest.raises(ValueError):
         LeaseElector(coordination, namespace="x", lease_duration=10, renew_deadline=10)
     with pytest.raises(ValueError):
-        LeaseElector(coordination, namespace="x", lease_duration=15, renew_deadline=10,
-                     retry_period=9)
+        LeaseElector(
+            coordination, namespace="x", lease_duration=15, renew_deadline=10, retry_period=9
+        )
 
 
 def test_release_never_clobbers_a_lease_someone_else_took(

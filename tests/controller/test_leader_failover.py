@@ -51,13 +51,24 @@ class Replica:
         self.log_path = log_dir / f"{name}.log"
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "controller.main",
-             "--kubeconfig", kubeconfig,
-             "--all-namespaces=false",
-             "--key-size", "2048",
-             "--listen-addr", f"127.0.0.1:{self.port}",
-             "--listen-metrics-addr", f"127.0.0.1:{self.metrics_port}"],
-            env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "controller.main",
+                "--kubeconfig",
+                kubeconfig,
+                "--all-namespaces=false",
+                "--key-size",
+                "2048",
+                "--listen-addr",
+                f"127.0.0.1:{self.port}",
+                "--listen-metrics-addr",
+                f"127.0.0.1:{self.metrics_port}",
+            ],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def get(self, path: str, metrics: bool = False) -> tuple[int, bytes]:
@@ -82,8 +93,9 @@ class Replica:
 
 
 @pytest.fixture
-def replicas(stack: Any, kube_api: Any, namespace: str, tmp_path: Path
-             ) -> Iterator[Callable[[str], Replica]]:
+def replicas(
+    stack: Any, kube_api: Any, namespace: str, tmp_path: Path
+) -> Iterator[Callable[[str], Replica]]:
     started: list[Replica] = []
 
     def start(name: str) -> Replica:
@@ -102,7 +114,8 @@ def _holder(kube_api: Any, namespace: str) -> str:
 
     try:
         resp = client.CoordinationV1Api(kube_api).read_namespaced_lease(
-            DEFAULT_LEASE_NAME, namespace, _preload_content=False)
+            DEFAULT_LEASE_NAME, namespace, _preload_content=False
+        )
     except ApiException as err:
         if err.status == 404:
             return ""
@@ -135,8 +148,7 @@ def test_sigkill_then_sigterm_failover(
     def logs() -> str:
         return "\n".join(f"--- {r.name}\n{r.log()}" for r in reps)
 
-    _wait(lambda: _owner(_holder(kube_api, namespace), reps) is not None, 60,
-          "a leader", logs)
+    _wait(lambda: _owner(_holder(kube_api, namespace), reps) is not None, 60, "a leader", logs)
     leader = _owner(_holder(kube_api, namespace), reps)
     assert leader is not None
     standby = b if leader is a else a
@@ -147,15 +159,23 @@ def test_sigkill_then_sigterm_failover(
         assert r.get("/healthz") == (200, b"ok\n")
     assert a.get("/v1/cert.pem")[1] == b.get("/v1/cert.pem")[1]
     gauge = f'leader_election_master_status{{name="{DEFAULT_LEASE_NAME}"}}'
-    _wait(lambda: f"{gauge} 1.0" in leader.get("/metrics", metrics=True)[1].decode(), 10,
-          "leader gauge 1", logs)
+    _wait(
+        lambda: f"{gauge} 1.0" in leader.get("/metrics", metrics=True)[1].decode(),
+        10,
+        "leader gauge 1",
+        logs,
+    )
     assert f"{gauge} 0.0" in standby.get("/metrics", metrics=True)[1].decode()
 
     # SIGKILL: nothing is released; the standby waits out the lease.
     os.killpg(leader.proc.pid, signal.SIGKILL)
     leader.proc.wait(10)
-    took = _wait(lambda: _owner(_holder(kube_api, namespace), reps) is standby,
-                 LEASE_DURATION + 3 * RETRY + 5, "takeover after SIGKILL", logs)
+    took = _wait(
+        lambda: _owner(_holder(kube_api, namespace), reps) is standby,
+        LEASE_DURATION + 3 * RETRY + 5,
+        "takeover after SIGKILL",
+        logs,
+    )
     assert took <= LEASE_DURATION + 2 * RETRY * 1.2 + 1.5, took
     print(f"takeover after SIGKILL: {took:.1f}s")
 
@@ -166,8 +186,12 @@ def test_sigkill_then_sigterm_failover(
     time.sleep(RETRY * 1.5)  # c has observed the Lease at least once
     assert _owner(_holder(kube_api, namespace), reps) is standby
     standby.proc.send_signal(signal.SIGTERM)
-    took = _wait(lambda: _owner(_holder(kube_api, namespace), reps) is c, 3 * RETRY + 3,
-                 "takeover after SIGTERM", logs)
+    took = _wait(
+        lambda: _owner(_holder(kube_api, namespace), reps) is c,
+        3 * RETRY + 3,
+        "takeover after SIGTERM",
+        logs,
+    )
     assert took < LEASE_DURATION / 2, took
     print(f"takeover after SIGTERM: {took:.1f}s")
     assert standby.proc.wait(30) == 0, logs()

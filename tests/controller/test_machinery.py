@@ -78,8 +78,15 @@ def test_queue_add_after() -> None:
 
 
 def obj(name: str, rv: str, **spec: Any) -> dict[str, Any]:
-    return {"metadata": {"name": name, "namespace": "ns", "resourceVersion": rv,
-                         "managedFields": [{"x": 1}]}, "spec": spec}
+    return {
+        "metadata": {
+            "name": name,
+            "namespace": "ns",
+            "resourceVersion": rv,
+            "managedFields": [{"x": 1}],
+        },
+        "spec": spec,
+    }
 
 
 class FakeLW:
@@ -109,16 +116,20 @@ def test_informer_list_watch_bookmarks_410_relist_with_delete_diffing() -> None:
     lw = FakeLW()
     lw.items = {"a": obj("a", "1"), "b": obj("b", "2")}
     lw.watches = [
-        [{"type": "ADDED", "object": obj("c", "11")},
-         {"type": "MODIFIED", "object": obj("a", "12", x=1)},
-         {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "15"}}}],
+        [
+            {"type": "ADDED", "object": obj("c", "11")},
+            {"type": "MODIFIED", "object": obj("a", "12", x=1)},
+            {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "15"}}},
+        ],
         ApiError("boom", 0),  # network error: backoff, re-watch from the last rv
         [{"type": "ERROR", "object": {"code": 410, "message": "too old"}}],
     ]
     events: list[tuple[str, str]] = []
-    handlers = Handlers(on_add=lambda o: events.append(("add", o["metadata"]["name"])),
-                        on_update=lambda a, b: events.append(("update", b["metadata"]["name"])),
-                        on_delete=lambda o: events.append(("delete", o["metadata"]["name"])))
+    handlers = Handlers(
+        on_add=lambda o: events.append(("add", o["metadata"]["name"])),
+        on_update=lambda a, b: events.append(("update", b["metadata"]["name"])),
+        on_delete=lambda o: events.append(("delete", o["metadata"]["name"])),
+    )
 
     def relist_state() -> None:
         # while the informer was away: b deleted, d created
@@ -171,8 +182,7 @@ def test_keyring_order_usage_and_dedup() -> None:
     a, b, c = entries(3)
     ring = KeyRing()
     ring.replace_all([c, a, b])
-    assert [e.fingerprint for e in ring.entries()] == [a.fingerprint, b.fingerprint,
-                                                       c.fingerprint]
+    assert [e.fingerprint for e in ring.entries()] == [a.fingerprint, b.fingerprint, c.fingerprint]
     assert ring.latest() is c and ring.private_keys()[0] is c.private_key
     changes: list[int] = []
     ring.on_change(lambda: changes.append(1))
@@ -203,8 +213,9 @@ def test_key_manager_generates_cutoff_and_schedules_renewal() -> None:
     gw = FakeKubeGateway()
     ring = KeyRing()
     now = datetime.now(UTC)
-    km = KeyManager(gw, ring, KeyOptions(namespace="ks", bits=2048,
-                                         renew_period=timedelta(days=30)))
+    km = KeyManager(
+        gw, ring, KeyOptions(namespace="ks", bits=2048, renew_period=timedelta(days=30))
+    )
     assert km.load() == 0 and km.needs_key()
     entry = km.generate()
     assert gw.secrets[("ks", entry.secret_name)]["type"] == "kubernetes.io/tls"
@@ -223,8 +234,9 @@ def test_key_manager_generates_cutoff_and_schedules_renewal() -> None:
 def test_key_manager_loop_generates_when_leading() -> None:
     gw = FakeKubeGateway()
     ring = KeyRing()
-    km = KeyManager(gw, ring, KeyOptions(namespace="ks", bits=2048,
-                                         renew_period=timedelta(seconds=0.5)))
+    km = KeyManager(
+        gw, ring, KeyOptions(namespace="ks", bits=2048, renew_period=timedelta(seconds=0.5))
+    )
     got = threading.Event()
     ring.on_change(lambda: len(ring.entries()) >= 2 and got.set())
     km.start_leading()
@@ -275,7 +287,8 @@ def test_durations_and_cutoff_parse_like_go() -> None:
     with pytest.raises(Exception, match="invalid duration"):
         parse_duration("10 days")
     assert parse_rfc1123z("Mon, 02 Jan 2006 15:04:05 -0700") == datetime(
-        2006, 1, 2, 22, 4, 5, tzinfo=UTC)
+        2006, 1, 2, 22, 4, 5, tzinfo=UTC
+    )
     assert parse_rfc1123z("") is None
     with pytest.raises(Exception, match="RFC1123Z"):
         parse_rfc1123z("2006-01-02")
@@ -285,8 +298,16 @@ def test_flags_env_and_go_style_booleans(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("SEALED_SECRETS_KEY_RENEW_PERIOD", "0")
     monkeypatch.setenv("SEALED_SECRETS_UPDATE_STATUS", "false")
     monkeypatch.setenv("SEALED_SECRETS_KEY_PREFIX", "from-env")
-    args = build_parser().parse_args(["--all-namespaces=false", "--skip-recreate",
-                                      "--key-prefix", "from-flag", "--rotate-period", "48h"])
+    args = build_parser().parse_args(
+        [
+            "--all-namespaces=false",
+            "--skip-recreate",
+            "--key-prefix",
+            "from-flag",
+            "--rotate-period",
+            "48h",
+        ]
+    )
     assert args.all_namespaces is False and args.skip_recreate is True
     assert args.update_status is False  # from the env
     assert args.key_prefix == "from-flag"  # an explicit flag wins
@@ -310,8 +331,9 @@ def test_controller_config_is_typed_and_frozen(monkeypatch: pytest.MonkeyPatch) 
         config.key_size = 1  # type: ignore[misc]
 
 
-def test_bad_env_value_is_a_usage_error(monkeypatch: pytest.MonkeyPatch,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_env_value_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("SEALED_SECRETS_KEY_TTL", "forever")
     with pytest.raises(SystemExit) as exc:
         build_parser()
@@ -332,9 +354,14 @@ def test_runner_enqueues_on_spec_change_only_and_on_owned_secret_deletion() -> N
         ctl._sealed_added(a)
         assert ctl.queue.get(timeout=1) == "ns/a"
         ctl.queue.done("ns/a")
-        relabelled = {**a, "metadata": {**a["metadata"], "labels": {"x": "y"},
-                                        "annotations": {
-                                            "sealedsecrets.bitnami.com/cluster-wide": "true"}}}
+        relabelled = {
+            **a,
+            "metadata": {
+                **a["metadata"],
+                "labels": {"x": "y"},
+                "annotations": {"sealedsecrets.bitnami.com/cluster-wide": "true"},
+            },
+        }
         ctl._sealed_updated(a, relabelled)
         assert len(ctl.queue) == 0  # metadata-only edit: nothing (as upstream)
         ctl._sealed_updated(a, obj("a", "2", encryptedData={"k": "w"}))
@@ -342,8 +369,15 @@ def test_runner_enqueues_on_spec_change_only_and_on_owned_secret_deletion() -> N
         ctl.queue.done("ns/a")
         # an owned Secret deleted while its SealedSecret exists -> re-create
         ctl._sealed["ns"]._cache["ns/a"] = a
-        owned = {"metadata": {"name": "a", "namespace": "ns", "ownerReferences": [
-            {"kind": "SealedSecret", "name": "a", "uid": "u", "controller": True}]}}
+        owned = {
+            "metadata": {
+                "name": "a",
+                "namespace": "ns",
+                "ownerReferences": [
+                    {"kind": "SealedSecret", "name": "a", "uid": "u", "controller": True}
+                ],
+            }
+        }
         ctl._secret_deleted(owned)
         assert ctl.queue.get(timeout=1) == "ns/a"
         ctl.queue.done("ns/a")
@@ -359,11 +393,28 @@ def test_startup_error_is_one_line_and_exit_2(tmp_path: Any) -> None:
 
     bad = tmp_path / "kubeconfig"
     bad.write_text("not: [a kubeconfig")
-    res = subprocess.run([sys.executable, "-m", "controller.main", "--kubeconfig", str(bad),
-                          "--listen-addr", "127.0.0.1:0", "--listen-metrics-addr",
-                          "127.0.0.1:0"], capture_output=True, text=True, timeout=60)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "controller.main",
+            "--kubeconfig",
+            str(bad),
+            "--listen-addr",
+            "127.0.0.1:0",
+            "--listen-metrics-addr",
+            "127.0.0.1:0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert res.returncode == 2
     assert "startup failed:" in res.stderr and "Traceback" not in res.stderr
-    usage = subprocess.run([sys.executable, "-m", "controller.main", "--key-size", "big"],
-                           capture_output=True, text=True, timeout=60)
+    usage = subprocess.run(
+        [sys.executable, "-m", "controller.main", "--key-size", "big"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert usage.returncode == 2 and "Traceback" not in usage.stderr

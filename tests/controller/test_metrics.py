@@ -28,8 +28,15 @@ def test_upstream_names_and_labels() -> None:
         ({"reason": "unseal", "namespace": "team-a"}, 1.0)
     ]
     assert s["sealed_secrets_controller_condition_info"] == [
-        ({"namespace": "team-a", "name": "db", "condition": "Synced",
-          "ss_app_kubernetes_io_instance": "shop"}, -1.0)
+        (
+            {
+                "namespace": "team-a",
+                "name": "db",
+                "condition": "Synced",
+                "ss_app_kubernetes_io_instance": "shop",
+            },
+            -1.0,
+        )
     ]
     assert s["sealed_secrets_controller_http_requests_total"] == [
         ({"path": "/v1/cert.pem", "code": "200", "method": "get"}, 1.0)
@@ -53,8 +60,11 @@ def test_condition_values_and_removal() -> None:
     assert names == {"b", "c"}
     # A changed instance label moves the series instead of leaving a stale one behind.
     m.set_condition("ns", "b", True, labels={"app.kubernetes.io/instance": "x"})
-    rows = [lab for lab, _ in _samples(m)["sealed_secrets_controller_condition_info"]
-            if lab["name"] == "b"]
+    rows = [
+        lab
+        for lab, _ in _samples(m)["sealed_secrets_controller_condition_info"]
+        if lab["name"] == "b"
+    ]
     assert [r["ss_app_kubernetes_io_instance"] for r in rows] == ["x"]
 
 
@@ -73,7 +83,8 @@ def test_key_usage_and_leader_gauges() -> None:
     m.set_leader("sealed-secrets-controller", True)
     s = _samples(m)
     assert sorted(s["sealkit_key_sealedsecrets"], key=lambda r: r[1]) == [
-        ({"fingerprint": "SHA256:old"}, 0.0), ({"fingerprint": "SHA256:new"}, 5.0)
+        ({"fingerprint": "SHA256:old"}, 0.0),
+        ({"fingerprint": "SHA256:new"}, 5.0),
     ]
     assert s["leader_election_master_status"] == [({"name": "sealed-secrets-controller"}, 1.0)]
     m.set_key_usage({"SHA256:new": 4})

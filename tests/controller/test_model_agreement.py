@@ -23,15 +23,28 @@ from sealkit.scopes import Scope, label_for
 from tests.controller._keys import entries
 from tests.sealkit.beyond_support import run_cli
 
-SERVER_META = {"uid": "t-uid", "resourceVersion": "7", "generation": 3,
-               "creationTimestamp": "2026-01-01T00:00:00Z", "selfLink": "/x",
-               "managedFields": [{"manager": "kubectl"}], "deletionGracePeriodSeconds": 5}
+SERVER_META = {
+    "uid": "t-uid",
+    "resourceVersion": "7",
+    "generation": 3,
+    "creationTimestamp": "2026-01-01T00:00:00Z",
+    "selfLink": "/x",
+    "managedFields": [{"manager": "kubectl"}],
+    "deletionGracePeriodSeconds": 5,
+}
 
 
-def _sealed(name: str, *, scope: Scope | None = None, secret_type: str | None = None,
-            template: dict[str, Any] | None = None, **meta: Any) -> dict[str, Any]:
+def _sealed(
+    name: str,
+    *,
+    scope: Scope | None = None,
+    secret_type: str | None = None,
+    template: dict[str, Any] | None = None,
+    **meta: Any,
+) -> dict[str, Any]:
     secret: dict[str, Any] = {
-        "apiVersion": "v1", "kind": "Secret",
+        "apiVersion": "v1",
+        "kind": "Secret",
         "metadata": {"name": name, "namespace": "app", "labels": {"team": "a"}, **meta},
         "stringData": {"user": "admin", "password": "pw-" + name},
     }
@@ -44,13 +57,19 @@ def _sealed(name: str, *, scope: Scope | None = None, secret_type: str | None = 
 
 
 def _legacy_v1() -> dict[str, Any]:
-    inner = {"apiVersion": "v1", "kind": "Secret",
-             "data": {"token": base64.b64encode(b"legacy").decode()}}
+    inner = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "data": {"token": base64.b64encode(b"legacy").decode()},
+    }
     label = label_for(Scope.STRICT, "app", "legacy")
     blob = seal(json.dumps(inner).encode(), entries(2)[0].public_key, label)
-    return {"apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret",
-            "metadata": {"name": "legacy", "namespace": "app", "uid": "uid-legacy"},
-            "spec": {"template": {"metadata": {"name": "legacy"}}, "data": b64encode(blob)}}
+    return {
+        "apiVersion": "bitnami.com/v1alpha1",
+        "kind": "SealedSecret",
+        "metadata": {"name": "legacy", "namespace": "app", "uid": "uid-legacy"},
+        "spec": {"template": {"metadata": {"name": "legacy"}}, "data": b64encode(blob)},
+    }
 
 
 def cases() -> list[dict[str, Any]]:
@@ -59,11 +78,16 @@ def cases() -> list[dict[str, Any]]:
     return [
         with_server_fields,
         _sealed("typed", secret_type="kubernetes.io/basic-auth", template={"immutable": True}),
-        _sealed("wide", scope=Scope.NAMESPACE_WIDE,
-                annotations={"sealedsecrets.bitnami.com/skip-set-owner-references": "true"}),
+        _sealed(
+            "wide",
+            scope=Scope.NAMESPACE_WIDE,
+            annotations={"sealedsecrets.bitnami.com/skip-set-owner-references": "true"},
+        ),
         _sealed("cluster", scope=Scope.CLUSTER_WIDE),
-        _sealed("templated", template={"data": {"dsn": "{{ .user }}:{{ .password }}@db",
-                                                "password": None}}),
+        _sealed(
+            "templated",
+            template={"data": {"dsn": "{{ .user }}:{{ .password }}@db", "password": None}},
+        ),
         _legacy_v1(),
     ]
 
@@ -76,8 +100,17 @@ def test_recovery_unseal_and_reconciler_write_the_same_secret(tmp_path: Path) ->
     key_file = tmp_path / "keys.pem"
     key_file.write_bytes(b"".join(private_key_pem(e.private_key) for e in keys))
 
-    result = run_cli(["--recovery-unseal", "--recovery-private-key", str(key_file),
-                      "-f", str(sealed_file), "-o", "yaml"])
+    result = run_cli(
+        [
+            "--recovery-unseal",
+            "--recovery-private-key",
+            str(key_file),
+            "-f",
+            str(sealed_file),
+            "-o",
+            "yaml",
+        ]
+    )
     assert result.code == 0, result.err
     from_cli = [d for d in yaml.safe_load_all(result.out) if d]
 
@@ -96,9 +129,15 @@ def test_recovery_unseal_and_reconciler_write_the_same_secret(tmp_path: Path) ->
     assert by_name["plain"]["type"] == "Opaque"
     assert by_name["typed"]["immutable"] is True
     assert "ownerReferences" not in by_name["wide"]["metadata"]
-    assert by_name["cluster"]["metadata"]["ownerReferences"] == [{
-        "apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret", "name": "cluster",
-        "uid": "uid-cluster", "controller": True}]
+    assert by_name["cluster"]["metadata"]["ownerReferences"] == [
+        {
+            "apiVersion": "bitnami.com/v1alpha1",
+            "kind": "SealedSecret",
+            "name": "cluster",
+            "uid": "uid-cluster",
+            "controller": True,
+        }
+    ]
     assert set(by_name["templated"]["data"]) == {"dsn", "user"}
     assert base64.b64decode(by_name["legacy"]["data"]["token"]) == b"legacy"
 
@@ -113,8 +152,9 @@ def test_both_treat_a_moved_sealed_secret_alike(tmp_path: Path, index: int) -> N
     sealed_file.write_text(yaml.safe_dump(doc))
     key_file = tmp_path / "keys.pem"
     key_file.write_bytes(b"".join(private_key_pem(e.private_key) for e in entries(2)))
-    result = run_cli(["--recovery-unseal", "--recovery-private-key", str(key_file),
-                      "-f", str(sealed_file)])
+    result = run_cli(
+        ["--recovery-unseal", "--recovery-private-key", str(key_file), "-f", str(sealed_file)]
+    )
     plan = plan_reconcile(doc, None, entries(2))
     if doc["metadata"].get("annotations", {}).get("sealedsecrets.bitnami.com/cluster-wide"):
         assert result.code == 0 and plan.synced

@@ -26,13 +26,27 @@ from sealkit.scopes import Scope
 SECRET_VALUES = {"password": "hunter2-very-secret", "token": "tok-3141592653"}
 
 
-def sealed_obj(name: str = "db", ns: str = "app", *, scope: Scope | None = None,
-               key=None, values: dict[str, str] | None = None, **template: Any) -> dict:
+def sealed_obj(
+    name: str = "db",
+    ns: str = "app",
+    *,
+    scope: Scope | None = None,
+    key=None,
+    values: dict[str, str] | None = None,
+    **template: Any,
+) -> dict:
     key = key or entries(1)[0]
-    secret = {"apiVersion": "v1", "kind": "Secret",
-              "metadata": {"name": name, "namespace": ns, "labels": {"team": "a"},
-                           "annotations": template.pop("annotations", {})},
-              "stringData": dict(values or SECRET_VALUES)}
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": name,
+            "namespace": ns,
+            "labels": {"team": "a"},
+            "annotations": template.pop("annotations", {}),
+        },
+        "stringData": dict(values or SECRET_VALUES),
+    }
     if "type" in template:
         secret["type"] = template.pop("type")
     sealed = seal_secret(secret, key.public_key, scope=scope)
@@ -54,9 +68,15 @@ def test_create_copies_template_and_sets_single_owner_reference() -> None:
     assert secret["metadata"]["name"] == "db" and secret["metadata"]["namespace"] == "app"
     assert secret["metadata"]["labels"] == {"team": "a"}
     assert secret["type"] == "kubernetes.io/basic-auth" and secret["immutable"] is True
-    assert secret["metadata"]["ownerReferences"] == [{
-        "apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret", "name": "db",
-        "uid": "uid-db", "controller": True}]
+    assert secret["metadata"]["ownerReferences"] == [
+        {
+            "apiVersion": "bitnami.com/v1alpha1",
+            "kind": "SealedSecret",
+            "name": "db",
+            "uid": "uid-db",
+            "controller": True,
+        }
+    ]
     assert plan.opened_by == keys[0].fingerprint
     assert [e.reason for e in plan.events] == ["Unsealed"]
     cond = plan.status_patch["status"]["conditions"][0]
@@ -81,7 +101,8 @@ def test_label_comes_from_outer_metadata(scope: Scope) -> None:
     # the template's name is ignored: the Secret is named after the SealedSecret
     if scope is Scope.CLUSTER_WIDE:
         assert plan_reconcile(moved, None, entries(1)).secret["metadata"]["namespace"] == (
-            "elsewhere")
+            "elsewhere"
+        )
 
 
 def test_unseal_failure_is_synced_false_with_clear_message_and_no_secret() -> None:
@@ -105,13 +126,21 @@ def test_unmanaged_existing_secret_is_left_alone() -> None:
     assert plan.secret_action == "none" and not plan.synced and plan.error_reason == "unmanaged"
     assert plan.events[0].reason == "ErrUpdateFailed"
     assert plan.events[0].message == (
-        'Resource "db" already exists and is not managed by SealedSecret')
+        'Resource "db" already exists and is not managed by SealedSecret'
+    )
 
 
 def test_managed_takes_over_and_overwrites() -> None:
-    existing = {"metadata": {"name": "db", "namespace": "app", "labels": {"old": "1"},
-                             "annotations": {ANNOTATION_MANAGED: "true"}},
-                "data": {"stale": "eA=="}, "type": "Opaque"}
+    existing = {
+        "metadata": {
+            "name": "db",
+            "namespace": "app",
+            "labels": {"old": "1"},
+            "annotations": {ANNOTATION_MANAGED: "true"},
+        },
+        "data": {"stale": "eA=="},
+        "type": "Opaque",
+    }
     plan = plan_reconcile(sealed_obj(), existing, entries(1))
     assert plan.secret_action == "update"
     assert decoded(plan.secret) == SECRET_VALUES
@@ -120,9 +149,16 @@ def test_managed_takes_over_and_overwrites() -> None:
 
 
 def test_patch_merges_without_ownership_unless_managed() -> None:
-    existing = {"metadata": {"name": "db", "namespace": "app", "labels": {"old": "1"},
-                             "annotations": {ANNOTATION_PATCH: "true"}},
-                "data": {"extra": "eA=="}, "type": "Opaque"}
+    existing = {
+        "metadata": {
+            "name": "db",
+            "namespace": "app",
+            "labels": {"old": "1"},
+            "annotations": {ANNOTATION_PATCH: "true"},
+        },
+        "data": {"extra": "eA=="},
+        "type": "Opaque",
+    }
     plan = plan_reconcile(sealed_obj(), existing, entries(1))
     assert plan.secret_action == "update"
     assert set(plan.secret["data"]) == {"extra", "password", "token"}
@@ -151,21 +187,36 @@ def test_no_update_when_nothing_differs_and_status_skipped_when_unchanged() -> N
 
 def test_status_transition_time_moves_on_flip() -> None:
     sealed = sealed_obj()
-    sealed["status"] = {"observedGeneration": 1, "conditions": [{
-        "type": "Synced", "status": "True", "message": "", "reason": "Unsealed",
-        "lastTransitionTime": "2026-01-01T00:00:00Z", "lastUpdateTime": "2026-01-01T00:00:00Z"}]}
-    patch = status_patch(sealed, synced=False, message="boom", reason="ErrUnsealFailed",
-                         now="2026-02-02T00:00:00Z")
+    sealed["status"] = {
+        "observedGeneration": 1,
+        "conditions": [
+            {
+                "type": "Synced",
+                "status": "True",
+                "message": "",
+                "reason": "Unsealed",
+                "lastTransitionTime": "2026-01-01T00:00:00Z",
+                "lastUpdateTime": "2026-01-01T00:00:00Z",
+            }
+        ],
+    }
+    patch = status_patch(
+        sealed, synced=False, message="boom", reason="ErrUnsealFailed", now="2026-02-02T00:00:00Z"
+    )
     assert patch["status"]["conditions"][0]["lastTransitionTime"] == "2026-02-02T00:00:00Z"
 
 
 def test_templates_render_into_the_secret() -> None:
-    sealed = sealed_obj(data={"dsn": "u:{{ .password }}@{{ .host }}", "host": "db.local",
-                              "token": None})
+    sealed = sealed_obj(
+        data={"dsn": "u:{{ .password }}@{{ .host }}", "host": "db.local", "token": None}
+    )
     plan = plan_reconcile(sealed, None, entries(1))
-    assert decoded(plan.secret) == {"dsn": f"u:{SECRET_VALUES['password']}@db.local",
-                                    "host": "db.local", "password": SECRET_VALUES["password"]}
-    bad = sealed_obj(data={"x": "{{ env \"HOME\" }}"})
+    assert decoded(plan.secret) == {
+        "dsn": f"u:{SECRET_VALUES['password']}@db.local",
+        "host": "db.local",
+        "password": SECRET_VALUES["password"],
+    }
+    bad = sealed_obj(data={"x": '{{ env "HOME" }}'})
     plan = plan_reconcile(bad, None, entries(1))
     assert not plan.synced and "not supported" in plan.message
 
@@ -184,14 +235,17 @@ def test_key_hint_and_multiple_keys() -> None:
 def test_no_secret_value_in_any_plan_text() -> None:
     sealed = sealed_obj()
     sealed["spec"]["template"]["data"] = {"bad": "{{ .password | upper | env }}"}
-    for plan in (plan_reconcile(sealed, None, entries(1)),
-                 plan_reconcile(sealed_obj(), {"metadata": {"name": "db"}}, entries(1))):
+    for plan in (
+        plan_reconcile(sealed, None, entries(1)),
+        plan_reconcile(sealed_obj(), {"metadata": {"name": "db"}}, entries(1)),
+    ):
         text = repr(plan.events) + repr(plan.status_patch) + plan.message
         for v in SECRET_VALUES.values():
             assert v not in text and v.upper() not in text
 
 
 # --- executor + fake gateway ------------------------------------------------------------------
+
 
 def make_reconciler(gw: FakeKubeGateway, ring: KeyRing, **kw: Any) -> Reconciler:
     def lookup(key: str):
@@ -286,8 +340,13 @@ def test_slim_secret_cache_holds_no_values_and_still_plans() -> None:
     gw, ring = FakeKubeGateway(), KeyRing()
     ring.replace_all(entries(1))
     gw.put_sealed(sealed_obj())
-    rec = make_reconciler(gw, ring, secret_lookup=lambda ns, n: (
-        slim_secret(copy.deepcopy(s)) if (s := gw.secrets.get((ns, n))) else None))
+    rec = make_reconciler(
+        gw,
+        ring,
+        secret_lookup=lambda ns, n: (
+            slim_secret(copy.deepcopy(s)) if (s := gw.secrets.get((ns, n))) else None
+        ),
+    )
     rec.reconcile("app/db")
     slim = slim_secret(copy.deepcopy(gw.secrets[("app", "db")]))
     assert "data" not in slim and not any(v in repr(slim) for v in SECRET_VALUES.values())
@@ -300,8 +359,16 @@ def test_slim_secret_cache_holds_no_values_and_still_plans() -> None:
     assert [w[0] for w in gw.writes[before:]] == ["update", "status"]
     assert decoded(gw.secrets[("app", "db")]) == {"password": "changed-xyz"}
     # patch mode needs the existing values: fetched, merged
-    gw.put_secret({"metadata": {"name": "p", "namespace": "app", "annotations": {
-        ANNOTATION_PATCH: "true"}}, "data": {"keep": "eA=="}})
+    gw.put_secret(
+        {
+            "metadata": {
+                "name": "p",
+                "namespace": "app",
+                "annotations": {ANNOTATION_PATCH: "true"},
+            },
+            "data": {"keep": "eA=="},
+        }
+    )
     gw.put_sealed(sealed_obj("p"))
     assert rec.reconcile("app/p") is Outcome.DONE
     assert set(gw.secrets[("app", "p")]["data"]) == {"keep", "password", "token"}

@@ -34,11 +34,16 @@ def spaces(kube_api: Any, namespace: str) -> Iterator[tuple[str, str]]:
         yield namespace, keys
 
 
-def _sealed(app: Any, name: str, ns: str, values: dict[str, str], **template: Any
-            ) -> dict[str, Any]:
+def _sealed(
+    app: Any, name: str, ns: str, values: dict[str, str], **template: Any
+) -> dict[str, Any]:
     key = wait_for(app.keyring.latest, 30, "a sealing key")
-    secret = {"apiVersion": "v1", "kind": "Secret",
-              "metadata": {"name": name, "namespace": ns}, "stringData": values}
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": ns},
+        "stringData": values,
+    }
     obj = seal_secret(secret, key.public_key)
     for field, value in template.items():
         if field == "labels":
@@ -49,45 +54,56 @@ def _sealed(app: Any, name: str, ns: str, values: dict[str, str], **template: An
 
 
 def _failed(kube: Kube, ns: str, name: str) -> dict[str, Any]:
-    return wait_for(lambda: (c := kube.synced(ns, name)) and c["status"] == "False" and c,
-                    60, f"{name} Synced=False")
+    return wait_for(
+        lambda: (c := kube.synced(ns, name)) and c["status"] == "False" and c,
+        60,
+        f"{name} Synced=False",
+    )
 
 
 def _warnings(kube: Kube, ns: str, name: str) -> list[str]:
-    return [e.get("message", "") for e in kube.events(ns)
-            if (e.get("involvedObject") or {}).get("name") == name and e.get("type") == "Warning"]
+    return [
+        e.get("message", "")
+        for e in kube.events(ns)
+        if (e.get("involvedObject") or {}).get("name") == name and e.get("type") == "Warning"
+    ]
 
 
 def _errors(app: Any, reason: str) -> float:
     text = app.metrics.exposition().decode()
     total = 0.0
     for line in text.splitlines():
-        if line.startswith("sealed_secrets_controller_unseal_errors_total") and \
-                f'reason="{reason}"' in line:
+        if (
+            line.startswith("sealed_secrets_controller_unseal_errors_total")
+            and f'reason="{reason}"' in line
+        ):
             total += float(line.rsplit(" ", 1)[1])
     return total
 
 
-def test_oversized_rendered_secret_is_a_permanent_failure(kube: Kube, stack: Any,
-                                                          spaces: tuple[str, str]) -> None:
+def test_oversized_rendered_secret_is_a_permanent_failure(
+    kube: Kube, stack: Any, spaces: tuple[str, str]
+) -> None:
     ns, keys = spaces
     big = "b" * 500_000
     with running_controller(stack.kubeconfig, keys, [ns]) as app:
         # 500 kB decrypted + 1 MB rendered: each under the render budget, together over 1 MiB.
-        obj = _sealed(app, "too-big", ns, {"big": big},
-                      data={"twice": "{{ .big }}{{ .big }}"})
+        obj = _sealed(app, "too-big", ns, {"big": big}, data={"twice": "{{ .big }}{{ .big }}"})
         kube.create_sealed(obj)
         cond = _failed(kube, ns, "too-big")
-        assert cond["message"].startswith("rendered Secret data is 1500000 bytes, over the "
-                                          "apiserver's limit of 1048576 bytes"), cond
+        assert cond["message"].startswith(
+            "rendered Secret data is 1500000 bytes, over the apiserver's limit of 1048576 bytes"
+        ), cond
         assert kube.get_secret(ns, "too-big") is None
-        wait_for(lambda: any("over the apiserver's limit" in m
-                             for m in _warnings(kube, ns, "too-big")), 30, "the Warning event")
+        wait_for(
+            lambda: any("over the apiserver's limit" in m for m in _warnings(kube, ns, "too-big")),
+            30,
+            "the Warning event",
+        )
         time.sleep(3)  # a retried failure would count again within a few backoffs
         assert _errors(app, "update") == 1  # upstream's reason label; not retried
         # The poison pill of the issue: a value repeated 1000 times stops at the render budget.
-        pill = _sealed(app, "pill", ns, {"v": "p" * 600},
-                       data={"out": "{{ .v }}" * 2000})
+        pill = _sealed(app, "pill", ns, {"v": "p" * 600}, data={"out": "{{ .v }}" * 2000})
         kube.create_sealed(pill)
         cond = _failed(kube, ns, "pill")
         assert "rendered data would exceed 1048576 bytes" in cond["message"], cond
@@ -95,8 +111,9 @@ def test_oversized_rendered_secret_is_a_permanent_failure(kube: Kube, stack: Any
 
 
 @pytest.mark.parametrize("variant", ["label", "name-prefix", "tls-with-label"])
-def test_key_secrets_are_refused(kube: Kube, stack: Any, spaces: tuple[str, str],
-                                 variant: str) -> None:
+def test_key_secrets_are_refused(
+    kube: Kube, stack: Any, spaces: tuple[str, str], variant: str
+) -> None:
     from sealkit.keys import generate_key_and_cert, key_secret_manifest
 
     ns, keys = spaces
@@ -114,32 +131,48 @@ def test_key_secrets_are_refused(kube: Kube, stack: Any, spaces: tuple[str, str]
         cond = _failed(kube, keys, name)
         assert cond["message"].startswith("refusing to write a sealing-key Secret"), cond
         assert "key Secrets come only from the key manager" in cond["message"]
-        wait_for(lambda: any("refusing to write a sealing-key Secret" in m
-                             for m in _warnings(kube, keys, name)), 30, "the Warning event")
+        wait_for(
+            lambda: any(
+                "refusing to write a sealing-key Secret" in m for m in _warnings(kube, keys, name)
+            ),
+            30,
+            "the Warning event",
+        )
         assert kube.get_secret(keys, name) is None
         assert len(app.keyring.entries()) == 1
         assert app.keyring.latest().certificate_pem == served
 
 
-def test_dockerconfigjson_trunc_is_no_oracle(kube: Kube, stack: Any, spaces: tuple[str, str],
-                                             caplog: pytest.LogCaptureFixture) -> None:
+def test_dockerconfigjson_trunc_is_no_oracle(
+    kube: Kube, stack: Any, spaces: tuple[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
     """The attack of the issue: each `trunc -K` would echo one more character of the password
     through the apiserver's validation message. Every K must give the very same message."""
     ns, keys = spaces
     messages = {}
-    with caplog.at_level(logging.DEBUG, logger="controller"), \
-            running_controller(stack.kubeconfig, keys, [ns]) as app:
+    with (
+        caplog.at_level(logging.DEBUG, logger="controller"),
+        running_controller(stack.kubeconfig, keys, [ns]) as app,
+    ):
         for k in (1, 2, 5, 13, 18):
             name = f"oracle-{k}"
-            kube.create_sealed(_sealed(
-                app, name, ns, {"password": PASSWORD}, type="kubernetes.io/dockerconfigjson",
-                data={".dockerconfigjson": f"{{{{ trunc -{k} .password }}}}"}))
+            kube.create_sealed(
+                _sealed(
+                    app,
+                    name,
+                    ns,
+                    {"password": PASSWORD},
+                    type="kubernetes.io/dockerconfigjson",
+                    data={".dockerconfigjson": f"{{{{ trunc -{k} .password }}}}"},
+                )
+            )
             messages[k] = _failed(kube, ns, name)["message"]
             events = wait_for(lambda name=name: _warnings(kube, ns, name), 30, "an event")
             for text in events:
                 assert "invalid character" not in text and PASSWORD[-k:] not in text, text
     assert set(messages.values()) == {
-        "cannot write Secret: 422 Invalid (data[.dockerconfigjson]: FieldValueInvalid)"}, messages
+        "cannot write Secret: 422 Invalid (data[.dockerconfigjson]: FieldValueInvalid)"
+    }, messages
     logged = caplog.text
     assert "invalid character" not in logged
     for k in (5, 13, 18):

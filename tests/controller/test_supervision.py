@@ -30,10 +30,13 @@ def _status(url: str, path: str) -> int:
 
 
 def test_key_manager_death_fails_probes_and_ends_the_process(
-        kube_api: Any, stack: Any, namespace: str) -> None:
+    kube_api: Any, stack: Any, namespace: str
+) -> None:
     ensure_crd(kube_api)
-    with temp_namespace(kube_api, "t-sup-k") as keys, \
-            running_controller(stack.kubeconfig, keys, [namespace]) as app:
+    with (
+        temp_namespace(kube_api, "t-sup-k") as keys,
+        running_controller(stack.kubeconfig, keys, [namespace]) as app,
+    ):
         wait_for(app.ready, 30, "ready")
         assert _status(app.api.url, "/healthz") == 200
         assert _status(app.api.url, "/readyz") == 200

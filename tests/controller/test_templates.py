@@ -16,7 +16,7 @@ from sealkit.templates import TemplateError, build_secret_data, render, render_t
 
 CTX = {
     "user": b"admin",
-    "pass": b"p@ss w\"rd\n",
+    "pass": b'p@ss w"rd\n',
     "foo-bar": b"dash",
     "sp": b"  \t padded \n",
     "b64": b"aGVsbG8=",
@@ -54,17 +54,17 @@ SUPPORTED = [
     ("{{ .uni | b64enc }}", b"aMOpbGxvIOS4lueVjA=="),
     ("{{ .sp | nospace }}", b"padded"),
     ("{{ .uni | nospace }}", "h\u00c3\u00a9llo\u00e4\u00b8\u0096\u00e7\u0095\u008c".encode()),
-    ('{{ .user | trunc 3 }}', b"adm"),
-    ('{{ .user | trunc -2 }}', b"in"),
+    ("{{ .user | trunc 3 }}", b"adm"),
+    ("{{ .user | trunc -2 }}", b"in"),
     ('{{ cat .user "x" 3 .nope }}', b"admin x 3"),
-    ('{{ .nope | quote }}', b""),
-    ('{{ `raw\\n` }}', b"raw\\n"),
+    ("{{ .nope | quote }}", b""),
+    ("{{ `raw\\n` }}", b"raw\\n"),
     ('{{ "\\x41\\u00e9\\101" }}', "A\u00e9A".encode()),
     ("{{ 7 }}", b"7"),
 ]
 
 REFUSED = [
-    "{{ env \"HOME\" }}",
+    '{{ env "HOME" }}',
     "{{ .user | sha256sum }}",
     "{{ if .user }}x{{ end }}",
     "{{ range . }}x{{ end }}",
@@ -72,21 +72,21 @@ REFUSED = [
     "{{ . }}",
     "{{ .user.len }}",
     "{{/* comment */}}",
-    "{{ printf \"%5s\" .user }}",
-    "{{ printf \"%s\" }}",
-    "{{ printf \"%x\" .user }}",
+    '{{ printf "%5s" .user }}',
+    '{{ printf "%s" }}',
+    '{{ printf "%x" .user }}',
     "{{ .uni | upper }}",
     "{{ .nope | upper }}",
     "{{ .user | b64dec }}",
-    "{{ .user \"arg\" }}",
-    "{{ .user | \"lit\" }}",
+    '{{ .user "arg" }}',
+    '{{ .user | "lit" }}',
     "{{ upper }}",
     "{{ }}",
     "{{ .user",
     "{{ true }}",
     "{{ 1.5 }}",
     "{{ 'a' }}",
-    "{{ template \"x\" }}",
+    '{{ template "x" }}',
     "{{ index .user 0 }}",
 ]
 
@@ -134,6 +134,7 @@ def test_render_template_data_collects_errors_and_omits_nulls() -> None:
 
 # --- differential test against the real Go renderer -------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def oracle():
     path = oracle_path()
@@ -164,8 +165,18 @@ def _random_case(rng: random.Random) -> tuple[str, dict[str, bytes]]:
         return '"' + body.replace("\t", "\\t") + '"'
 
     def operand() -> str:
-        return rng.choice([".a", ".b", ".e", ".zz", '(index . "c-d")', '(index . "q")', lit(),
-                           str(rng.randint(-5, 12))])
+        return rng.choice(
+            [
+                ".a",
+                ".b",
+                ".e",
+                ".zz",
+                '(index . "c-d")',
+                '(index . "q")',
+                lit(),
+                str(rng.randint(-5, 12)),
+            ]
+        )
 
     def stage() -> str:
         kind = rng.randint(0, 6)
@@ -178,11 +189,24 @@ def _random_case(rng: random.Random) -> tuple[str, dict[str, bytes]]:
         if kind == 3:
             return f"trunc {rng.randint(-4, 6)}"
         if kind == 4:
-            verbs = "".join(rng.choice(["%s", "%d", "%q", "%v", "%%", "-"])
-                            for _ in range(rng.randint(0, 2)))
+            verbs = "".join(
+                rng.choice(["%s", "%d", "%q", "%v", "%%", "-"]) for _ in range(rng.randint(0, 2))
+            )
             return f'printf "{verbs}"'
-        return rng.choice(["b64enc", "b64dec", "quote", "squote", "upper", "lower", "trim",
-                           "nospace", "cat", "trimSuffix " + lit()])
+        return rng.choice(
+            [
+                "b64enc",
+                "b64dec",
+                "quote",
+                "squote",
+                "upper",
+                "lower",
+                "trim",
+                "nospace",
+                "cat",
+                "trimSuffix " + lit(),
+            ]
+        )
 
     pieces = []
     for _ in range(rng.randint(1, 3)):
@@ -190,8 +214,17 @@ def _random_case(rng: random.Random) -> tuple[str, dict[str, bytes]]:
         pipeline = " | ".join([operand()] + [stage() for _ in range(rng.randint(0, 3))])
         pieces.append(rng.choice(["{{", "{{- ", "{{ "]) + pipeline + rng.choice(["}}", " -}}"]))
     pieces.append(rng.choice(["", " y ", "\n"]))
-    values = [b"", b"admin", b"  x y\t", b"YWRtaW4=", b"\xff\xfe", "\u00e9t\u00e9".encode(),
-              b"a-b", b"%s", bytes(rng.randrange(256) for _ in range(rng.randint(0, 6)))]
+    values = [
+        b"",
+        b"admin",
+        b"  x y\t",
+        b"YWRtaW4=",
+        b"\xff\xfe",
+        "\u00e9t\u00e9".encode(),
+        b"a-b",
+        b"%s",
+        bytes(rng.randrange(256) for _ in range(rng.randint(0, 6))),
+    ]
     ctx = {k: rng.choice(values) for k in rng.sample(["a", "b", "c-d", "e"], rng.randint(0, 4))}
     return "".join(pieces), ctx
 

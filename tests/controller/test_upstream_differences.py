@@ -16,8 +16,11 @@ from controller.testing import FakeKubeGateway
 
 
 def _existing(annotations: dict[str, str]) -> dict:
-    return {"metadata": {"name": "db", "namespace": "app", "annotations": annotations},
-            "data": {"stale": "eA=="}, "type": "Opaque"}
+    return {
+        "metadata": {"name": "db", "namespace": "app", "annotations": annotations},
+        "data": {"stale": "eA=="},
+        "type": "Opaque",
+    }
 
 
 def test_takeover_drops_the_managed_annotation_as_upstream() -> None:
@@ -42,8 +45,8 @@ def test_immutable_update_event_uses_upstreams_message() -> None:
     rec.reconcile("app/db")
     gw.put_sealed(sealed_obj(values={"password": "changed"}))
     gw.fail_next["replace"] = ApiError(
-        'Secret "db" is invalid: data: Forbidden: field is immutable when `immutable` is set',
-        422)
+        'Secret "db" is invalid: data: Forbidden: field is immutable when `immutable` is set', 422
+    )
     rec.reconcile("app/db")
     event = gw.events[-1]
     assert event["reason"] == "ErrUpdateFailed"
@@ -51,6 +54,10 @@ def test_immutable_update_event_uses_upstreams_message() -> None:
 
 
 def test_version_has_a_v_prefix() -> None:
-    out = subprocess.run([sys.executable, "-m", "controller.main", "--version"],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "controller.main", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0 and out.stdout.startswith("controller version: v")

@@ -15,11 +15,20 @@ from controller.write_guard import WritePolicy, check_secret_write, key_secret_r
 POLICY = WritePolicy("kube-system", "sealed-secrets-key")
 
 
-def _secret(name: str = "db", ns: str = "shop", labels: dict | None = None,
-            data: dict | None = None, type_: str = "Opaque") -> dict:
-    return {"apiVersion": "v1", "kind": "Secret", "type": type_,
-            "metadata": {"name": name, "namespace": ns, "labels": labels or {}},
-            "data": data or {"a": base64.b64encode(b"x").decode()}}
+def _secret(
+    name: str = "db",
+    ns: str = "shop",
+    labels: dict | None = None,
+    data: dict | None = None,
+    type_: str = "Opaque",
+) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": type_,
+        "metadata": {"name": name, "namespace": ns, "labels": labels or {}},
+        "data": data or {"a": base64.b64encode(b"x").decode()},
+    }
 
 
 def test_key_secret_rules() -> None:
@@ -27,10 +36,14 @@ def test_key_secret_rules() -> None:
     label = "sealedsecrets.bitnami.com/sealed-secrets-key"
     for labels in ({label: "active"}, {label: "compromised"}, {label: ""}):
         assert key_secret_reason(_secret(labels=labels), POLICY) is not None
-    assert key_secret_reason(_secret(type_="kubernetes.io/tls", labels={label: "x"}),
-                             POLICY) is not None
-    assert key_secret_reason(_secret(name="sealed-secrets-keyabc", ns="kube-system"),
-                             POLICY) is not None
+    assert (
+        key_secret_reason(_secret(type_="kubernetes.io/tls", labels={label: "x"}), POLICY)
+        is not None
+    )
+    assert (
+        key_secret_reason(_secret(name="sealed-secrets-keyabc", ns="kube-system"), POLICY)
+        is not None
+    )
     # The prefix only matters in the controller's namespace.
     assert key_secret_reason(_secret(name="sealed-secrets-keyabc", ns="shop"), POLICY) is None
     with pytest.raises(ReconcileError) as info:
@@ -48,21 +61,40 @@ def test_size_is_checked_decoded_and_encoded() -> None:
 
 
 def test_write_errors_keep_reason_and_field_paths_only() -> None:
-    echo = ApiError("PUT /api/v1/...: 422 Secret \"x\" is invalid: data[.dockerconfigjson]: "
-                    "Invalid value: \"<secret contents redacted>\": invalid character 'H'",
-                    422, "Invalid", (("data[.dockerconfigjson]", "FieldValueInvalid",
-                                      "invalid character 'H' looking for beginning of value"),))
+    echo = ApiError(
+        'PUT /api/v1/...: 422 Secret "x" is invalid: data[.dockerconfigjson]: '
+        "Invalid value: \"<secret contents redacted>\": invalid character 'H'",
+        422,
+        "Invalid",
+        (
+            (
+                "data[.dockerconfigjson]",
+                "FieldValueInvalid",
+                "invalid character 'H' looking for beginning of value",
+            ),
+        ),
+    )
     text = safe_write_error(echo)
     assert text == "cannot write Secret: 422 Invalid (data[.dockerconfigjson]: FieldValueInvalid)"
-    immutable = ApiError("x", 422, "Invalid", (
-        ("data", "FieldValueForbidden", "Forbidden: field is immutable when `immutable` is set"),))
-    assert safe_write_error(immutable) == ("cannot write Secret: 422 Invalid (data: "
-                                           "FieldValueForbidden, field is immutable when "
-                                           "`immutable` is set)")
-    assert safe_write_error(ApiError("POST x: ConnectionError", 0)) == \
-        "cannot write Secret: no answer from the apiserver"
-    assert safe_write_error(ApiError("secret echo here", 413, "RequestEntityTooLarge")) == \
-        "cannot write Secret: 413 RequestEntityTooLarge"
+    immutable = ApiError(
+        "x",
+        422,
+        "Invalid",
+        (("data", "FieldValueForbidden", "Forbidden: field is immutable when `immutable` is set"),),
+    )
+    assert safe_write_error(immutable) == (
+        "cannot write Secret: 422 Invalid (data: "
+        "FieldValueForbidden, field is immutable when "
+        "`immutable` is set)"
+    )
+    assert (
+        safe_write_error(ApiError("POST x: ConnectionError", 0))
+        == "cannot write Secret: no answer from the apiserver"
+    )
+    assert (
+        safe_write_error(ApiError("secret echo here", 413, "RequestEntityTooLarge"))
+        == "cannot write Secret: 413 RequestEntityTooLarge"
+    )
 
 
 def test_charge_puts_a_client_in_debt() -> None:

@@ -20,8 +20,9 @@ __all__ = ["Kube", "wait_for"]
 T = TypeVar("T")
 
 
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 180.0,
-             interval: float = 0.5) -> T:
+def wait_for(
+    what: str, probe: Callable[[], T | None], timeout: float = 180.0, interval: float = 0.5
+) -> T:
     deadline = time.monotonic() + timeout
     while True:
         got = probe()
@@ -40,35 +41,52 @@ class Kube:
         self._kubeseal = kubeseal
 
     # -- raw commands ---------------------------------------------------------------------------
-    def run(self, argv: list[str], *, stdin: str | None = None, check: bool = True,
-            timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, argv: list[str], *, stdin: str | None = None, check: bool = True, timeout: float = 600
+    ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout)
         if check and proc.returncode != 0:
-            raise AssertionError(f"{' '.join(argv[:6])} ... failed ({proc.returncode}):\n"
-                                 f"{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
+            raise AssertionError(
+                f"{' '.join(argv[:6])} ... failed ({proc.returncode}):\n"
+                f"{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+            )
         return proc
 
-    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True
-                ) -> subprocess.CompletedProcess[str]:
-        return self.run([self._kubectl, "--kubeconfig", self.kubeconfig, *args], stdin=stdin,
-                        check=check)
+    def kubectl(
+        self, *args: str, stdin: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        return self.run(
+            [self._kubectl, "--kubeconfig", self.kubeconfig, *args], stdin=stdin, check=check
+        )
 
-    def helm(self, *args: str, values: dict[str, Any] | None = None, check: bool = True,
-             timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    def helm(
+        self,
+        *args: str,
+        values: dict[str, Any] | None = None,
+        check: bool = True,
+        timeout: float = 600,
+    ) -> subprocess.CompletedProcess[str]:
         argv = [self._helm, "--kubeconfig", self.kubeconfig, *args]
         if values is not None:
             argv += ["-f", "-"]
-        return self.run(argv, stdin=yaml.safe_dump(values) if values is not None else None,
-                        check=check, timeout=timeout)
+        return self.run(
+            argv,
+            stdin=yaml.safe_dump(values) if values is not None else None,
+            check=check,
+            timeout=timeout,
+        )
 
-    def kubeseal(self, *args: str, stdin: str | None = None, check: bool = True
-                 ) -> subprocess.CompletedProcess[str]:
-        return self.run([self._kubeseal, "--kubeconfig", self.kubeconfig, *args], stdin=stdin,
-                        check=check)
+    def kubeseal(
+        self, *args: str, stdin: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        return self.run(
+            [self._kubeseal, "--kubeconfig", self.kubeconfig, *args], stdin=stdin, check=check
+        )
 
     # -- reads ----------------------------------------------------------------------------------
-    def get(self, kind: str, name: str = "", *, namespace: str = "", selector: str = ""
-            ) -> dict[str, Any]:
+    def get(
+        self, kind: str, name: str = "", *, namespace: str = "", selector: str = ""
+    ) -> dict[str, Any]:
         args = ["get", kind, *([name] if name else []), "-o", "json"]
         if namespace:
             args += ["-n", namespace]
@@ -87,17 +105,29 @@ class Kube:
 
     def ready_pods(self, namespace: str, selector: str) -> int:
         pods = self.items("pods", namespace, selector)
-        return sum(1 for p in pods if p["metadata"].get("deletionTimestamp") is None and any(
-            c["type"] == "Ready" and c["status"] == "True"
-            for c in p.get("status", {}).get("conditions", [])))
+        return sum(
+            1
+            for p in pods
+            if p["metadata"].get("deletionTimestamp") is None
+            and any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in p.get("status", {}).get("conditions", [])
+            )
+        )
 
     def rollout(self, namespace: str, deployment: str, timeout: str = "300s") -> None:
-        self.kubectl("-n", namespace, "rollout", "status", f"deployment/{deployment}",
-                     f"--timeout={timeout}")
+        self.kubectl(
+            "-n", namespace, "rollout", "status", f"deployment/{deployment}", f"--timeout={timeout}"
+        )
 
     def can_i(self, sa: str, namespace: str, verb: str, resource: str, where: str = "") -> bool:
-        args = ["auth", "can-i", verb, *resource.split(),
-                f"--as=system:serviceaccount:{namespace}:{sa}"]
+        args = [
+            "auth",
+            "can-i",
+            verb,
+            *resource.split(),
+            f"--as=system:serviceaccount:{namespace}:{sa}",
+        ]
         args += ["-n", where] if where else ["-A"]
         proc = self.kubectl(*args, check=False)
         return proc.stdout.strip() == "yes"

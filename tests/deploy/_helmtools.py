@@ -39,8 +39,12 @@ CHART = ROOT / "charts" / "sealkit"
 DEPLOY = ROOT / "deploy"
 KUBE_VERSION = "1.36.3"
 # Helm's bookkeeping labels: the only difference allowed between the chart and deploy/.
-HELM_ONLY_LABELS = ("app.kubernetes.io/instance", "app.kubernetes.io/managed-by",
-                    "app.kubernetes.io/version", "helm.sh/chart")
+HELM_ONLY_LABELS = (
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/managed-by",
+    "app.kubernetes.io/version",
+    "helm.sh/chart",
+)
 
 
 def tool(sub: str, name: str, var: str, target: str = "") -> str:
@@ -63,8 +67,14 @@ def kubeconform() -> str:
 
 def servicemonitor_crd() -> Path:
     """prometheus-operator's ServiceMonitor CRD (fetched by the kubeconform build target)."""
-    return Path(tool("prometheus-operator-crds", "servicemonitors.yaml",
-                     "PROMETHEUS_OPERATOR_VERSION", "kubeconform"))
+    return Path(
+        tool(
+            "prometheus-operator-crds",
+            "servicemonitors.yaml",
+            "PROMETHEUS_OPERATOR_VERSION",
+            "kubeconform",
+        )
+    )
 
 
 def upstream_chart() -> Path:
@@ -73,7 +83,10 @@ def upstream_chart() -> Path:
 
     proc = subprocess.run(
         ["go", "mod", "download", "-json", "github.com/bitnami/sealed-secrets@v0.40.0"],
-        cwd=ROOT / "devstack" / "go" / "kubeseal", capture_output=True, text=True, timeout=600,
+        cwd=ROOT / "devstack" / "go" / "kubeseal",
+        capture_output=True,
+        text=True,
+        timeout=600,
         env=dict(os.environ, GOFLAGS="-mod=mod", GOTOOLCHAIN="local"),
     )
     if proc.returncode != 0:
@@ -87,48 +100,78 @@ def _docs(text: str) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(text) if d]
 
 
-def helm_template(*args: str, namespace: str = "kube-system", release: str = "sealkit",
-                  values: dict[str, Any] | None = None, chart: Path = CHART,
-                  tests: bool = False, crds: bool = True) -> list[dict[str, Any]]:
+def helm_template(
+    *args: str,
+    namespace: str = "kube-system",
+    release: str = "sealkit",
+    values: dict[str, Any] | None = None,
+    chart: Path = CHART,
+    tests: bool = False,
+    crds: bool = True,
+) -> list[dict[str, Any]]:
     """`helm template` of the chart; values given as a dict go through a values file."""
-    cmd = [helm(), "template", release, str(chart), "-n", namespace,
-           "--kube-version", KUBE_VERSION, *args]
+    cmd = [
+        helm(),
+        "template",
+        release,
+        str(chart),
+        "-n",
+        namespace,
+        "--kube-version",
+        KUBE_VERSION,
+        *args,
+    ]
     if crds:
         cmd.append("--include-crds")
     if not tests:
         cmd.append("--skip-tests")
     if values is not None:
         cmd += ["-f", "-"]
-    proc = subprocess.run(cmd, input=yaml.safe_dump(values) if values is not None else None,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        cmd,
+        input=yaml.safe_dump(values) if values is not None else None,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     return _docs(proc.stdout)
 
 
-def kustomize(kubectl: str, tmp: Path, *, components: tuple[str, ...] = (),
-              tenant: str | None = None) -> list[dict[str, Any]]:
+def kustomize(
+    kubectl: str, tmp: Path, *, components: tuple[str, ...] = (), tenant: str | None = None
+) -> list[dict[str, Any]]:
     """`kubectl kustomize` of deploy/ with the given components (and the tenant parameter)."""
     kdir = tmp / f"kz-{len(list(tmp.glob('kz-*')))}"
     kdir.mkdir()
     kz: dict[str, Any] = {
-        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
         "resources": [os.path.relpath(DEPLOY, kdir)],
         "components": [os.path.relpath(DEPLOY / c, kdir) for c in components],
     }
     if tenant is not None:
-        kz["configMapGenerator"] = [{
-            "name": "sealkit-tenant", "literals": [f"namespace={tenant}"],
-            "options": {"disableNameSuffixHash": True,
-                        "annotations": {"config.kubernetes.io/local-config": "true"}}}]
+        kz["configMapGenerator"] = [
+            {
+                "name": "sealkit-tenant",
+                "literals": [f"namespace={tenant}"],
+                "options": {
+                    "disableNameSuffixHash": True,
+                    "annotations": {"config.kubernetes.io/local-config": "true"},
+                },
+            }
+        ]
     (kdir / "kustomization.yaml").write_text(yaml.safe_dump(kz))
-    proc = subprocess.run([kubectl, "kustomize", str(kdir)], capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [kubectl, "kustomize", str(kdir)], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     return _docs(proc.stdout)
 
 
-def by_key(docs: list[dict[str, Any]], *, strip_helm: bool = False
-           ) -> dict[tuple[str, str, str], dict[str, Any]]:
+def by_key(
+    docs: list[dict[str, Any]], *, strip_helm: bool = False
+) -> dict[tuple[str, str, str], dict[str, Any]]:
     """Objects keyed by (kind, namespace, name); optionally without Helm's bookkeeping labels."""
     out: dict[tuple[str, str, str], dict[str, Any]] = {}
     for d in docs:

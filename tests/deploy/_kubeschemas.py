@@ -34,7 +34,7 @@ def _refs(node: Any, out: set[str]) -> None:
     if isinstance(node, dict):
         ref = node.get("$ref")
         if isinstance(ref, str) and ref.startswith(_REF):
-            out.add(ref[len(_REF):])
+            out.add(ref[len(_REF) :])
         for value in node.values():
             _refs(value, out)
     elif isinstance(node, list):
@@ -65,8 +65,9 @@ def _strict(node: Any, *, top: bool = False) -> Any:
         return [_strict(v) for v in node]
     if not isinstance(node, dict):
         return node
-    out = {k: _strict(v) for k, v in node.items()
-           if k not in ("properties", "additionalProperties")}
+    out = {
+        k: _strict(v) for k, v in node.items() if k not in ("properties", "additionalProperties")
+    }
     if node.get("format") == "int-or-string":
         out.pop("type", None)
         out.pop("format", None)
@@ -74,8 +75,10 @@ def _strict(node: Any, *, top: bool = False) -> Any:
         return out
     if "properties" in node:
         out["properties"] = {k: _strict(v) for k, v in node["properties"].items()}
-        if not node.get("x-kubernetes-preserve-unknown-fields") and "additionalProperties" \
-                not in node:
+        if (
+            not node.get("x-kubernetes-preserve-unknown-fields")
+            and "additionalProperties" not in node
+        ):
             out["additionalProperties"] = False
     if "additionalProperties" in node:
         out["additionalProperties"] = _strict(node["additionalProperties"])

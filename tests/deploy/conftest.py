@@ -55,12 +55,14 @@ def upstream_image(node: Any) -> dict[str, str]:
 
     from devstack import deploy, images
 
-    binary = Path(tool("sealed-secrets-it", "controller", "KUBESEAL_VERSION",
-                       "sealed-secrets-it"))
+    binary = Path(tool("sealed-secrets-it", "controller", "KUBESEAL_VERSION", "sealed-secrets-it"))
     key = hashlib.sha256(binary.read_bytes()).hexdigest()[:16]
-    archive = images._scratch_image("localhost/sealkit/sealed-secrets-controller:v0.40.0",
-                                    {"/usr/local/bin/controller": binary},
-                                    ["/usr/local/bin/controller"], key)
+    archive = images._scratch_image(
+        "localhost/sealkit/sealed-secrets-controller:v0.40.0",
+        {"/usr/local/bin/controller": binary},
+        ["/usr/local/bin/controller"],
+        key,
+    )
     deploy.ensure_images(node, [archive])
     return _image_values(archive.name)
 

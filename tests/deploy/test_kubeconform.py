@@ -25,10 +25,14 @@ pytestmark = pytest.mark.stack
 VARIANTS: dict[str, dict[str, Any]] = {
     "defaults": {},
     "everything-on": {
-        "networkPolicy": {"enabled": True, "egress": {
-            "enabled": True, "kubeapiCidr": "10.0.0.1/32", "kubeapiPort": 6443}},
-        "metrics": {"serviceMonitor": {"enabled": True, "interval": "30s"},
-                    "dashboards": {"create": True}},
+        "networkPolicy": {
+            "enabled": True,
+            "egress": {"enabled": True, "kubeapiCidr": "10.0.0.1/32", "kubeapiPort": 6443},
+        },
+        "metrics": {
+            "serviceMonitor": {"enabled": True, "interval": "30s"},
+            "dashboards": {"create": True},
+        },
         "pdb": {"maxUnavailable": 1},
         "resources": {"limits": {"cpu": 1, "memory": "512Mi"}},
     },
@@ -37,30 +41,58 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-def _kubectl(kubectl: str, kubeconfig: str, *args: str, stdin: str | None = None
-             ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([kubectl, "--kubeconfig", kubeconfig, *args], input=stdin,
-                          capture_output=True, text=True, timeout=120)
+def _kubectl(
+    kubectl: str, kubeconfig: str, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [kubectl, "--kubeconfig", kubeconfig, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture(scope="module")
-def schemas(stack: Any, kube_api: Any, kubectl_path: str, tmp_path_factory: pytest.TempPathFactory
-            ) -> Path:
+def schemas(
+    stack: Any, kube_api: Any, kubectl_path: str, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     crd = servicemonitor_crd()
-    applied = _kubectl(kubectl_path, stack.kubeconfig, "apply", "--server-side",
-                       "--field-manager=sealkit-tests", "-f", str(crd))
+    applied = _kubectl(
+        kubectl_path,
+        stack.kubeconfig,
+        "apply",
+        "--server-side",
+        "--field-manager=sealkit-tests",
+        "-f",
+        str(crd),
+    )
     assert applied.returncode == 0, applied.stderr
-    waited = _kubectl(kubectl_path, stack.kubeconfig, "wait", "--for=condition=Established",
-                      "--timeout=60s", "crd/servicemonitors.monitoring.coreos.com")
+    waited = _kubectl(
+        kubectl_path,
+        stack.kubeconfig,
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/servicemonitors.monitoring.coreos.com",
+    )
     assert waited.returncode == 0, waited.stderr
     target = tmp_path_factory.mktemp("schemas")
     for _ in range(30):  # the aggregated OpenAPI document picks a new CRD up within seconds
-        response = kube_api.call_api("/openapi/v2", "GET", auth_settings=["BearerToken"],
-                                     _preload_content=False, _request_timeout=60)
+        response = kube_api.call_api(
+            "/openapi/v2",
+            "GET",
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+            _request_timeout=60,
+        )
         body = (response[0] if isinstance(response, tuple) else response).data
         doc = json.loads(body)
-        if any(g.get("kind") == "ServiceMonitor" for d in doc["definitions"].values()
-               for g in d.get("x-kubernetes-group-version-kind", [])):
+        if any(
+            g.get("kind") == "ServiceMonitor"
+            for d in doc["definitions"].values()
+            for g in d.get("x-kubernetes-group-version-kind", [])
+        ):
             break
         time.sleep(1)
     assert write_schemas(doc, target) > 100
@@ -71,9 +103,21 @@ def schemas(stack: Any, kube_api: Any, kubectl_path: str, tmp_path_factory: pyte
 
 def _conform(schemas: Path, manifests: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [kubeconform(), "-strict", "-summary", "-output", "text",
-         "-schema-location", str(schemas / SCHEMA_LOCATION), "-"],
-        input=manifests, capture_output=True, text=True, timeout=120)
+        [
+            kubeconform(),
+            "-strict",
+            "-summary",
+            "-output",
+            "text",
+            "-schema-location",
+            str(schemas / SCHEMA_LOCATION),
+            "-",
+        ],
+        input=manifests,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
@@ -109,9 +153,18 @@ def test_helm_template_passes_a_server_side_dry_run(
             if (d["kind"], d["metadata"]["name"]) in seen:  # the same name from two namespaces
                 d["metadata"]["name"] += f"-x{len(seen)}"
             seen.add((d["kind"], d["metadata"]["name"]))
-    proc = _kubectl(kubectl_path, stack.kubeconfig, "apply", "--server-side", "--dry-run=server",
-                    "--field-manager=sealkit-tests", "--force-conflicts", "-f", "-",
-                    stdin=yaml.safe_dump_all(docs))
+    proc = _kubectl(
+        kubectl_path,
+        stack.kubeconfig,
+        "apply",
+        "--server-side",
+        "--dry-run=server",
+        "--field-manager=sealkit-tests",
+        "--force-conflicts",
+        "-f",
+        "-",
+        stdin=yaml.safe_dump_all(docs),
+    )
     assert proc.returncode == 0, proc.stderr
     applied = [line for line in proc.stdout.splitlines() if "serverside-applied" in line]
     assert len(applied) == len(docs), proc.stdout

@@ -38,8 +38,14 @@ RBAC = ("clusterrole", "clusterrolebinding", "role", "rolebinding")
 
 
 class Setup:
-    def __init__(self, kube: Kube, namespace: str, sealkit_image: dict[str, str],
-                 upstream_image: dict[str, str], tmp: Path) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        namespace: str,
+        sealkit_image: dict[str, str],
+        upstream_image: dict[str, str],
+        tmp: Path,
+    ) -> None:
         self.kube, self.ns, self.tmp = kube, namespace, tmp
         self.h = namespace[-6:]
         self.upstream_release = f"sealed-secrets-{self.h}"  # fullname = release name
@@ -53,36 +59,65 @@ class Setup:
 
     # -- the two charts ---------------------------------------------------------------------------
     def upstream_values(self) -> dict[str, Any]:
-        return {"image": {**self.upstream_image}, "additionalNamespaces": [self.ns],
-                "rbac": {"clusterRoleName": f"secrets-unsealer-{self.h}"}}
+        return {
+            "image": {**self.upstream_image},
+            "additionalNamespaces": [self.ns],
+            "rbac": {"clusterRoleName": f"secrets-unsealer-{self.h}"},
+        }
 
     def sealkit_values(self) -> dict[str, Any]:
-        return {"image": {**self.sealkit_image}, "additionalNamespaces": [self.ns],
-                "fullnameOverride": self.sealkit_name}
+        return {
+            "image": {**self.sealkit_image},
+            "additionalNamespaces": [self.ns],
+            "fullnameOverride": self.sealkit_name,
+        }
 
     def install_upstream(self) -> None:
-        self.kube.helm("install", self.upstream_release, str(upstream_chart()), "-n", self.ns,
-                       "--wait", "--timeout", "5m", values=self.upstream_values())
+        self.kube.helm(
+            "install",
+            self.upstream_release,
+            str(upstream_chart()),
+            "-n",
+            self.ns,
+            "--wait",
+            "--timeout",
+            "5m",
+            values=self.upstream_values(),
+        )
         self.kube.rollout(self.ns, self.upstream_release)
 
     def install_sealkit(self) -> None:
-        self.kube.helm("install", "sealkit", str(CHART), "-n", self.ns, "--wait", "--timeout",
-                       "5m", values=self.sealkit_values())
+        self.kube.helm(
+            "install",
+            "sealkit",
+            str(CHART),
+            "-n",
+            self.ns,
+            "--wait",
+            "--timeout",
+            "5m",
+            values=self.sealkit_values(),
+        )
         self.kube.rollout(self.ns, self.sealkit_name)
 
     # -- sealing with kubeseal ------------------------------------------------------------------
     def cert(self, controller: str) -> str:
-        return self.kube.kubeseal("--controller-name", controller, "--controller-namespace",
-                                  self.ns, "--fetch-cert").stdout
+        return self.kube.kubeseal(
+            "--controller-name", controller, "--controller-namespace", self.ns, "--fetch-cert"
+        ).stdout
 
     def seal(self, cert: str, name: str, scope: str = "strict") -> Path:
         cert_file = self.tmp / f"{name}.pem"
         cert_file.write_text(cert)
-        secret = {"apiVersion": "v1", "kind": "Secret",
-                  "metadata": {"name": name, "namespace": self.ns, "labels": {"app": name}},
-                  "stringData": {"value": f"{name}-plaintext"}}
-        sealed = self.kube.kubeseal("--cert", str(cert_file), "--scope", scope, "-o", "yaml",
-                                    stdin=json.dumps(secret)).stdout
+        secret = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": self.ns, "labels": {"app": name}},
+            "stringData": {"value": f"{name}-plaintext"},
+        }
+        sealed = self.kube.kubeseal(
+            "--cert", str(cert_file), "--scope", scope, "-o", "yaml", stdin=json.dumps(secret)
+        ).stdout
         path = self.tmp / f"{name}.sealed.yaml"
         path.write_text(sealed)
         self.kube.kubectl("apply", "-f", str(path))
@@ -90,22 +125,34 @@ class Setup:
         return path
 
     def wait_unsealed(self, name: str) -> dict[str, Any]:
-        return wait_for(f"Secret {name}", lambda: self.kube.exists("secret", name, self.ns)
-                        and self.kube.get("secret", name, namespace=self.ns))
+        return wait_for(
+            f"Secret {name}",
+            lambda: (
+                self.kube.exists("secret", name, self.ns)
+                and self.kube.get("secret", name, namespace=self.ns)
+            ),
+        )
 
     # -- snapshots --------------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
         secrets = self.kube.items("secrets", self.ns)
         sealed = self.kube.items("sealedsecrets", self.ns)
         return {
-            "secrets": {s["metadata"]["name"]: s["metadata"]["resourceVersion"] for s in secrets
-                        if KEY_LABEL not in (s["metadata"].get("labels") or {})
-                        and s["type"] not in ("kubernetes.io/service-account-token",
-                                              "helm.sh/release.v1")},
-            "keys": {s["metadata"]["name"]: s["metadata"]["resourceVersion"] for s in secrets
-                     if KEY_LABEL in (s["metadata"].get("labels") or {})},
-            "sealed": {s["metadata"]["name"]: (s["metadata"]["generation"],
-                                               s["spec"]["encryptedData"]) for s in sealed},
+            "secrets": {
+                s["metadata"]["name"]: s["metadata"]["resourceVersion"]
+                for s in secrets
+                if KEY_LABEL not in (s["metadata"].get("labels") or {})
+                and s["type"] not in ("kubernetes.io/service-account-token", "helm.sh/release.v1")
+            },
+            "keys": {
+                s["metadata"]["name"]: s["metadata"]["resourceVersion"]
+                for s in secrets
+                if KEY_LABEL in (s["metadata"].get("labels") or {})
+            },
+            "sealed": {
+                s["metadata"]["name"]: (s["metadata"]["generation"], s["spec"]["encryptedData"])
+                for s in sealed
+            },
         }
 
     def assert_untouched(self, before: dict[str, Any]) -> None:
@@ -131,20 +178,35 @@ class Setup:
         return found
 
     def assert_controller_works(self, sa: str, controller: str, cert: str, new_name: str) -> None:
-        for verb, resource in (("list", "sealedsecrets.bitnami.com"), ("create", "secrets"),
-                               ("update", "sealedsecrets.bitnami.com --subresource=status")):
+        for verb, resource in (
+            ("list", "sealedsecrets.bitnami.com"),
+            ("create", "secrets"),
+            ("update", "sealedsecrets.bitnami.com --subresource=status"),
+        ):
             assert self.kube.can_i(sa, self.ns, verb, resource, self.ns), (sa, verb, resource)
         assert self.cert(controller) == cert, "the controller serves another certificate"
         for path in self.files:
-            self.kube.kubeseal("--controller-name", controller, "--controller-namespace",
-                               self.ns, "--validate", "-f", str(path))
+            self.kube.kubeseal(
+                "--controller-name",
+                controller,
+                "--controller-namespace",
+                self.ns,
+                "--validate",
+                "-f",
+                str(path),
+            )
         self.seal(cert, new_name)
         self.wait_unsealed(new_name)
 
 
 @pytest.fixture
-def setup(kube: Kube, namespace: str, sealkit_image: dict[str, str],
-          upstream_image: dict[str, str], tmp_path: Path) -> Iterator[Setup]:
+def setup(
+    kube: Kube,
+    namespace: str,
+    sealkit_image: dict[str, str],
+    upstream_image: dict[str, str],
+    tmp_path: Path,
+) -> Iterator[Setup]:
     s = Setup(kube, namespace, sealkit_image, upstream_image, tmp_path)
     try:
         yield s
@@ -152,8 +214,13 @@ def setup(kube: Kube, namespace: str, sealkit_image: dict[str, str],
         for release in ("sealkit", s.upstream_release):
             kube.helm("uninstall", release, "-n", namespace, "--wait", check=False)
         if s.applied_deploy:
-            kube.kubectl("delete", "--ignore-not-found", "clusterrole,clusterrolebinding",
-                         s.deploy_unsealer, check=False)
+            kube.kubectl(
+                "delete",
+                "--ignore-not-found",
+                "clusterrole,clusterrolebinding",
+                s.deploy_unsealer,
+                check=False,
+            )
 
 
 def _start_upstream(s: Setup) -> tuple[str, dict[str, Any]]:
@@ -178,13 +245,16 @@ def test_upstream_chart_to_sealkit_chart_and_back(setup: Setup) -> None:
     s.install_sealkit()
     ours = s.rbac_of("app.kubernetes.io/instance=sealkit", (f"{s.sealkit_name}-unsealer",))
     assert len(ours) == 6, ours
-    theirs = s.rbac_of(f"app.kubernetes.io/instance={s.upstream_release}",
-                       (f"secrets-unsealer-{s.h}", s.upstream_release))
+    theirs = s.rbac_of(
+        f"app.kubernetes.io/instance={s.upstream_release}",
+        (f"secrets-unsealer-{s.h}", s.upstream_release),
+    )
     assert theirs and not {n for _, n in ours} & {n for _, n in theirs}
     kube.helm("uninstall", s.upstream_release, "-n", s.ns, "--wait")
 
-    assert s.rbac_of("app.kubernetes.io/instance=sealkit",
-                     (f"{s.sealkit_name}-unsealer",)) == ours, "an RBAC object was lost"
+    assert (
+        s.rbac_of("app.kubernetes.io/instance=sealkit", (f"{s.sealkit_name}-unsealer",)) == ours
+    ), "an RBAC object was lost"
     assert not kube.exists("deployment", s.upstream_release, s.ns)
     s.assert_untouched(before)
     s.assert_controller_works(s.sealkit_name, s.sealkit_name, cert, "after-sealkit")
@@ -195,8 +265,13 @@ def test_upstream_chart_to_sealkit_chart_and_back(setup: Setup) -> None:
     kube.kubectl("-n", s.ns, "scale", "deployment", s.sealkit_name, "--replicas=0")
     s.install_upstream()
     kube.helm("uninstall", "sealkit", "-n", s.ns, "--wait")
-    assert s.rbac_of(f"app.kubernetes.io/instance={s.upstream_release}",
-                     (f"secrets-unsealer-{s.h}", s.upstream_release)) == theirs
+    assert (
+        s.rbac_of(
+            f"app.kubernetes.io/instance={s.upstream_release}",
+            (f"secrets-unsealer-{s.h}", s.upstream_release),
+        )
+        == theirs
+    )
     s.assert_untouched(between)
     s.assert_controller_works(s.upstream_release, s.upstream_release, cert, "after-rollback")
     s.assert_untouched(between)
@@ -207,28 +282,61 @@ def _deploy_kustomization(s: Setup) -> Path:
     kdir = s.tmp / "kz"
     kdir.mkdir()
     image = s.sealkit_image
-    name = f"{image['registry']}/{image['repository']}" if image.get("registry") \
+    name = (
+        f"{image['registry']}/{image['repository']}"
+        if image.get("registry")
         else image["repository"]
+    )
     rename = [{"op": "replace", "path": "/metadata/name", "value": s.deploy_unsealer}]
-    (kdir / "kustomization.yaml").write_text(yaml.safe_dump({
-        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-        "namespace": s.ns,
-        "resources": [os.path.relpath(DEPLOY, kdir)],
-        "images": [{"name": "ghcr.io/sealkit/sealkit", "newName": name,
-                    "newTag": image["tag"]}],
-        "patches": [
-            {"target": {"kind": "ClusterRole"}, "patch": json.dumps(rename)},
-            {"target": {"kind": "ClusterRoleBinding"}, "patch": json.dumps(rename + [
-                {"op": "replace", "path": "/roleRef/name", "value": s.deploy_unsealer}])},
-            {"target": {"kind": "Deployment", "name": "sealed-secrets-controller"},
-                     "patch": json.dumps([
-                         {"op": "add", "path": "/spec/template/spec/containers/0/env/-",
-                          "value": {"name": "SEALED_SECRETS_ADDITIONAL_NAMESPACES",
-                                    "value": s.ns}},
-                         {"op": "replace",
-                          "path": "/spec/template/spec/containers/0/imagePullPolicy",
-                          "value": image.get("pullPolicy", "IfNotPresent")}])}],
-    }))
+    (kdir / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "namespace": s.ns,
+                "resources": [os.path.relpath(DEPLOY, kdir)],
+                "images": [
+                    {"name": "ghcr.io/sealkit/sealkit", "newName": name, "newTag": image["tag"]}
+                ],
+                "patches": [
+                    {"target": {"kind": "ClusterRole"}, "patch": json.dumps(rename)},
+                    {
+                        "target": {"kind": "ClusterRoleBinding"},
+                        "patch": json.dumps(
+                            rename
+                            + [
+                                {
+                                    "op": "replace",
+                                    "path": "/roleRef/name",
+                                    "value": s.deploy_unsealer,
+                                }
+                            ]
+                        ),
+                    },
+                    {
+                        "target": {"kind": "Deployment", "name": "sealed-secrets-controller"},
+                        "patch": json.dumps(
+                            [
+                                {
+                                    "op": "add",
+                                    "path": "/spec/template/spec/containers/0/env/-",
+                                    "value": {
+                                        "name": "SEALED_SECRETS_ADDITIONAL_NAMESPACES",
+                                        "value": s.ns,
+                                    },
+                                },
+                                {
+                                    "op": "replace",
+                                    "path": "/spec/template/spec/containers/0/imagePullPolicy",
+                                    "value": image.get("pullPolicy", "IfNotPresent"),
+                                },
+                            ]
+                        ),
+                    },
+                ],
+            }
+        )
+    )
     return kdir
 
 
@@ -248,8 +356,9 @@ def test_upstream_chart_to_deploy_and_back(setup: Setup) -> None:
     assert len(ours) == 6, ours
     kube.helm("uninstall", s.upstream_release, "-n", s.ns, "--wait")
 
-    assert s.rbac_of("app.kubernetes.io/part-of=sealkit", (s.deploy_unsealer,)) == ours, \
+    assert s.rbac_of("app.kubernetes.io/part-of=sealkit", (s.deploy_unsealer,)) == ours, (
         "an RBAC object was lost"
+    )
     s.assert_untouched(before)
     s.assert_controller_works(name, name, cert, "after-deploy")
     s.assert_untouched(before)
@@ -258,9 +367,14 @@ def test_upstream_chart_to_deploy_and_back(setup: Setup) -> None:
     # docs/migration.md, "Back to upstream's chart" (from deploy/), scoped to this test.
     kube.kubectl("-n", s.ns, "scale", "deployment", name, "--replicas=0")
     s.install_upstream()
-    kube.kubectl("delete", "-n", s.ns, "-l", "app.kubernetes.io/part-of=sealkit",
-                 "deployment,service,serviceaccount,role,rolebinding,poddisruptionbudget,"
-                 "networkpolicy")
+    kube.kubectl(
+        "delete",
+        "-n",
+        s.ns,
+        "-l",
+        "app.kubernetes.io/part-of=sealkit",
+        "deployment,service,serviceaccount,role,rolebinding,poddisruptionbudget,networkpolicy",
+    )
     kube.kubectl("delete", "clusterrole,clusterrolebinding", s.deploy_unsealer)
     assert kube.exists("crd", "sealedsecrets.bitnami.com")
     s.assert_untouched(between)

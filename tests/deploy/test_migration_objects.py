@@ -29,9 +29,14 @@ pytestmark = pytest.mark.stack
 UPSTREAM = "sealed-secrets"  # upstream's default release name (and so its fullname)
 SEALKIT_SA = "sealed-secrets-controller"  # deploy/'s; the chart's here is <SA>-<suffix>
 RBAC = "clusterrole,clusterrolebinding,role,rolebinding"
-JOBS = [("list", "sealedsecrets.bitnami.com"), ("watch", "sealedsecrets.bitnami.com"),
-        ("update", "sealedsecrets.bitnami.com --subresource=status"), ("create", "secrets"),
-        ("update", "secrets"), ("create", "events")]
+JOBS = [
+    ("list", "sealedsecrets.bitnami.com"),
+    ("watch", "sealedsecrets.bitnami.com"),
+    ("update", "sealedsecrets.bitnami.com --subresource=status"),
+    ("create", "secrets"),
+    ("update", "secrets"),
+    ("create", "events"),
+]
 
 
 def _rbac(kube: Kube, namespace: str, selector: str) -> dict[tuple[str, str], str]:
@@ -44,7 +49,10 @@ def _rbac(kube: Kube, namespace: str, selector: str) -> dict[tuple[str, str], st
         for item in json.loads(kube.kubectl(*args).stdout)["items"]:
             name = item["metadata"]["name"]
             if kind.startswith("cluster") and name not in (
-                    "secrets-unsealer", UPSTREAM, _unsealer(namespace)):
+                "secrets-unsealer",
+                UPSTREAM,
+                _unsealer(namespace),
+            ):
                 continue  # other installs' (the stack's own controller, other tests)
             out[(item["kind"], item["metadata"]["name"])] = item["metadata"]["uid"]
     return out
@@ -64,19 +72,29 @@ def clean(stack_kube: Kube, namespace: str) -> Iterator[Kube]:
     for name in ("secrets-unsealer", UPSTREAM):
         for kind in ("clusterrole", "clusterrolebinding"):
             if kube.exists(kind, name) and not _remove_if_orphaned(kube, kind, name):
-                pytest.fail(f"cluster-scoped {name} exists already (another install on this "
-                            "stack?)")
+                pytest.fail(
+                    f"cluster-scoped {name} exists already (another install on this stack?)"
+                )
     try:
         yield kube
     finally:
         for release in ("sealkit", UPSTREAM):
             kube.helm("uninstall", release, "-n", namespace, "--wait", check=False)
-        kube.kubectl("delete", "--ignore-not-found", "clusterrole,clusterrolebinding",
-                     _unsealer(namespace), check=False)
+        kube.kubectl(
+            "delete",
+            "--ignore-not-found",
+            "clusterrole,clusterrolebinding",
+            _unsealer(namespace),
+            check=False,
+        )
         # Upstream's default cluster-scoped names were absent at the start, so they are ours:
         # gone even when `helm uninstall` failed, so the next test starts clean.
-        for kind, name in (("clusterrole", "secrets-unsealer"), ("clusterrolebinding", UPSTREAM),
-                           ("clusterrole", UPSTREAM), ("clusterrolebinding", "secrets-unsealer")):
+        for kind, name in (
+            ("clusterrole", "secrets-unsealer"),
+            ("clusterrolebinding", UPSTREAM),
+            ("clusterrole", UPSTREAM),
+            ("clusterrolebinding", "secrets-unsealer"),
+        ):
             kube.kubectl("delete", "--ignore-not-found", kind, name, check=False)
 
 
@@ -86,7 +104,8 @@ def _remove_if_orphaned(kube: Kube, kind: str, name: str) -> bool:
     live install: kept (False)."""
     item = json.loads(kube.kubectl("get", kind, name, "-o", "json").stdout)
     release_ns = (item["metadata"].get("annotations") or {}).get(
-        "meta.helm.sh/release-namespace", "")
+        "meta.helm.sh/release-namespace", ""
+    )
     if not release_ns.startswith("t-"):
         return False
     got = kube.kubectl("get", "namespace", release_ns, "-o", "json", check=False)
@@ -103,11 +122,14 @@ def _unsealer(namespace: str) -> str:
 def _install_upstream(kube: Kube, namespace: str) -> dict[tuple[str, str], str]:
     kube.helm("install", UPSTREAM, str(upstream_chart()), "-n", namespace)
     theirs = _rbac(kube, namespace, f"app.kubernetes.io/instance={UPSTREAM}")
-    assert set(theirs) == {("ClusterRole", "secrets-unsealer"), ("ClusterRoleBinding", UPSTREAM),
-                           ("Role", f"{UPSTREAM}-key-admin"),
-                           ("RoleBinding", f"{UPSTREAM}-key-admin"),
-                           ("Role", f"{UPSTREAM}-service-proxier"),
-                           ("RoleBinding", f"{UPSTREAM}-service-proxier")}
+    assert set(theirs) == {
+        ("ClusterRole", "secrets-unsealer"),
+        ("ClusterRoleBinding", UPSTREAM),
+        ("Role", f"{UPSTREAM}-key-admin"),
+        ("RoleBinding", f"{UPSTREAM}-key-admin"),
+        ("Role", f"{UPSTREAM}-service-proxier"),
+        ("RoleBinding", f"{UPSTREAM}-service-proxier"),
+    }
     return theirs
 
 
@@ -116,8 +138,15 @@ def test_upstream_chart_to_sealkit_chart_and_back(clean: Kube, namespace: str) -
     theirs = _install_upstream(kube, namespace)
     kube.kubectl("-n", namespace, "scale", "deployment", UPSTREAM, "--replicas=0")
     fullname = f"{SEALKIT_SA}-{namespace[-6:]}"
-    kube.helm("install", "sealkit", str(CHART), "-n", namespace,  # no conflict: nothing shared
-              "--set", f"fullnameOverride={fullname}")
+    kube.helm(
+        "install",
+        "sealkit",
+        str(CHART),
+        "-n",
+        namespace,  # no conflict: nothing shared
+        "--set",
+        f"fullnameOverride={fullname}",
+    )
     ours = _rbac(kube, namespace, "app.kubernetes.io/instance=sealkit")
     assert len(ours) == 6 and not {n for _, n in ours} & {n for _, n in theirs}
     kube.helm("uninstall", UPSTREAM, "-n", namespace, "--wait")
@@ -139,14 +168,32 @@ def _deploy_in(tmp: Path, namespace: str) -> Path:
     kdir = tmp / "kz"
     kdir.mkdir()
     rename = [{"op": "replace", "path": "/metadata/name", "value": _unsealer(namespace)}]
-    (kdir / "kustomization.yaml").write_text(yaml.safe_dump({
-        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-        "namespace": namespace, "resources": [os.path.relpath(DEPLOY, kdir)],
-        "patches": [
-            {"target": {"kind": "ClusterRole"}, "patch": json.dumps(rename)},
-            {"target": {"kind": "ClusterRoleBinding"}, "patch": json.dumps(rename + [
-                {"op": "replace", "path": "/roleRef/name", "value": _unsealer(namespace)}])},
-        ]}))
+    (kdir / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "namespace": namespace,
+                "resources": [os.path.relpath(DEPLOY, kdir)],
+                "patches": [
+                    {"target": {"kind": "ClusterRole"}, "patch": json.dumps(rename)},
+                    {
+                        "target": {"kind": "ClusterRoleBinding"},
+                        "patch": json.dumps(
+                            rename
+                            + [
+                                {
+                                    "op": "replace",
+                                    "path": "/roleRef/name",
+                                    "value": _unsealer(namespace),
+                                }
+                            ]
+                        ),
+                    },
+                ],
+            }
+        )
+    )
     return kdir
 
 
@@ -170,9 +217,14 @@ def test_upstream_chart_to_deploy_and_back(clean: Kube, namespace: str, tmp_path
     # Back: upstream's chart, then deploy/'s objects by label, never the CRD.
     kube.kubectl("-n", namespace, "scale", "deployment", SEALKIT_SA, "--replicas=0")
     theirs = _install_upstream(kube, namespace)
-    kube.kubectl("delete", "-n", namespace, "-l", selector,
-                 "deployment,service,serviceaccount,role,rolebinding,poddisruptionbudget,"
-                 "networkpolicy")
+    kube.kubectl(
+        "delete",
+        "-n",
+        namespace,
+        "-l",
+        selector,
+        "deployment,service,serviceaccount,role,rolebinding,poddisruptionbudget,networkpolicy",
+    )
     kube.kubectl("delete", "clusterrole,clusterrolebinding", _unsealer(namespace))
     assert _rbac(kube, namespace, selector) == {}
     assert _rbac(kube, namespace, f"app.kubernetes.io/instance={UPSTREAM}") == theirs

@@ -50,8 +50,9 @@ def log_tail(path: Path, lines: int = 25) -> str:
 
 
 @pytest.fixture(scope="module")
-def walk(stack: Any, kube_api: Any, demo: ModuleType,
-         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def walk(
+    stack: Any, kube_api: Any, demo: ModuleType, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
     """A running walkthrough: private namespaces, controller and OpenBao; nothing applied yet."""
     from kubernetes import client
     from kubernetes.client.rest import ApiException
@@ -64,26 +65,36 @@ def walk(stack: Any, kube_api: Any, demo: ModuleType,
     suffix = secrets.token_hex(3)
     app_ns, key_ns = f"e2e-app-{suffix}", f"e2e-keys-{suffix}"
     for ns in (app_ns, key_ns):
-        core.create_namespace(client.V1Namespace(
-            metadata=client.V1ObjectMeta(name=ns, labels={"sealkit-test": "1"})))
+        core.create_namespace(
+            client.V1Namespace(metadata=client.V1ObjectMeta(name=ns, labels={"sealkit-test": "1"}))
+        )
     workdir = tmp_path_factory.mktemp("e2e")
     log = demo.Log(workdir / "e2e.log")
     bao = OpenBaoServer(workdir / "openbao")
     walk = demo.Walkthrough(
-        env=dict(stack.env), workdir=workdir, namespace=app_ns, key_namespace=key_ns, log=log,
-        vault_addr="", vault_token="",
+        env=dict(stack.env),
+        workdir=workdir,
+        namespace=app_ns,
+        key_namespace=key_ns,
+        log=log,
+        vault_addr="",
+        vault_token="",
     )
     try:
         bao.start()
         walk.vault_addr, walk.vault_token = bao.addr, bao.token
         demo.install_crd(walk.kubectl, walk.kubeconfig, log)
-        walk.controller = demo.Controller(kubeconfig=walk.kubeconfig, namespaces=[app_ns],
-                                          key_namespace=key_ns, workdir=workdir)
+        walk.controller = demo.Controller(
+            kubeconfig=walk.kubeconfig, namespaces=[app_ns], key_namespace=key_ns, workdir=workdir
+        )
         walk.controller.start()
         yield walk
     except demo.StepFailed as err:
-        pytest.fail(f"{err}\n--- log tail ---\n{log_tail(log.path)}\n--- controller ---\n"
-                    f"{log_tail(workdir / 'controller.log')}", pytrace=False)
+        pytest.fail(
+            f"{err}\n--- log tail ---\n{log_tail(log.path)}\n--- controller ---\n"
+            f"{log_tail(workdir / 'controller.log')}",
+            pytrace=False,
+        )
     finally:
         if walk.controller is not None:
             walk.controller.stop()

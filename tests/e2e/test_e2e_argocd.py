@@ -56,8 +56,9 @@ def keep_vault(gitops: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def run(stack: Any, argocd: Any, kube_api: Any, demo: Any,
-        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def run(
+    stack: Any, argocd: Any, kube_api: Any, demo: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
     from kubernetes import client
     from kubernetes.client.rest import ApiException
 
@@ -69,13 +70,21 @@ def run(stack: Any, argocd: Any, kube_api: Any, demo: Any,
     suffix = secrets.token_hex(3)
     ns = f"e2e-argo-{suffix}"
     core = client.CoreV1Api(kube_api)
-    core.create_namespace(client.V1Namespace(
-        metadata=client.V1ObjectMeta(name=ns, labels={"sealkit-test": "1"})))
+    core.create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=ns, labels={"sealkit-test": "1"}))
+    )
     workdir = tmp_path_factory.mktemp("e2e-argo")
-    walk = demo.Walkthrough(env=dict(stack.env), workdir=workdir, namespace=ns,
-                            key_namespace="kube-system", log=demo.Log(workdir / "e2e.log"),
-                            vault_addr="", vault_token="", branch=f"e2e-{suffix}",
-                            app_suffix=f"-{suffix}")
+    walk = demo.Walkthrough(
+        env=dict(stack.env),
+        workdir=workdir,
+        namespace=ns,
+        key_namespace="kube-system",
+        log=demo.Log(workdir / "e2e.log"),
+        vault_addr="",
+        vault_token="",
+        branch=f"e2e-{suffix}",
+        app_suffix=f"-{suffix}",
+    )
     try:
         demo.install_crd(walk.kubectl, walk.kubeconfig, walk.log)
         walk.prepare_cluster(Path(stack.dir))
@@ -90,8 +99,15 @@ def run(stack: Any, argocd: Any, kube_api: Any, demo: Any,
                 walk.argo().delete(name)
         # Other tests run controllers of their own: a cluster-wide one must not outlive us.
         with contextlib.suppress(Exception):
-            walk.argo().kube("-n", "kube-system", "delete", "deployment",
-                             "sealed-secrets-controller", "--wait=true", "--timeout=60s")
+            walk.argo().kube(
+                "-n",
+                "kube-system",
+                "delete",
+                "deployment",
+                "sealed-secrets-controller",
+                "--wait=true",
+                "--timeout=60s",
+            )
         with contextlib.suppress(ApiException):
             core.delete_persistent_volume(f"sealkit-demo-postgresql-{ns}")
         rbac = client.RbacAuthorizationV1Api(kube_api)
@@ -134,16 +150,29 @@ class VaultView:
         import hvac
 
         proc = subprocess.Popen(
-            [self.run.kubectl, "--kubeconfig", self.run.kubeconfig, "-n", self.run.namespace,
-             "port-forward", "svc/vault", ":8200"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            [
+                self.run.kubectl,
+                "--kubeconfig",
+                self.run.kubeconfig,
+                "-n",
+                self.run.namespace,
+                "port-forward",
+                "svc/vault",
+                ":8200",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             assert proc.stdout is not None
             line = proc.stdout.readline()
             port = re.search(r"127\.0\.0\.1:(\d+)", line)
             assert port, line
-            yield hvac.Client(url=f"http://127.0.0.1:{port.group(1)}",
-                              token=self.run.inputs["vault-secrets"]["vault-token"])
+            yield hvac.Client(
+                url=f"http://127.0.0.1:{port.group(1)}",
+                token=self.run.inputs["vault-secrets"]["vault-token"],
+            )
         finally:
             proc.terminate()
             proc.wait(10)
@@ -151,8 +180,8 @@ class VaultView:
     def snapshot(self) -> dict[str, Any]:
         with self.client() as vault:
             kv = vault.secrets.kv.v2.read_secret_version(
-                path="myapps/welcome/config", mount_point="secret",
-                raise_on_deleted_version=True)["data"]["data"]
+                path="myapps/welcome/config", mount_point="secret", raise_on_deleted_version=True
+            )["data"]["data"]
             return {
                 "kv": kv,
                 "auth": sorted(vault.sys.list_auth_methods()["data"]),
@@ -178,13 +207,16 @@ def test_a_clean_sync_is_synced_and_healthy(run: Any, demo: Any) -> None:
         res = cluster.resource("SealedSecret", name)
         assert res and res["health"]["status"] == "Healthy", res
         assert demo.read_secret_values(run.api(), run.namespace, name) == run.inputs[name]
-        owners = client.CoreV1Api(run.api()).read_namespaced_secret(
-            name, run.namespace).metadata.owner_references
-        assert [(o.kind, o.name, o.controller) for o in owners] == [
-            ("SealedSecret", name, True)]
+        owners = (
+            client.CoreV1Api(run.api())
+            .read_namespaced_secret(name, run.namespace)
+            .metadata.owner_references
+        )
+        assert [(o.kind, o.name, o.controller) for o in owners] == [("SealedSecret", name, True)]
     hooks = _hook_results(run.argo().get(_cluster_app(run)) or {})
     assert [(h["kind"], h["name"], h["hookType"], h["hookPhase"]) for h in hooks] == [
-        ("Job", "vault-bootstrap", "PostSync", "Succeeded")]
+        ("Job", "vault-bootstrap", "PostSync", "Succeeded")
+    ]
     assert _writes(run.hook_log()) > 0
     assert "connected to PostgreSQL as a dynamic user" in run.app_log()
 
@@ -212,7 +244,8 @@ def _tamper(path: Path, key: str) -> None:
 
 
 def test_a_tampered_sealed_secret_is_degraded_with_the_controller_message(
-        run: Any, demo: Any) -> None:
+    run: Any, demo: Any
+) -> None:
     if not run.sync_times:
         pytest.skip("the first sync did not run")
     app = _cluster_app(run)
@@ -229,16 +262,21 @@ def test_a_tampered_sealed_secret_is_degraded_with_the_controller_message(
 
         st = run.argo().wait_for(app, degraded, timeout=180, what="git-auth Degraded")
         message = st.resource("SealedSecret", "git-auth")["health"]["message"]
-        obj = run.argo().kube("get", "sealedsecret", "git-auth", "-n", run.namespace,
-                              "-o", "json").stdout
+        obj = (
+            run.argo()
+            .kube("get", "sealedsecret", "git-auth", "-n", run.namespace, "-o", "json")
+            .stdout
+        )
         cond = next(c for c in json.loads(obj)["status"]["conditions"] if c["type"] == "Synced")
         assert cond["status"] == "False"
         assert message == cond["message"] and "decrypt" in message, message
-        st = run.argo().wait_for(app, lambda s: s.health == "Degraded", timeout=60,
-                                 what="app Degraded")
+        st = run.argo().wait_for(
+            app, lambda s: s.health == "Degraded", timeout=60, what="app Degraded"
+        )
         # The Secret keeps its last good value: the controller never writes a partial one.
-        assert demo.read_secret_values(run.api(), run.namespace, "git-auth") == \
-            run.inputs["git-auth"]
+        assert (
+            demo.read_secret_values(run.api(), run.namespace, "git-auth") == run.inputs["git-auth"]
+        )
     except (demo.StepFailed, demo.ArgoError) as err:
         _fail(run, err)
     finally:
@@ -258,8 +296,10 @@ def test_rotating_a_value_through_git(run: Any, demo: Any) -> None:
     path = run.gitops / "cluster" / "vault-secrets.sealedsecret.yaml"
     new_value = "nst-rotated-" + secrets.token_urlsafe(12)
     try:
-        run.log.run([run.sealkit, "set", str(path), "name-service-token",
-                     "--cert", str(run.cert)], input_text=new_value)
+        run.log.run(
+            [run.sealkit, "set", str(path), "name-service-token", "--cert", str(run.cert)],
+            input_text=new_value,
+        )
         assert new_value not in path.read_text()
         head = run.commit("e2e: rotate name-service-token")
         run.argo().refresh(app)
@@ -278,8 +318,7 @@ def test_rotating_a_value_through_git(run: Any, demo: Any) -> None:
         _fail(run, err)
 
 
-def test_deleting_the_applications_prunes_the_secrets_and_leaves_vault(
-        run: Any, demo: Any) -> None:
+def test_deleting_the_applications_prunes_the_secrets_and_leaves_vault(run: Any, demo: Any) -> None:
     from kubernetes import client
     from kubernetes.client.rest import ApiException
 

@@ -18,8 +18,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _demo(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / "demo.py"), *args],
-                          capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "demo.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def _stack_processes(stack_dir: Path) -> list[int]:
@@ -43,8 +48,12 @@ def _tests_after_the_demo(kubectl: str, kubeconfig: str) -> None:
     demo's objects."""
     from tests.e2e.test_e2e_examples import dry_run_examples
 
-    subprocess.run([kubectl, "--kubeconfig", kubeconfig, "create", "namespace", "t-after-demo"],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [kubectl, "--kubeconfig", kubeconfig, "create", "namespace", "t-after-demo"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     assert "Job" in dry_run_examples(kubectl, kubeconfig, "t-after-demo")
 
 
@@ -72,8 +81,13 @@ def test_make_demo_runs_twice_with_argocd_then_demo_down_stops_it(stack, tmp_pat
         assert "Apply complete: 0 writes." in second.stdout  # the hook is idempotent
 
         env = parse_env((stack_dir / "env").read_text())
-        texts = [first.stdout, first.stderr, second.stdout, second.stderr,
-                 (stack_dir / "demo" / "demo.log").read_text()]
+        texts = [
+            first.stdout,
+            first.stderr,
+            second.stdout,
+            second.stderr,
+            (stack_dir / "demo" / "demo.log").read_text(),
+        ]
         for secret in (env["VAULT_TOKEN"], env["PGPASSWORD"]):
             assert not any(secret in t for t in texts), "a stack secret was printed or logged"
         _tests_after_the_demo(kubectl_path, env["KUBECONFIG"])

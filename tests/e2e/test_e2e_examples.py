@@ -73,10 +73,19 @@ _SOURCE = {
     },
 }
 _SYNC_OPTIONS = [
-    "Validate=false", "Validate=true", "CreateNamespace=true", "PrunePropagationPolicy=foreground",
-    "PrunePropagationPolicy=background", "PrunePropagationPolicy=orphan", "PruneLast=true",
-    "ApplyOutOfSyncOnly=true", "Replace=true", "ServerSideApply=true", "ServerSideApply=false",
-    "FailOnSharedResource=true", "RespectIgnoreDifferences=true",
+    "Validate=false",
+    "Validate=true",
+    "CreateNamespace=true",
+    "PrunePropagationPolicy=foreground",
+    "PrunePropagationPolicy=background",
+    "PrunePropagationPolicy=orphan",
+    "PruneLast=true",
+    "ApplyOutOfSyncOnly=true",
+    "Replace=true",
+    "ServerSideApply=true",
+    "ServerSideApply=false",
+    "FailOnSharedResource=true",
+    "RespectIgnoreDifferences=true",
     "SkipDryRunOnMissingResource=true",
 ]
 # The fields of argoproj.io/v1alpha1 Application that Argo CD's documentation describes
@@ -98,9 +107,13 @@ APPLICATION_SCHEMA: dict[str, Any] = {
                 "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
                 "finalizers": {
                     "type": "array",
-                    "items": {"enum": ["resources-finalizer.argocd.argoproj.io",
-                                       "resources-finalizer.argocd.argoproj.io/background",
-                                       "resources-finalizer.argocd.argoproj.io/foreground"]},
+                    "items": {
+                        "enum": [
+                            "resources-finalizer.argocd.argoproj.io",
+                            "resources-finalizer.argocd.argoproj.io/background",
+                            "resources-finalizer.argocd.argoproj.io/foreground",
+                        ]
+                    },
                 },
             },
         },
@@ -173,7 +186,9 @@ def applications() -> list[tuple[Path, dict[str, Any]]]:
 def test_argocd_applications_match_the_documented_fields(demo):
     apps = applications()
     assert {d["metadata"]["name"] for _, d in apps} == {
-        "welcome-message-cluster", "welcome-message-apps"}
+        "welcome-message-cluster",
+        "welcome-message-apps",
+    }
     for path, doc in apps:
         jsonschema.validate(doc, APPLICATION_SCHEMA)
         automated = doc["spec"]["syncPolicy"]["automated"]
@@ -181,8 +196,7 @@ def test_argocd_applications_match_the_documented_fields(demo):
         # The path must be a folder of this repository with manifests in it.
         folder = ROOT / doc["spec"]["source"]["path"]
         assert folder.is_dir() and any(folder.glob("*.yaml")), path.name
-    waves = {d["metadata"]["name"]: int(demo.annotations(d).get(demo.WAVE, "0"))
-             for _, d in apps}
+    waves = {d["metadata"]["name"]: int(demo.annotations(d).get(demo.WAVE, "0")) for _, d in apps}
     assert waves["welcome-message-cluster"] < waves["welcome-message-apps"]
 
 
@@ -210,8 +224,9 @@ def test_the_application_schema_rejects_what_argocd_would():
 
 
 def test_sealkit_scan_passes_on_examples():
-    proc = subprocess.run([SEALKIT, "scan", str(EXAMPLES)], capture_output=True, text=True,
-                          timeout=60, check=False)
+    proc = subprocess.run(
+        [SEALKIT, "scan", str(EXAMPLES)], capture_output=True, text=True, timeout=60, check=False
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -221,13 +236,19 @@ def test_sealkit_scan_would_catch_a_plaintext_secret_in_the_example(tmp_path):
 
     shutil.copytree(GITOPS, copy)
     leaked = "do-not-print-me-4711"
-    (copy / "cluster" / "oops.yaml").write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": "vault-secrets-plain", "namespace": "default"},
-        "stringData": {"vault-token": leaked},
-    }))
-    proc = subprocess.run([SEALKIT, "scan", str(copy)], capture_output=True, text=True,
-                          timeout=60, check=False)
+    (copy / "cluster" / "oops.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "vault-secrets-plain", "namespace": "default"},
+                "stringData": {"vault-token": leaked},
+            }
+        )
+    )
+    proc = subprocess.run(
+        [SEALKIT, "scan", str(copy)], capture_output=True, text=True, timeout=60, check=False
+    )
     assert proc.returncode == 1
     out = proc.stdout + proc.stderr
     assert "oops.yaml" in out and "vault-secrets-plain" in out
@@ -250,8 +271,10 @@ def test_committed_sealed_secrets_are_well_formed_for_the_demo_certificate():
     for doc in docs:
         assert doc["apiVersion"] == "bitnami.com/v1alpha1"
         tmeta = doc["spec"]["template"]["metadata"]
-        assert (tmeta["name"], tmeta["namespace"]) == (doc["metadata"]["name"],
-                                                       doc["metadata"]["namespace"])
+        assert (tmeta["name"], tmeta["namespace"]) == (
+            doc["metadata"]["name"],
+            doc["metadata"]["namespace"],
+        )
         for value in doc["spec"]["encryptedData"].values():
             blob = base64.b64decode(value, validate=True)
             assert int.from_bytes(blob[:2], "big") == modulus_bytes  # RSA-OAEP block size
@@ -275,10 +298,15 @@ def test_no_private_key_is_committed():
 def test_the_example_declares_its_waves_and_hook(demo):
     """What the example asks Argo CD for (Argo CD itself orders and runs it: test_e2e_argocd)."""
     docs = demo.load_manifests(GITOPS / "cluster")
-    waves = {(d["kind"], d["metadata"]["name"]): int(demo.annotations(d).get(demo.WAVE, "0"))
-             for d in docs}
+    waves = {
+        (d["kind"], d["metadata"]["name"]): int(demo.annotations(d).get(demo.WAVE, "0"))
+        for d in docs
+    }
     assert {n for (k, n), w in waves.items() if k == "SealedSecret" and w == -5} == {
-        "git-auth", "postgresql-auth", "vault-secrets"}
+        "git-auth",
+        "postgresql-auth",
+        "vault-secrets",
+    }
     assert waves[("StatefulSet", "postgresql")] == -3 and waves[("Deployment", "vault")] == -2
     (job,) = [d for d in docs if d["kind"] == "Job"]
     ann = job["metadata"]["annotations"]
@@ -337,7 +365,8 @@ def test_the_configmap_mirrors_the_chapter_config():
         pytest.fail("examples/vault-bootstrap/chapter.yaml is missing")
     assert _bootstrap_config() == chapter.read_text(), (
         "the ConfigMap drifted from chapter.yaml: run `.venv/bin/python scripts/demo.py "
-        "sync-config`")
+        "sync-config`"
+    )
 
 
 # --------------------------------------------------------------------------- the real apiserver
@@ -371,19 +400,35 @@ def dry_run_examples(kubectl: str, kubeconfig: str, namespace: str) -> set[str]:
     checked: list[str] = []
 
     def dry_run(source: str, docs: list[dict[str, Any]]) -> None:
-        argv = [kubectl, "--kubeconfig", kubeconfig, "apply", "--server-side",
-                "--dry-run=server", "--field-manager", f"test-dry-run-{namespace}", "-f", "-"]
+        argv = [
+            kubectl,
+            "--kubeconfig",
+            kubeconfig,
+            "apply",
+            "--server-side",
+            "--dry-run=server",
+            "--field-manager",
+            f"test-dry-run-{namespace}",
+            "-f",
+            "-",
+        ]
         text = yaml.safe_dump_all(isolated(docs, namespace))
-        proc = subprocess.run(argv, input=text, capture_output=True, text=True, timeout=60,
-                              check=False)
+        proc = subprocess.run(
+            argv, input=text, capture_output=True, text=True, timeout=60, check=False
+        )
         assert proc.returncode == 0, f"{source}: {proc.stderr.strip()}"
         checked.extend(f"{d['kind']}/{d['metadata']['name']}" for d in docs)
 
     # Kustomize folders are checked as Argo CD applies them: rendered first.
     kustomized = kustomize_dirs()
     for folder in kustomized:
-        proc = subprocess.run([kubectl, "kustomize", str(folder)], capture_output=True,
-                              text=True, timeout=60, check=True)
+        proc = subprocess.run(
+            [kubectl, "kustomize", str(folder)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
         docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
         dry_run(str(folder.relative_to(ROOT)), docs)
     for path in manifest_files():
@@ -396,8 +441,9 @@ def dry_run_examples(kubectl: str, kubeconfig: str, namespace: str) -> set[str]:
 
 
 @pytest.mark.stack
-def test_every_known_manifest_passes_a_server_side_dry_run(stack, kubectl_path, demo, tmp_path,
-                                                           namespace):
+def test_every_known_manifest_passes_a_server_side_dry_run(
+    stack, kubectl_path, demo, tmp_path, namespace
+):
     from devstack.testing import require
 
     require(stack, "kube")
@@ -407,18 +453,33 @@ def test_every_known_manifest_passes_a_server_side_dry_run(stack, kubectl_path, 
     except demo.StepFailed as err:
         pytest.fail(f"{err}\n{log.path.read_text()}", pytrace=False)
     kinds = dry_run_examples(kubectl_path, stack.kubeconfig, namespace)
-    assert {"SealedSecret", "Deployment", "StatefulSet", "Service", "Job", "ConfigMap",
-            "ServiceAccount", "ClusterRoleBinding"} <= kinds
+    assert {
+        "SealedSecret",
+        "Deployment",
+        "StatefulSet",
+        "Service",
+        "Job",
+        "ConfigMap",
+        "ServiceAccount",
+        "ClusterRoleBinding",
+    } <= kinds
 
 
 def test_isolation_moves_every_object_away_from_the_demo():
     """What the dry-run applies never names an object of the demo (`make demo` may be up)."""
-    docs = [d for p in manifest_files() for d in k8s_docs(p)
-            if not d["apiVersion"].startswith("argoproj.io/")]
-    demo_objects = {(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"])
-                    for d in docs}
-    moved = {(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"])
-             for d in isolated(docs, "t-ns")}
+    docs = [
+        d
+        for p in manifest_files()
+        for d in k8s_docs(p)
+        if not d["apiVersion"].startswith("argoproj.io/")
+    ]
+    demo_objects = {
+        (d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]) for d in docs
+    }
+    moved = {
+        (d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"])
+        for d in isolated(docs, "t-ns")
+    }
     assert docs and not demo_objects & moved
 
 
@@ -429,14 +490,32 @@ def test_dry_run_rejects_a_broken_manifest(stack, kubectl_path, tmp_path):
 
     require(stack, "kube")
     bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump({
-        "apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret",
-        "metadata": {"name": "broken", "namespace": "default"}, "spec": {"template": {}},
-    }))
+    bad.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "bitnami.com/v1alpha1",
+                "kind": "SealedSecret",
+                "metadata": {"name": "broken", "namespace": "default"},
+                "spec": {"template": {}},
+            }
+        )
+    )
     proc = subprocess.run(
-        [kubectl_path, "--kubeconfig", stack.kubeconfig, "apply", "--server-side",
-         "--dry-run=server", "-f", str(bad)], capture_output=True, text=True, timeout=60,
-        check=False)
+        [
+            kubectl_path,
+            "--kubeconfig",
+            stack.kubeconfig,
+            "apply",
+            "--server-side",
+            "--dry-run=server",
+            "-f",
+            str(bad),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode != 0
 
 

@@ -26,35 +26,45 @@ def log_tail(path: Path, lines: int = 25) -> str:
     except OSError:
         return "(no log)"
 
+
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(900)]
 
 
 def _fail(walk: Any, err: BaseException) -> None:
-    pytest.fail(f"{err}\n--- log tail ---\n{log_tail(walk.log.path)}\n--- controller log ---\n"
-                f"{log_tail(walk.workdir / 'controller.log')}", pytrace=False)
+    pytest.fail(
+        f"{err}\n--- log tail ---\n{log_tail(walk.log.path)}\n--- controller log ---\n"
+        f"{log_tail(walk.workdir / 'controller.log')}",
+        pytrace=False,
+    )
 
 
 def _sealed(walk: Any, name: str) -> dict[str, Any]:
     from kubernetes import client
 
     return client.CustomObjectsApi(walk.api()).get_namespaced_custom_object(
-        "bitnami.com", "v1alpha1", walk.namespace, "sealedsecrets", name)
+        "bitnami.com", "v1alpha1", walk.namespace, "sealedsecrets", name
+    )
 
 
 def _synced(walk: Any, name: str, min_generation: int = 0) -> dict[str, Any] | None:
     """The SealedSecret once the controller reports Synced=True for its current generation."""
     obj = _sealed(walk, name)
     meta, status = obj["metadata"], obj.get("status") or {}
-    if meta["generation"] < min_generation or status.get("observedGeneration") != meta[
-            "generation"]:
+    if (
+        meta["generation"] < min_generation
+        or status.get("observedGeneration") != meta["generation"]
+    ):
         return None
     conds = [c for c in status.get("conditions") or [] if c.get("type") == "Synced"]
     return obj if conds and conds[0].get("status") == "True" else None
 
 
 def _apply_sealed(walk: Any, demo: Any, names: list[str], min_generation: int = 0) -> None:
-    docs = [d for d in demo.load_manifests(walk.gitops / "cluster")
-            if d["kind"] == "SealedSecret" and d["metadata"]["name"] in names]
+    docs = [
+        d
+        for d in demo.load_manifests(walk.gitops / "cluster")
+        if d["kind"] == "SealedSecret" and d["metadata"]["name"] in names
+    ]
     demo.apply_docs(walk.kubectl, walk.kubeconfig, docs, walk.log)
     for name in names:
         assert demo.wait_for(lambda n=name: _synced(walk, n, min_generation), 60), name
@@ -78,9 +88,13 @@ def _rfc1123z(when: dt.datetime) -> str:
 def _key_secrets(walk: Any) -> list[Any]:
     from kubernetes import client
 
-    return client.CoreV1Api(walk.api()).list_namespaced_secret(
-        walk.key_namespace,
-        label_selector="sealedsecrets.bitnami.com/sealed-secrets-key=active").items
+    return (
+        client.CoreV1Api(walk.api())
+        .list_namespaced_secret(
+            walk.key_namespace, label_selector="sealedsecrets.bitnami.com/sealed-secrets-key=active"
+        )
+        .items
+    )
 
 
 def _private_keys(secret: Any) -> list[Any]:
@@ -107,6 +121,7 @@ def test_key_rotation_with_cutoff_then_re_encrypt(walk, demo):
         ctl.stop()
         ctl.extra_args = ["--key-cutoff-time", _rfc1123z(dt.datetime.now(dt.UTC))]
         ctl.start()
+
         # The leader makes the key after it wins the Lease; /v1/cert.pem then serves it.
         def two_keys() -> list[Any] | None:
             keys = _key_secrets(walk)
@@ -125,16 +140,27 @@ def test_key_rotation_with_cutoff_then_re_encrypt(walk, demo):
         # through the apiserver's service proxy, which needs a Pod endpoint; with no kubelet
         # this controller has none (tests/sealkit/test_cluster.py registers a placeholder Pod
         # to test that path), so sealkit's --controller-url talks to the controller directly.
-        walk.log.run([walk.sealkit, "--re-encrypt", "--controller-url", ctl.url,
-                      "-f", str(src), "-w", str(src)])
+        walk.log.run(
+            [
+                walk.sealkit,
+                "--re-encrypt",
+                "--controller-url",
+                ctl.url,
+                "-f",
+                str(src),
+                "-w",
+                str(src),
+            ]
+        )
         rotated = next(d for d in yaml.safe_load_all(src.read_text()) if d)
         old = next(d for d in yaml.safe_load_all(old_file.read_text()) if d)
         assert rotated["spec"]["encryptedData"].keys() == old["spec"]["encryptedData"].keys()
         assert rotated["spec"]["encryptedData"] != old["spec"]["encryptedData"]
 
         # The new ciphertexts open with the new key alone, the old ones with the old key alone.
-        new_key = next(k for k in keys_after
-                       if k.metadata.name not in {o.metadata.name for o in keys_before})
+        new_key = next(
+            k for k in keys_after if k.metadata.name not in {o.metadata.name for o in keys_before}
+        )
         expected = walk.inputs["vault-secrets"]
         opened_new = unseal_sealed_secret(rotated, _private_keys(new_key))
         opened_old = unseal_sealed_secret(old, _private_keys(keys_before[0]))
@@ -161,8 +187,10 @@ def test_demo_log_holds_no_secret_value(walk):
     """Nothing the walkthrough logged (commands, tool output, controller log) holds a value."""
     if not walk.inputs:
         pytest.skip("the walkthrough did not run")
-    texts = [Path(walk.log.path).read_text(errors="replace"),
-             (walk.workdir / "controller.log").read_text(errors="replace")]
+    texts = [
+        Path(walk.log.path).read_text(errors="replace"),
+        (walk.workdir / "controller.log").read_text(errors="replace"),
+    ]
     for values in walk.inputs.values():
         for key, value in values.items():
             if key == "username":
@@ -176,9 +204,22 @@ def test_key_backup_and_offline_recovery_as_the_readme_says(walk):
     if not walk.inputs:
         pytest.skip("the walkthrough did not run")
     backup = walk.workdir / "keys-backup.yaml"
-    proc = walk.log.run([walk.kubectl, "--kubeconfig", walk.kubeconfig, "get", "secret", "-n",
-                         walk.key_namespace, "-l", "sealedsecrets.bitnami.com/sealed-secrets-key",
-                         "-o", "yaml"], what="(key backup, not logged)")
+    proc = walk.log.run(
+        [
+            walk.kubectl,
+            "--kubeconfig",
+            walk.kubeconfig,
+            "get",
+            "secret",
+            "-n",
+            walk.key_namespace,
+            "-l",
+            "sealedsecrets.bitnami.com/sealed-secrets-key",
+            "-o",
+            "yaml",
+        ],
+        what="(key backup, not logged)",
+    )
     backup.write_text(proc.stdout)
     assert yaml.safe_load(proc.stdout)["kind"] == "List"
     sealed_files = [walk.gitops / "cluster" / f"{n}.sealedsecret.yaml" for n in walk.inputs]
@@ -187,10 +228,22 @@ def test_key_backup_and_offline_recovery_as_the_readme_says(walk):
         sealed_files.append(old)
     for path in sealed_files:
         out = subprocess.run(
-            [walk.sealkit, "--recovery-unseal", "--recovery-private-key", str(backup),
-             "-f", str(path), "-o", "json"],
-            capture_output=True, text=True, timeout=60, check=False,
-            env={"PATH": "/usr/bin:/bin", "HOME": str(walk.workdir)})  # no KUBECONFIG
+            [
+                walk.sealkit,
+                "--recovery-unseal",
+                "--recovery-private-key",
+                str(backup),
+                "-f",
+                str(path),
+                "-o",
+                "json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env={"PATH": "/usr/bin:/bin", "HOME": str(walk.workdir)},
+        )  # no KUBECONFIG
         assert out.returncode == 0, out.stderr
         secret = json.loads(out.stdout)
         name = secret["metadata"]["name"]

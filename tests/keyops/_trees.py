@@ -29,20 +29,27 @@ def make_key(bits: int = 2048) -> tuple[Any, Any]:
 
 def key_file(path: Path, *pairs: tuple[Any, Any], namespace: str = "kube-system") -> Path:
     """A `kind: List` of key Secrets, like a backup file."""
-    items = [key_secret_manifest(k, c, namespace=namespace, name=f"sealed-secrets-key{i}")
-             for i, (k, c) in enumerate(pairs)]
+    items = [
+        key_secret_manifest(k, c, namespace=namespace, name=f"sealed-secrets-key{i}")
+        for i, (k, c) in enumerate(pairs)
+    ]
     path.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": items}))
     return path
 
 
 def sealed(name: str, ns: str, public_key: Any, **values: str) -> dict[str, Any]:
-    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": ns},
-              "stringData": values or {"password": VALUE}}
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": ns},
+        "stringData": values or {"password": VALUE},
+    }
     return seal_secret(secret, public_key)
 
 
-def build_tree(root: Path, layout: list[tuple[str, str, Any]], *, fmt: str = "yaml",
-               per_file: int = 1) -> KnownTree:
+def build_tree(
+    root: Path, layout: list[tuple[str, str, Any]], *, fmt: str = "yaml", per_file: int = 1
+) -> KnownTree:
     """`layout` = [(namespace, name, key)]; files of `per_file` SealedSecrets each."""
     tree = KnownTree(root)
     root.mkdir(parents=True, exist_ok=True)

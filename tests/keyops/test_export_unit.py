@@ -23,8 +23,9 @@ def test_export_round_trip() -> None:
     assert "PRIVATE KEY" not in text and src["data"]["tls.key"][:60] not in text
     secret = unseal_sealed_secret(docs[0], [other])
     assert secret["type"] == "kubernetes.io/tls"
-    assert secret["metadata"]["labels"] == {"sealedsecrets.bitnami.com/sealed-secrets-key":
-                                            "active"}
+    assert secret["metadata"]["labels"] == {
+        "sealedsecrets.bitnami.com/sealed-secrets-key": "active"
+    }
     assert secret["metadata"]["annotations"][SKIP_OWNER] == "true"
     assert "ownerReferences" not in secret["metadata"]
     assert secret["data"] == src["data"]

@@ -62,9 +62,9 @@ def no_leak(*texts: str, keys: list[dict[str, Any]] = ()) -> None:  # type: igno
             assert s["data"]["tls.key"][30:90] not in text
 
 
-def test_report_offline_and_online_match_known_tree(kube: Kube, stack: Any,
-                                                    spaces: tuple[str, str],
-                                                    tmp_path: Path) -> None:
+def test_report_offline_and_online_match_known_tree(
+    kube: Kube, stack: Any, spaces: tuple[str, str], tmp_path: Path
+) -> None:
     ns, keys = spaces
     foreign = make_key()[0]
     with running_controller(stack.kubeconfig, keys, [ns]) as app:
@@ -74,8 +74,9 @@ def test_report_offline_and_online_match_known_tree(kube: Kube, stack: Any,
         for i in range(4):
             (tree / f"s{i}.yaml").write_text(to_yaml(sealed(f"s{i}", ns, cert_of(app))))
         (tree / "foreign.yaml").write_text(to_yaml(sealed("foreign", ns, foreign.public_key())))
-        online = run_sealkit("keys", "report", str(tree), "--controller-url", app.api.url,
-                             "-o", "json")
+        online = run_sealkit(
+            "keys", "report", str(tree), "--controller-url", app.api.url, "-o", "json"
+        )
         assert online.returncode == 1, online.stderr
         out = json.loads(online.stdout)
         by_name = {r["name"]: r for r in out["sealedSecrets"]}
@@ -83,10 +84,10 @@ def test_report_offline_and_online_match_known_tree(kube: Kube, stack: Any,
         assert by_name["foreign"]["unopened"] == ["*"]
         secrets = kube.list_secrets(keys, KEY_LABEL)
         backup = tmp_path / "backup.yaml"
-        backup.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List",
-                                          "items": secrets}))
-        offline = run_sealkit("keys", "report", str(tree), "--recovery-private-key",
-                              str(backup), "-o", "json")
+        backup.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": secrets}))
+        offline = run_sealkit(
+            "keys", "report", str(tree), "--recovery-private-key", str(backup), "-o", "json"
+        )
         rows = {r["name"]: r for r in json.loads(offline.stdout)["sealedSecrets"]}
         fp = app.keyring.latest().fingerprint
         assert all(rows[f"s{i}"]["fingerprints"] == [fp] for i in range(4))
@@ -94,13 +95,22 @@ def test_report_offline_and_online_match_known_tree(kube: Kube, stack: Any,
         no_leak(online.stdout, online.stderr, offline.stdout, offline.stderr, keys=secrets)
 
 
-def test_retire_refused_in_use_then_reencrypt_retire_restore(kube: Kube, stack: Any,
-                                                             spaces: tuple[str, str],
-                                                             tmp_path: Path) -> None:
+def test_retire_refused_in_use_then_reencrypt_retire_restore(
+    kube: Kube, stack: Any, spaces: tuple[str, str], tmp_path: Path
+) -> None:
     ns, keys = spaces
     cli = ["--controller-namespace", keys, "--kubeconfig", stack.kubeconfig]
-    with running_controller(stack.kubeconfig, keys, [ns], "--key-renew-period", "0",
-                            "--rate-limit", "50", "--rate-limit-burst", "50") as app:
+    with running_controller(
+        stack.kubeconfig,
+        keys,
+        [ns],
+        "--key-renew-period",
+        "0",
+        "--rate-limit",
+        "50",
+        "--rate-limit-burst",
+        "50",
+    ) as app:
         wait_for(app.keyring.has_keys, 60, "key")
         k1 = app.keyring.latest().fingerprint
         doc = sealed("app", ns, cert_of(app))
@@ -136,46 +146,73 @@ def test_retire_refused_in_use_then_reencrypt_retire_restore(kube: Kube, stack: 
         proc = run_sealkit("keys", "retire", k1, *metrics, "--tree", str(tree), *cli)
         assert proc.returncode == 0, proc.stderr
         wait_for(lambda: app.keyring.by_fingerprint(k1) is None, 30, "k1 unloaded")
-        labels = [(s["metadata"]["labels"][KEY_LABEL]) for s in kube.list_secrets(keys,
-                                                                                   KEY_LABEL)]
+        labels = [(s["metadata"]["labels"][KEY_LABEL]) for s in kube.list_secrets(keys, KEY_LABEL)]
         assert sorted(labels) == ["active", "retired"]  # relabelled, never deleted
         proc2 = run_sealkit("keys", "restore", k1, *cli)
         assert proc2.returncode == 0, proc2.stderr
         wait_for(lambda: app.keyring.by_fingerprint(k1) is not None, 30, "k1 loaded again")
-        no_leak(proc.stdout, proc.stderr, proc2.stderr, text,
-                keys=kube.list_secrets(keys, KEY_LABEL))
+        no_leak(
+            proc.stdout, proc.stderr, proc2.stderr, text, keys=kube.list_secrets(keys, KEY_LABEL)
+        )
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "keys import applies a SealedSecret whose template is a key Secret; the merged key-injection "
-    "guard (issue 12, controller/write_guard.py) refuses exactly that write. Needs a design "
-    "decision (an import path the guard allows); `keys import` now fails at once with the "
-    "controller's refusal instead of timing out"))
-def test_export_import_between_two_controllers(kube: Kube, kube_api: Any, stack: Any,
-                                               spaces: tuple[str, str],
-                                               tmp_path: Path) -> None:
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "keys import applies a SealedSecret whose template is a key Secret; the merged key-injection "  # noqa: E501
+        "guard (issue 12, controller/write_guard.py) refuses exactly that write. Needs a design "
+        "decision (an import path the guard allows); `keys import` now fails at once with the "
+        "controller's refusal instead of timing out"
+    ),
+)
+def test_export_import_between_two_controllers(
+    kube: Kube, kube_api: Any, stack: Any, spaces: tuple[str, str], tmp_path: Path
+) -> None:
     ns, keys_a = spaces
     with running_controller(stack.kubeconfig, keys_a, [ns]) as a:
         wait_for(a.keyring.has_keys, 60, "A's key")
         a_fp, a_pub = a.keyring.latest().fingerprint, cert_of(a)
         kube.create_sealed(sealed("opened-by-a", ns, a_pub))
         wait_for(lambda: value_of(kube, ns, "opened-by-a") == VALUE, 30, "A unseals")
-    with temp_namespace(kube_api, "t-ko-kb") as keys_b, \
-            running_controller(stack.kubeconfig, keys_b, [ns]) as b:
+    with (
+        temp_namespace(kube_api, "t-ko-kb") as keys_b,
+        running_controller(stack.kubeconfig, keys_b, [ns]) as b,
+    ):
         wait_for(b.keyring.has_keys, 60, "B's key")
         b_fp = b.keyring.latest().fingerprint
         kube.create_sealed(sealed("for-a", ns, a_pub))
-        wait_for(lambda: (kube.synced(ns, "for-a") or {}).get("status") == "False", 30,
-                 "B cannot open A's SealedSecret yet")
+        wait_for(
+            lambda: (kube.synced(ns, "for-a") or {}).get("status") == "False",
+            30,
+            "B cannot open A's SealedSecret yet",
+        )
         cert = tmp_path / "b.pem"
         cert.write_bytes(b.keyring.latest().certificate_pem)
         out = tmp_path / "export.yaml"
-        exp = run_sealkit("keys", "export", "--to-cert", str(cert), "--to-namespace", keys_b,
-                          "-w", str(out), "--controller-namespace", keys_a,
-                          "--kubeconfig", stack.kubeconfig)
+        exp = run_sealkit(
+            "keys",
+            "export",
+            "--to-cert",
+            str(cert),
+            "--to-namespace",
+            keys_b,
+            "-w",
+            str(out),
+            "--controller-namespace",
+            keys_a,
+            "--kubeconfig",
+            stack.kubeconfig,
+        )
         assert exp.returncode == 0, exp.stderr
-        imp = run_sealkit("keys", "import", str(out), "--controller-namespace", keys_b,
-                          "--kubeconfig", stack.kubeconfig)
+        imp = run_sealkit(
+            "keys",
+            "import",
+            str(out),
+            "--controller-namespace",
+            keys_b,
+            "--kubeconfig",
+            stack.kubeconfig,
+        )
         assert imp.returncode == 0, imp.stderr
         assert f"imported key {a_fp}" in imp.stderr
         wait_for(lambda: b.keyring.by_fingerprint(a_fp) is not None, 30, "B loads A's key")
@@ -183,5 +220,11 @@ def test_export_import_between_two_controllers(kube: Kube, kube_api: Any, stack:
         wait_for(lambda: value_of(kube, ns, "for-a") == VALUE, 30, "B opens A's SealedSecret")
         kube.delete_secret(ns, "opened-by-a")  # B re-creates it: the same SealedSecret opens
         wait_for(lambda: value_of(kube, ns, "opened-by-a") == VALUE, 30, "re-created by B")
-        no_leak(out.read_text(), exp.stdout, exp.stderr, imp.stdout, imp.stderr,
-                keys=kube.list_secrets(keys_a, KEY_LABEL))
+        no_leak(
+            out.read_text(),
+            exp.stdout,
+            exp.stderr,
+            imp.stdout,
+            imp.stderr,
+            keys=kube.list_secrets(keys_a, KEY_LABEL),
+        )

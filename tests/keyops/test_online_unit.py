@@ -69,5 +69,7 @@ def test_online_report_and_rotate_plan(tmp_path: Path, pairs: list[Any]) -> None
         doc = yaml.safe_load(text)
         assert unseal_sealed_secret(doc, [new])["data"]
     with pytest.raises(ClusterError, match="answered 500"):
-        retry_throttled(lambda: (_ for _ in ()).throw(
-            ClusterError("controller answered 500")), sleep=waits.append)
+        retry_throttled(
+            lambda: (_ for _ in ()).throw(ClusterError("controller answered 500")),
+            sleep=waits.append,
+        )

@@ -44,35 +44,44 @@ def skeleton(path: Path) -> str:
 @pytest.fixture
 def tree(tmp_path: Path, keys: dict[str, Any]) -> Any:
     layout = [("prod", f"o{i}", keys["old"][0]) for i in range(4)] + [
-        ("prod", f"n{i}", keys["new"][0]) for i in range(2)]
+        ("prod", f"n{i}", keys["new"][0]) for i in range(2)
+    ]
     t = build_tree(tmp_path / "tree", layout, per_file=2)
     commented = next(iter(t.files.values()))
-    commented.write_text("# owned by team-a\n" + commented.read_text().replace(
-        "kind: SealedSecret", "kind: SealedSecret  # keep me", 1))
+    commented.write_text(
+        "# owned by team-a\n"
+        + commented.read_text().replace("kind: SealedSecret", "kind: SealedSecret  # keep me", 1)
+    )
     twin = sealed("twin", "dev", keys["old"][0].public_key())
-    twin["metadata"]["annotations"] = {"sealkit.dev/cert-fingerprint": fp(keys["old"]),
-                                       "sealkit.dev/source-digest": "hmac-sha256:ab:cd"}
+    twin["metadata"]["annotations"] = {
+        "sealkit.dev/cert-fingerprint": fp(keys["old"]),
+        "sealkit.dev/source-digest": "hmac-sha256:ab:cd",
+    }
     (tmp_path / "tree" / "twin.sealed.json").write_text(json.dumps(twin, indent=2) + "\n")
     return t
 
 
-def test_offline_reencrypt_keeps_format_and_is_idempotent(tree: Any, tmp_path: Path,
-                                                          keys: dict[str, Any]) -> None:
+def test_offline_reencrypt_keeps_format_and_is_idempotent(
+    tree: Any, tmp_path: Path, keys: dict[str, Any]
+) -> None:
     kf = str(key_file(tmp_path / "k.yaml", keys["old"], keys["new"]))
     cert = cert_file(tmp_path, keys["new"])
     files = sorted(tree.root.rglob("*.*"))
     before = {p: p.read_text() for p in files}
-    proc = run_sealkit("reencrypt-tree", str(tree.root), "--recovery-private-key", kf,
-                       "--cert", cert, "--check")
+    proc = run_sealkit(
+        "reencrypt-tree", str(tree.root), "--recovery-private-key", kf, "--cert", cert, "--check"
+    )
     assert proc.returncode == 1 and proc.stdout.count("needs re-encryption") == 5
     assert {p: p.read_text() for p in files} == before  # --check writes nothing
-    proc = run_sealkit("reencrypt-tree", str(tree.root), "--recovery-private-key", kf,
-                       "--cert", cert)
+    proc = run_sealkit(
+        "reencrypt-tree", str(tree.root), "--recovery-private-key", kf, "--cert", cert
+    )
     assert proc.returncode == 0, proc.stderr
     assert "re-encrypted 5 SealedSecret(s)" in proc.stderr and "2 already current" in proc.stderr
     for p in files:
-        assert skeleton(p) == BLOB.sub("<blob>", before[p]).replace(fp(keys["old"]),
-                                                                    fp(keys["new"]))
+        assert skeleton(p) == BLOB.sub("<blob>", before[p]).replace(
+            fp(keys["old"]), fp(keys["new"])
+        )
     assert "# keep me" in next(iter(tree.files.values())).read_text()
     # every SealedSecret now opens with the new key alone, to the same values
     refs, _ = find_sealed([tree.root])
@@ -85,26 +94,33 @@ def test_offline_reencrypt_keeps_format_and_is_idempotent(tree: Any, tmp_path: P
         assert __import__("base64").b64decode(data["password"]).decode() == VALUE
     # second run: nothing to do, nothing written
     after = {p: p.read_text() for p in files}
-    proc = run_sealkit("reencrypt-tree", str(tree.root), "--recovery-private-key", kf,
-                       "--cert", cert, "--check")
+    proc = run_sealkit(
+        "reencrypt-tree", str(tree.root), "--recovery-private-key", kf, "--cert", cert, "--check"
+    )
     assert proc.returncode == 0, proc.stdout
-    proc = run_sealkit("reencrypt-tree", str(tree.root), "--recovery-private-key", kf,
-                       "--cert", cert)
+    proc = run_sealkit(
+        "reencrypt-tree", str(tree.root), "--recovery-private-key", kf, "--cert", cert
+    )
     assert proc.returncode == 0 and "re-encrypted 0" in proc.stderr
     assert {p: p.read_text() for p in files} == after
     for text in (proc.stdout, proc.stderr):
         assert VALUE not in text
 
 
-def test_unopenable_value_writes_nothing(tree: Any, tmp_path: Path,
-                                         keys: dict[str, Any]) -> None:
-    (tree.root / "lost.yaml").write_text(to_yaml(sealed("lost", "prod",
-                                                        keys["lost"][0].public_key())))
+def test_unopenable_value_writes_nothing(tree: Any, tmp_path: Path, keys: dict[str, Any]) -> None:
+    (tree.root / "lost.yaml").write_text(
+        to_yaml(sealed("lost", "prod", keys["lost"][0].public_key()))
+    )
     files = sorted(tree.root.rglob("*.*"))
     before = {p: p.read_text() for p in files}
-    proc = run_sealkit("reencrypt-tree", str(tree.root), "--recovery-private-key",
-                       str(key_file(tmp_path / "k.yaml", keys["old"], keys["new"])),
-                       "--cert", cert_file(tmp_path, keys["new"]))
+    proc = run_sealkit(
+        "reencrypt-tree",
+        str(tree.root),
+        "--recovery-private-key",
+        str(key_file(tmp_path / "k.yaml", keys["old"], keys["new"])),
+        "--cert",
+        cert_file(tmp_path, keys["new"]),
+    )
     assert proc.returncode == 1
     assert "prod/lost: value password opens with none of the keys" in proc.stderr
     assert proc.stderr.splitlines()[-1] == "error: 1 problem(s); nothing written"

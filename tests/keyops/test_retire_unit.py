@@ -29,8 +29,12 @@ def secret(days: int, name: str, label: str = "active") -> tuple[dict[str, Any],
 
 @pytest.fixture(scope="module")
 def keys() -> list[tuple[dict[str, Any], str]]:
-    return [secret(30, "k-old"), secret(1, "k-new"), secret(60, "k-bad", "compromised"),
-            secret(90, "k-ret", RETIRED)]
+    return [
+        secret(30, "k-old"),
+        secret(1, "k-new"),
+        secret(60, "k-bad", "compromised"),
+        secret(90, "k-ret", RETIRED),
+    ]
 
 
 def test_select_and_newest(keys: list[tuple[dict[str, Any], str]]) -> None:
@@ -45,8 +49,10 @@ def test_select_and_newest(keys: list[tuple[dict[str, Any], str]]) -> None:
 
 def test_usage_only_from_the_leader() -> None:
     fp = "SHA256:abc+/d"
-    text = (f'sealkit_key_sealedsecrets{{fingerprint="{fp}"}} 3.0\n'
-            'sealkit_key_sealedsecrets{fingerprint="SHA256:x"} 0.0\n')
+    text = (
+        f'sealkit_key_sealedsecrets{{fingerprint="{fp}"}} 3.0\n'
+        'sealkit_key_sealedsecrets{fingerprint="SHA256:x"} 0.0\n'
+    )
     assert key_usage_from_metrics(text, fp) == 3
     assert key_usage_from_metrics(text, "SHA256:unloaded") == 0
     lead = 'leader_election_master_status{name="sealed-secrets-controller"} 1.0\n'
@@ -74,9 +80,11 @@ def test_newest_breaks_a_notbefore_tie_as_the_controller_does() -> None:
 
     now = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     made = []
-    for name, created in (("sealed-secrets-keyzz", "2026-01-02T03:04:05Z"),
-                          ("sealed-secrets-keyaa", "2026-01-02T03:04:06Z"),
-                          ("sealed-secrets-keybb", "2026-01-02T03:04:06Z")):
+    for name, created in (
+        ("sealed-secrets-keyzz", "2026-01-02T03:04:05Z"),
+        ("sealed-secrets-keyaa", "2026-01-02T03:04:06Z"),
+        ("sealed-secrets-keybb", "2026-01-02T03:04:06Z"),
+    ):
         key, cert = generate_key_and_cert(2048, now=now)
         s = key_secret_manifest(key, cert, name=name)
         s["metadata"]["creationTimestamp"] = created

@@ -175,9 +175,7 @@ def _rehomed_deploy(stack: Any, tmp: Path, namespace: str, drop_rule: str | None
     from tests.controller.test_deploy_rbac import _rehome
 
     out = kubectl(stack, "kustomize", str(ROOT / "devstack" / "overlays" / "controller")).stdout
-    docs = [
-        d for d in yaml.safe_load_all(out) if d and "proxy-users" not in d["metadata"]["name"]
-    ]
+    docs = [d for d in yaml.safe_load_all(out) if d and "proxy-users" not in d["metadata"]["name"]]
     crd = [d for d in docs if d["kind"] == "CustomResourceDefinition"]  # shared, kept after
     docs = (
         crd

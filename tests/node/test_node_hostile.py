@@ -33,13 +33,31 @@ def deployed(node_stack: Any) -> Iterator[None]:
     try:
         yield
     finally:
-        kubectl(node_stack, "-n", CONTROLLER_NS, "delete", "deployment", CONTROLLER,
-                "--wait=true", "--timeout=60s", check=False)
+        kubectl(
+            node_stack,
+            "-n",
+            CONTROLLER_NS,
+            "delete",
+            "deployment",
+            CONTROLLER,
+            "--wait=true",
+            "--timeout=60s",
+            check=False,
+        )
 
 
 def _pods(stack: Any) -> list[dict[str, Any]]:
-    out = kubectl(stack, "-n", CONTROLLER_NS, "get", "pods", "-l",
-                  "app.kubernetes.io/name=sealed-secrets-controller", "-o", "json").stdout
+    out = kubectl(
+        stack,
+        "-n",
+        CONTROLLER_NS,
+        "get",
+        "pods",
+        "-l",
+        "app.kubernetes.io/name=sealed-secrets-controller",
+        "-o",
+        "json",
+    ).stdout
     return [p for p in json.loads(out)["items"] if not p["metadata"].get("deletionTimestamp")]
 
 
@@ -47,10 +65,13 @@ def _health(stack: Any) -> list[tuple[bool, int]]:
     """(Ready, restart count) of each controller pod."""
     out = []
     for pod in _pods(stack):
-        ready = any(c["type"] == "Ready" and c["status"] == "True"
-                    for c in pod.get("status", {}).get("conditions", []))
-        restarts = sum(c.get("restartCount", 0)
-                       for c in pod.get("status", {}).get("containerStatuses", []))
+        ready = any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in pod.get("status", {}).get("conditions", [])
+        )
+        restarts = sum(
+            c.get("restartCount", 0) for c in pod.get("status", {}).get("containerStatuses", [])
+        )
         out.append((ready, restarts))
     return out
 
@@ -58,11 +79,22 @@ def _health(stack: Any) -> list[tuple[bool, int]]:
 def _require_this_tree(stack: Any) -> None:
     """The pods must run this tree's code, or a failure here would say nothing about it."""
     pod = _pods(stack)[0]["metadata"]["name"]
-    probe = kubectl(stack, "-n", CONTROLLER_NS, "exec", pod, "--", "python3", "-c",
-                    "import controller.http.transport", check=False)
+    probe = kubectl(
+        stack,
+        "-n",
+        CONTROLLER_NS,
+        "exec",
+        pod,
+        "--",
+        "python3",
+        "-c",
+        "import controller.http.transport",
+        check=False,
+    )
     assert probe.returncode == 0, (
         "the controller pods run an image without controller.http: the node's sealkit image "
-        f"was not built from this tree ({probe.stderr.strip()[-200:]})")
+        f"was not built from this tree ({probe.stderr.strip()[-200:]})"
+    )
 
 
 def _watch_ready(stack: Any, seconds: float) -> list[list[tuple[bool, int]]]:
@@ -74,19 +106,41 @@ def _watch_ready(stack: Any, seconds: float) -> list[list[tuple[bool, int]]]:
     return seen
 
 
-def test_yaml_bombs_through_the_proxy_leave_the_pods_ready(node_stack: Any, deployed: None,
-                                                           tmp_path: Any) -> None:
-    wait_for(lambda: len(_pods(node_stack)) == 2 and all(r for r, _ in _health(node_stack)),
-             180, "two Ready controller pods")
+def test_yaml_bombs_through_the_proxy_leave_the_pods_ready(
+    node_stack: Any, deployed: None, tmp_path: Any
+) -> None:
+    wait_for(
+        lambda: len(_pods(node_stack)) == 2 and all(r for r, _ in _health(node_stack)),
+        180,
+        "two Ready controller pods",
+    )
     _require_this_tree(node_stack)
     before = _health(node_stack)
     bomb = tmp_path / "bomb.yaml"
     bomb.write_bytes(BOMB)
     path = f"/api/v1/namespaces/{CONTROLLER_NS}/services/http:{CONTROLLER}:http/proxy/v1/verify"
-    procs = [subprocess.Popen(
-        [node_stack.kubectl, "--kubeconfig", node_stack.kubeconfig, "--as", "mallory@example.com",
-         "--as-group", "system:authenticated", "create", "--raw", path, "-f", str(bomb)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    procs = [
+        subprocess.Popen(
+            [
+                node_stack.kubectl,
+                "--kubeconfig",
+                node_stack.kubeconfig,
+                "--as",
+                "mallory@example.com",
+                "--as-group",
+                "system:authenticated",
+                "create",
+                "--raw",
+                path,
+                "-f",
+                str(bomb),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
     outcomes = [p.communicate(timeout=120) for p in procs]
     for (_, err), proc in zip(outcomes, procs, strict=True):
         assert proc.returncode != 0 and ("BadRequest" in err or "400" in err), err
@@ -129,18 +183,32 @@ print("done", flush=True)
 """
 
 
-def test_slowloris_from_a_pod_leaves_the_pods_ready(node_stack: Any, deployed: None,
-                                                   namespace: str) -> None:
-    wait_for(lambda: len(_pods(node_stack)) == 2 and all(r for r, _ in _health(node_stack)),
-             180, "two Ready controller pods")
+def test_slowloris_from_a_pod_leaves_the_pods_ready(
+    node_stack: Any, deployed: None, namespace: str
+) -> None:
+    wait_for(
+        lambda: len(_pods(node_stack)) == 2 and all(r for r, _ in _health(node_stack)),
+        180,
+        "two Ready controller pods",
+    )
     _require_this_tree(node_stack)
     before = _health(node_stack)
     ips = ",".join(p["status"]["podIP"] for p in _pods(node_stack))
     apply(node_stack, [pod_script("slowloris", namespace, SLOWLORIS, env={"POD_IPS": ips})])
     try:
+
         def running() -> bool:
-            phase = kubectl(node_stack, "-n", namespace, "get", "pod", "slowloris", "-o",
-                            "jsonpath={.status.phase}", check=False).stdout
+            phase = kubectl(
+                node_stack,
+                "-n",
+                namespace,
+                "get",
+                "pod",
+                "slowloris",
+                "-o",
+                "jsonpath={.status.phase}",
+                check=False,
+            ).stdout
             return phase in ("Running", "Succeeded", "Failed")
 
         wait_for(running, 120, "the slowloris pod to start")
@@ -150,5 +218,6 @@ def test_slowloris_from_a_pod_leaves_the_pods_ready(node_stack: Any, deployed: N
         logs = kubectl(node_stack, "-n", namespace, "logs", "slowloris", check=False).stdout
         assert "held 280" in logs, logs
     finally:
-        kubectl(node_stack, "-n", namespace, "delete", "pod", "slowloris", "--wait=false",
-                check=False)
+        kubectl(
+            node_stack, "-n", namespace, "delete", "pod", "slowloris", "--wait=false", check=False
+        )

@@ -31,9 +31,13 @@ UTC = dt.UTC
 def _cert(key, not_after: dt.datetime, cn: str = "t") -> bytes:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(7)
-        .not_valid_before(not_after - dt.timedelta(days=30)).not_valid_after(not_after)
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(7)
+        .not_valid_before(not_after - dt.timedelta(days=30))
+        .not_valid_after(not_after)
         .sign(key, hashes.SHA256())
     )
     return cert.public_bytes(serialization.Encoding.PEM)
@@ -62,8 +66,9 @@ def test_non_rsa_certificate_refused() -> None:
         load_certificate(_cert(key, dt.datetime(2100, 1, 1, tzinfo=UTC)))
 
 
-@pytest.mark.parametrize("data", [b"", b"not a cert", b"-----BEGIN CERTIFICATE-----\nAAAA\n"
-                                  b"-----END CERTIFICATE-----\n"])
+@pytest.mark.parametrize(
+    "data", [b"", b"not a cert", b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"]
+)
 def test_garbage_refused(data) -> None:
     with pytest.raises(CertError, match="does not contain any valid RSA or ECDSA certificates"):
         load_certificate(data)
@@ -79,9 +84,9 @@ def _numbers(keys):
 
 
 def test_load_pem_pkcs1_and_pkcs8(private_key, other_private_key) -> None:
-    pkcs8 = other_private_key.private_bytes(serialization.Encoding.PEM,
-                                            serialization.PrivateFormat.PKCS8,
-                                            serialization.NoEncryption())
+    pkcs8 = other_private_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     keys = load_private_keys(private_key_pem(private_key) + b"\n" + pkcs8)
     assert _numbers(keys) == _numbers([private_key, other_private_key])
 
@@ -94,15 +99,17 @@ def test_load_key_secret_yaml_json_and_list(private_key, other_private_key) -> N
     assert _numbers(load_private_keys(json.dumps(one).encode())) == _numbers([private_key])
     listing = {"apiVersion": "v1", "kind": "List", "items": [one, two]}
     assert _numbers(load_private_keys(yaml.safe_dump(listing).encode())) == _numbers(
-        [private_key, other_private_key])
+        [private_key, other_private_key]
+    )
     multi = (yaml.safe_dump(one) + "---\n" + yaml.safe_dump(two)).encode()
     assert len(load_private_keys(multi)) == 2
 
 
 def test_non_rsa_private_key_refused() -> None:
     key = ec.generate_private_key(ec.SECP256R1())
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     with pytest.raises(InputError, match="expected RSA private key"):
         load_private_keys(pem)
 
@@ -110,8 +117,10 @@ def test_non_rsa_private_key_refused() -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        (b"-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n",
-         "cannot load PEM private key"),
+        (
+            b"-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n",
+            "cannot load PEM private key",
+        ),
         (b"-----BEGIN NOTHING-----\n", "no PEM private key found"),
         (b"{ not: [valid", "cannot parse private key file"),
         (b"apiVersion: v1\nkind: Secret\nmetadata: {name: k}\ndata: {}\n", "has no data.tls.key"),
@@ -136,8 +145,8 @@ def test_generated_key_and_cert_match_upstream_controller() -> None:
     assert cert.signature_hash_algorithm.name == "sha256"
     # KeyUsage = EncipherOnly alone (Go's encoding; cryptography's KeyUsage cannot express it)
     der = cert.public_bytes(serialization.Encoding.DER)
-    assert bytes.fromhex("0603551d0f" "0101ff" "0404" "03020001") in der  # critical, bit 7 only
-    assert bytes.fromhex("0603551d13" "0101ff" "0405" "30030101ff") in der  # critical, CA=true
+    assert bytes.fromhex("0603551d0f0101ff040403020001") in der  # critical, bit 7 only
+    assert bytes.fromhex("0603551d130101ff040530030101ff") in der  # critical, CA=true
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
     assert ski.digest in der
     # the cert is usable for sealing right now
@@ -153,8 +162,12 @@ def test_generated_cert_extensions_with_openssl_view(tmp_path) -> None:
     _, cert = generate_key_and_cert(2048)
     path = tmp_path / "c.pem"
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    text = subprocess.run(["openssl", "x509", "-in", str(path), "-noout", "-text"],
-                          capture_output=True, text=True, check=True).stdout
+    text = subprocess.run(
+        ["openssl", "x509", "-in", str(path), "-noout", "-text"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "X509v3 Key Usage: critical\n                Encipher Only" in text
     assert "X509v3 Basic Constraints: critical\n                CA:TRUE" in text
     assert "Subject: \n" in text or "Subject:\n" in text or "Subject: " in text
@@ -162,9 +175,12 @@ def test_generated_cert_extensions_with_openssl_view(tmp_path) -> None:
 
 def test_key_secret_manifest_format(private_key) -> None:
     cert = x509.load_pem_x509_certificate((VECTORS / "test-cert.pem").read_bytes())
-    m = key_secret_manifest(private_key, cert, labels={"team": "a",
-                            "sealedsecrets.bitnami.com/sealed-secrets-key": "compromised"},
-                            annotations={"note": "byok"})
+    m = key_secret_manifest(
+        private_key,
+        cert,
+        labels={"team": "a", "sealedsecrets.bitnami.com/sealed-secrets-key": "compromised"},
+        annotations={"note": "byok"},
+    )
     assert list(m) == ["apiVersion", "kind", "metadata", "data", "type"]
     assert m["type"] == "kubernetes.io/tls"
     assert m["metadata"] == {
@@ -189,9 +205,11 @@ def test_fast_der_path_agrees_with_full_parser(private_key, other_private_key) -
     """`load_public_key` reads the DER itself; it must agree with cryptography.x509."""
     from sealkit.certs import _tbs_fields
 
-    for not_after in (dt.datetime(2049, 12, 31, 23, 59, 59, tzinfo=UTC),  # UTCTime
-                      dt.datetime(2050, 1, 1, tzinfo=UTC),  # GeneralizedTime
-                      dt.datetime(2100, 6, 7, 8, 9, 10, tzinfo=UTC)):
+    for not_after in (
+        dt.datetime(2049, 12, 31, 23, 59, 59, tzinfo=UTC),  # UTCTime
+        dt.datetime(2050, 1, 1, tzinfo=UTC),  # GeneralizedTime
+        dt.datetime(2100, 6, 7, 8, 9, 10, tzinfo=UTC),
+    ):
         pem = _cert(private_key, not_after)
         fields = _tbs_fields(pem)
         assert fields is not None

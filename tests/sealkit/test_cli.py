@@ -81,8 +81,10 @@ def test_concatenated_json_input(cert_path) -> None:
     assert [d["metadata"]["name"] for d in _docs(proc.stdout)] == ["db", "db2"]
 
 
-@pytest.mark.parametrize(("target", "expect_yaml"), [("out.yaml", True), ("out.yml", True),
-                                                     ("out.json", False), ("out", False)])
+@pytest.mark.parametrize(
+    ("target", "expect_yaml"),
+    [("out.yaml", True), ("out.yml", True), ("out.json", False), ("out", False)],
+)
 def test_write_flag_and_extension(cert_path, tmp_path, target, expect_yaml) -> None:
     out = tmp_path / target
     proc = run_sealkit("--cert", cert_path, "-w", str(out), input=SECRET_YAML)
@@ -93,8 +95,10 @@ def test_write_flag_and_extension(cert_path, tmp_path, target, expect_yaml) -> N
 def test_write_is_all_or_nothing(cert_path, tmp_path) -> None:
     out = tmp_path / "out.yaml"
     out.write_text("previous content\n")
-    bad = SECRET_YAML + "---\napiVersion: v1\nkind: Secret\nmetadata: {namespace: x}\n" \
+    bad = (
+        SECRET_YAML + "---\napiVersion: v1\nkind: Secret\nmetadata: {namespace: x}\n"
         "data: {a: YQ==}\n"
+    )
     proc = run_sealkit("--cert", cert_path, "-w", str(out), input=bad)
     assert_one_line_error(proc, 1, "missing metadata.name in input Secret")
     assert out.read_text() == "previous content\n"
@@ -119,8 +123,12 @@ def test_scope_flag(cert_path, private_key, scope) -> None:
 
 def test_allow_empty_data(cert_path) -> None:
     empty = "apiVersion: v1\nkind: Secret\nmetadata: {name: e, namespace: n}\n"
-    assert_one_line_error(run_sealkit("--cert", cert_path, input=empty), 1,
-                          "secret.data is empty in input Secret", "--allow-empty-data")
+    assert_one_line_error(
+        run_sealkit("--cert", cert_path, input=empty),
+        1,
+        "secret.data is empty in input Secret",
+        "--allow-empty-data",
+    )
     proc = run_sealkit("--cert", cert_path, "--allow-empty-data", input=empty)
     assert proc.returncode == 0
     assert _docs(proc.stdout)[0]["spec"]["encryptedData"] == {}
@@ -141,27 +149,38 @@ def test_namespace_flag_fills_missing_namespace(cert_path) -> None:
 
 def _kubeconfig(tmp_path: Path) -> Path:
     path = tmp_path / "kubeconfig"
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "a",
-        "contexts": [{"name": "a", "context": {"cluster": "c", "user": "u", "namespace": "ns-a"}},
-                     {"name": "b", "context": {"cluster": "c", "user": "u", "namespace": "ns-b"}},
-                     {"name": "c", "context": {"cluster": "c", "user": "u"}}],
-        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
-        "users": [{"name": "u", "user": {"token": "t"}}],
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "a",
+                "contexts": [
+                    {"name": "a", "context": {"cluster": "c", "user": "u", "namespace": "ns-a"}},
+                    {"name": "b", "context": {"cluster": "c", "user": "u", "namespace": "ns-b"}},
+                    {"name": "c", "context": {"cluster": "c", "user": "u"}},
+                ],
+                "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+            }
+        )
+    )
     return path
 
 
-@pytest.mark.parametrize(("extra", "expected"), [([], "ns-a"), (["--context", "b"], "ns-b"),
-                                                 (["--context", "c"], "default")])
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [([], "ns-a"), (["--context", "b"], "ns-b"), (["--context", "c"], "default")],
+)
 def test_namespace_from_kubeconfig_context(cert_path, tmp_path, extra, expected) -> None:
     no_ns = SECRET_YAML.replace("  namespace: prod\n", "")
     kubeconfig = _kubeconfig(tmp_path)
     proc = run_sealkit("--cert", cert_path, "--kubeconfig", str(kubeconfig), *extra, input=no_ns)
     assert proc.returncode == 0, proc.stderr
     assert _docs(proc.stdout)[0]["metadata"]["namespace"] == expected
-    via_env = run_sealkit("--cert", cert_path, *extra, input=no_ns,
-                          env={"KUBECONFIG": str(kubeconfig)})
+    via_env = run_sealkit(
+        "--cert", cert_path, *extra, input=no_ns, env={"KUBECONFIG": str(kubeconfig)}
+    )
     assert _docs(via_env.stdout)[0]["metadata"]["namespace"] == expected
 
 
@@ -170,34 +189,43 @@ def test_env_vars(cert_path, private_key, tmp_path) -> None:
     src = tmp_path / "in.yaml"
     src.write_text(SECRET_YAML.replace("  namespace: prod\n", ""))
     out = tmp_path / "out"
-    proc = run_sealkit(env={
-        "SEALED_SECRETS_CERT": cert_path,
-        "SEALED_SECRETS_SECRET_FILE": str(src),
-        "SEALED_SECRETS_SEALED_SECRET_FILE": str(out),
-        "SEALED_SECRETS_FORMAT": "yaml",
-        "SEALED_SECRETS_SCOPE": "namespace-wide",
-        "SEALED_SECRETS_NAMESPACE": "env-ns",
-        "SEALED_SECRETS_NAME": "env-name",
-    })
+    proc = run_sealkit(
+        env={
+            "SEALED_SECRETS_CERT": cert_path,
+            "SEALED_SECRETS_SECRET_FILE": str(src),
+            "SEALED_SECRETS_SEALED_SECRET_FILE": str(out),
+            "SEALED_SECRETS_FORMAT": "yaml",
+            "SEALED_SECRETS_SCOPE": "namespace-wide",
+            "SEALED_SECRETS_NAMESPACE": "env-ns",
+            "SEALED_SECRETS_NAME": "env-name",
+        }
+    )
     assert proc.returncode == 0, proc.stderr
     (sealed,) = _docs(out.read_text())
     assert out.read_text().startswith("---\n")
     assert sealed["metadata"]["name"] == "env-name"
     assert sealed["metadata"]["namespace"] == "env-ns"
-    assert sealed["metadata"]["annotations"] == {
-        "sealedsecrets.bitnami.com/namespace-wide": "true"}
+    assert sealed["metadata"]["annotations"] == {"sealedsecrets.bitnami.com/namespace-wide": "true"}
 
 
 def test_env_boolean_flags(cert_path) -> None:
     empty = "apiVersion: v1\nkind: Secret\nmetadata: {name: e, namespace: n}\n"
-    proc = run_sealkit(input=empty, env={"SEALED_SECRETS_CERT": cert_path,
-                                         "SEALED_SECRETS_ALLOW_EMPTY_DATA": "true"})
+    proc = run_sealkit(
+        input=empty,
+        env={"SEALED_SECRETS_CERT": cert_path, "SEALED_SECRETS_ALLOW_EMPTY_DATA": "true"},
+    )
     assert proc.returncode == 0, proc.stderr
 
 
 def test_command_line_wins_over_env(cert_path) -> None:
-    proc = run_sealkit("-o", "json", "--cert", cert_path, input=SECRET_YAML,
-                       env={"SEALED_SECRETS_FORMAT": "yaml", "SEALED_SECRETS_CERT": "/nope"})
+    proc = run_sealkit(
+        "-o",
+        "json",
+        "--cert",
+        cert_path,
+        input=SECRET_YAML,
+        env={"SEALED_SECRETS_FORMAT": "yaml", "SEALED_SECRETS_CERT": "/nope"},
+    )
     assert proc.returncode == 0 and proc.stdout.startswith("{")
 
 
@@ -232,15 +260,30 @@ def test_raw_errors(cert_path, tmp_path) -> None:
     kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
     base = ["--cert", cert_path, "--kubeconfig", str(kubeconfig)]
     # Runtime errors in kubeseal: exit 1, like every error but a flag parse error.
-    assert_one_line_error(run_sealkit(*base, "--raw", "-n", "x", "--from-file", str(value)), 1,
-                          "must provide the --name flag with --raw and --scope strict")
+    assert_one_line_error(
+        run_sealkit(*base, "--raw", "-n", "x", "--from-file", str(value)),
+        1,
+        "must provide the --name flag with --raw and --scope strict",
+    )
     assert_one_line_error(
         run_sealkit(*base, "--raw", "--scope", "cluster-wide", "--from-file", f"{value},{value}"),
-        1, "must provide only one --from-file")
-    assert_one_line_error(run_sealkit(*base, "--from-file", str(value)), 1,
-                          "--from-file requires --raw")
-    no_kubeconfig = run_sealkit("--cert", cert_path, "--kubeconfig", str(tmp_path / "none"),
-                                "--raw", "--scope", "namespace-wide", "--from-file", str(value))
+        1,
+        "must provide only one --from-file",
+    )
+    assert_one_line_error(
+        run_sealkit(*base, "--from-file", str(value)), 1, "--from-file requires --raw"
+    )
+    no_kubeconfig = run_sealkit(
+        "--cert",
+        cert_path,
+        "--kubeconfig",
+        str(tmp_path / "none"),
+        "--raw",
+        "--scope",
+        "namespace-wide",
+        "--from-file",
+        str(value),
+    )
     assert_one_line_error(no_kubeconfig, 1, "no such file or directory")
 
 
@@ -272,15 +315,20 @@ def _target(public_key, scope="strict") -> str:
     return MERGE_TARGET.replace("{zzz}", blob)
 
 
-def test_merge_into_yaml_keeps_format_comments_and_order(cert_path, public_key, private_key,
-                                                         tmp_path) -> None:
+def test_merge_into_yaml_keeps_format_comments_and_order(
+    cert_path, public_key, private_key, tmp_path
+) -> None:
     target = tmp_path / "sealed.yaml"
     target.write_text(_target(public_key))
-    update = SECRET_YAML.replace("name: db", "name: ignored").replace(
-        "namespace: prod", "namespace: other").replace(
-        "type: Opaque", "type: Opaque\n  labels: {new: label}")
-    update = update.replace("  name: ignored\n  namespace: other\ntype: Opaque\n  labels",
-                            "  name: ignored\n  namespace: other\n  labels")
+    update = (
+        SECRET_YAML.replace("name: db", "name: ignored")
+        .replace("namespace: prod", "namespace: other")
+        .replace("type: Opaque", "type: Opaque\n  labels: {new: label}")
+    )
+    update = update.replace(
+        "  name: ignored\n  namespace: other\ntype: Opaque\n  labels",
+        "  name: ignored\n  namespace: other\n  labels",
+    )
     proc = run_sealkit("--cert", cert_path, "--merge-into", str(target), input=update)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == ""
@@ -296,8 +344,9 @@ def test_merge_into_yaml_keeps_format_comments_and_order(cert_path, public_key, 
 def test_merge_into_json_stays_json(cert_path, public_key, private_key, tmp_path) -> None:
     target = tmp_path / "sealed.json"
     target.write_text(json.dumps(yaml.safe_load(_target(public_key)), indent=4) + "\n")
-    proc = run_sealkit("--cert", cert_path, "--merge-into", str(target), "-o", "yaml",
-                       input=SECRET_YAML)
+    proc = run_sealkit(
+        "--cert", cert_path, "--merge-into", str(target), "-o", "yaml", input=SECRET_YAML
+    )
     assert proc.returncode == 0, proc.stderr
     text = target.read_text()
     assert text.startswith('{\n    "apiVersion"')
@@ -308,7 +357,8 @@ def test_merge_into_keeps_the_files_scope(cert_path, public_key, private_key, tm
     target = tmp_path / "sealed.yaml"
     text = _target(public_key, "namespace-wide").replace(
         "  name: db\nspec:",
-        "  name: db\n  annotations:\n    sealedsecrets.bitnami.com/namespace-wide: \"true\"\nspec:")
+        '  name: db\n  annotations:\n    sealedsecrets.bitnami.com/namespace-wide: "true"\nspec:',
+    )
     target.write_text(text)
     proc = run_sealkit("--cert", cert_path, "--merge-into", str(target), input=SECRET_YAML)
     assert proc.returncode == 0, proc.stderr
@@ -318,8 +368,10 @@ def test_merge_into_keeps_the_files_scope(cert_path, public_key, private_key, tm
 
 def test_merge_into_creates_missing_maps(cert_path, private_key, tmp_path) -> None:
     target = tmp_path / "bare.yaml"
-    target.write_text("apiVersion: bitnami.com/v1alpha1\nkind: SealedSecret\n"
-                      "metadata: {name: db, namespace: prod}\nspec:\n  encryptedData:\n")
+    target.write_text(
+        "apiVersion: bitnami.com/v1alpha1\nkind: SealedSecret\n"
+        "metadata: {name: db, namespace: prod}\nspec:\n  encryptedData:\n"
+    )
     proc = run_sealkit("--cert", cert_path, "--merge-into", str(target), input=SECRET_YAML)
     assert proc.returncode == 0, proc.stderr
     assert _open(_docs(target.read_text())[0], private_key)["user"] == b"admin"
@@ -330,19 +382,39 @@ def test_merge_into_errors_leave_file_untouched(cert_path, public_key, tmp_path)
     original = _target(public_key)
     target.write_text(original)
     empty = "apiVersion: v1\nkind: Secret\nmetadata: {name: e, namespace: n}\n"
-    assert_one_line_error(run_sealkit("--cert", cert_path, "--merge-into", str(target),
-                                      input=empty), 1, "secret.data is empty")
-    assert_one_line_error(run_sealkit("--cert", cert_path, "--merge-into", str(target),
-                                      "--scope", "cluster-wide", input=SECRET_YAML), 1,
-                          "scope mismatch")
+    assert_one_line_error(
+        run_sealkit("--cert", cert_path, "--merge-into", str(target), input=empty),
+        1,
+        "secret.data is empty",
+    )
+    assert_one_line_error(
+        run_sealkit(
+            "--cert",
+            cert_path,
+            "--merge-into",
+            str(target),
+            "--scope",
+            "cluster-wide",
+            input=SECRET_YAML,
+        ),
+        1,
+        "scope mismatch",
+    )
     assert target.read_text() == original
     not_sealed = tmp_path / "plain.yaml"
     not_sealed.write_text(SECRET_YAML)
-    assert_one_line_error(run_sealkit("--cert", cert_path, "--merge-into", str(not_sealed),
-                                      input=SECRET_YAML), 1, "exactly one SealedSecret")
-    assert_one_line_error(run_sealkit("--cert", cert_path, "--merge-into",
-                                      str(tmp_path / "missing.yaml"), input=SECRET_YAML), 1,
-                          "cannot read")
+    assert_one_line_error(
+        run_sealkit("--cert", cert_path, "--merge-into", str(not_sealed), input=SECRET_YAML),
+        1,
+        "exactly one SealedSecret",
+    )
+    assert_one_line_error(
+        run_sealkit(
+            "--cert", cert_path, "--merge-into", str(tmp_path / "missing.yaml"), input=SECRET_YAML
+        ),
+        1,
+        "cannot read",
+    )
 
 
 # --- --recovery-unseal --------------------------------------------------------------------------
@@ -360,43 +432,69 @@ def test_recovery_unseal_with_pem_key(cert_path, key_path, tmp_path) -> None:
     secret = json.loads(proc.stdout)
     assert secret["kind"] == "Secret"
     assert base64.b64decode(secret["data"]["password"]) == b"hunter2"
-    yaml_out = run_sealkit("--recovery-unseal", "--recovery-private-key", key_path, "-o", "yaml",
-                           input=sealed.read_text())
+    yaml_out = run_sealkit(
+        "--recovery-unseal",
+        "--recovery-private-key",
+        key_path,
+        "-o",
+        "yaml",
+        input=sealed.read_text(),
+    )
     assert yaml_out.stdout.startswith("---\napiVersion: v1\n")
 
 
-def test_recovery_unseal_key_list_comma_and_repeat(cert_path, private_key, other_private_key,
-                                                    tmp_path) -> None:
+def test_recovery_unseal_key_list_comma_and_repeat(
+    cert_path, private_key, other_private_key, tmp_path
+) -> None:
     from cryptography import x509
 
     from sealkit.keys import key_secret_manifest, private_key_pem
 
     cert = x509.load_pem_x509_certificate(Path(cert_path).read_bytes())
     listing = tmp_path / "keys.yaml"
-    listing.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List",
-                                       "items": [key_secret_manifest(other_private_key, cert),
-                                                 key_secret_manifest(private_key, cert)]}))
+    listing.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "List",
+                "items": [
+                    key_secret_manifest(other_private_key, cert),
+                    key_secret_manifest(private_key, cert),
+                ],
+            }
+        )
+    )
     other = tmp_path / "other.pem"
     other.write_bytes(private_key_pem(other_private_key))
     sealed = _sealed_file(cert_path, tmp_path, "yaml")
-    for args in (["--recovery-private-key", str(listing)],
-                 ["--recovery-private-key", f"{other},{listing}"],
-                 ["--recovery-private-key", str(other), "--recovery-private-key", str(listing)]):
+    for args in (
+        ["--recovery-private-key", str(listing)],
+        ["--recovery-private-key", f"{other},{listing}"],
+        ["--recovery-private-key", str(other), "--recovery-private-key", str(listing)],
+    ):
         proc = run_sealkit("--recovery-unseal", *args, "-f", str(sealed))
         assert proc.returncode == 0, (args, proc.stderr)
-    wrong = run_sealkit("--recovery-unseal", "--recovery-private-key", str(other), "-f",
-                        str(sealed))
+    wrong = run_sealkit(
+        "--recovery-unseal", "--recovery-private-key", str(other), "-f", str(sealed)
+    )
     assert_one_line_error(wrong, 1, "no key could decrypt secret (password, user)")
 
 
 def test_recovery_unseal_errors(cert_path, key_path, tmp_path) -> None:
     sealed = _sealed_file(cert_path, tmp_path)
-    assert_one_line_error(run_sealkit("--recovery-unseal", "-f", str(sealed)), 1,
-                          "no key could decrypt secret (")
-    assert_one_line_error(run_sealkit("--recovery-unseal", "--recovery-private-key", key_path,
-                                      input=SECRET_YAML), 1, 'not a SealedSecret (kind "Secret")')
-    assert_one_line_error(run_sealkit("--recovery-unseal", "--recovery-private-key", cert_path,
-                                      "-f", str(sealed)), 1, "no PEM private key found")
+    assert_one_line_error(
+        run_sealkit("--recovery-unseal", "-f", str(sealed)), 1, "no key could decrypt secret ("
+    )
+    assert_one_line_error(
+        run_sealkit("--recovery-unseal", "--recovery-private-key", key_path, input=SECRET_YAML),
+        1,
+        'not a SealedSecret (kind "Secret")',
+    )
+    assert_one_line_error(
+        run_sealkit("--recovery-unseal", "--recovery-private-key", cert_path, "-f", str(sealed)),
+        1,
+        "no PEM private key found",
+    )
 
 
 def test_recovery_private_key_ignored_without_recovery_unseal(cert_path, key_path) -> None:
@@ -434,8 +532,9 @@ def cert_server(cert_path):
 
 def test_cert_sources(cert_path, cert_server, private_key) -> None:
     for cert in (cert_path, f"file://{cert_path}", f"{cert_server}/cert.pem"):
-        proc = run_sealkit("--cert", cert, input=SECRET_YAML,
-                           env={"NO_PROXY": "*", "no_proxy": "*"})
+        proc = run_sealkit(
+            "--cert", cert, input=SECRET_YAML, env={"NO_PROXY": "*", "no_proxy": "*"}
+        )
         assert proc.returncode == 0, (cert, proc.stderr)
         assert _open(_docs(proc.stdout)[0], private_key)["password"] == b"hunter2"
 
@@ -443,8 +542,9 @@ def test_cert_sources(cert_path, cert_server, private_key) -> None:
 def test_fetch_cert(cert_path, cert_server) -> None:
     pem = Path(cert_path).read_text()
     assert run_sealkit("--fetch-cert", "--cert", cert_path).stdout == pem
-    fetched = run_sealkit("--fetch-cert", "--cert", f"{cert_server}/cert.pem",
-                          env={"NO_PROXY": "*", "no_proxy": "*"})
+    fetched = run_sealkit(
+        "--fetch-cert", "--cert", f"{cert_server}/cert.pem", env={"NO_PROXY": "*", "no_proxy": "*"}
+    )
     assert fetched.stdout == pem
 
 
@@ -459,43 +559,76 @@ def test_cert_errors(tmp_path, cert_server, key_path) -> None:
     def cert(key, days: int) -> Path:
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "t")])
         end = dt.datetime.now(dt.UTC) + dt.timedelta(days=days)
-        c = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-             .public_key(key.public_key()).serial_number(1)
-             .not_valid_before(end - dt.timedelta(days=400)).not_valid_after(end)
-             .sign(key, hashes.SHA256()))
+        c = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(1)
+            .not_valid_before(end - dt.timedelta(days=400))
+            .not_valid_after(end)
+            .sign(key, hashes.SHA256())
+        )
         path = tmp_path / f"c{days}{type(key).__name__}.pem"
         path.write_bytes(c.public_bytes(serialization.Encoding.PEM))
         return path
 
     expired = cert(rsa.generate_private_key(65537, 2048), -3)
-    assert_one_line_error(run_sealkit("--cert", str(expired), input=SECRET_YAML), 1,
-                          "failed to encrypt using an expired certificate on")
+    assert_one_line_error(
+        run_sealkit("--cert", str(expired), input=SECRET_YAML),
+        1,
+        "failed to encrypt using an expired certificate on",
+    )
     non_rsa = cert(ec.generate_private_key(ec.SECP256R1()), 30)
-    assert_one_line_error(run_sealkit("--cert", str(non_rsa), input=SECRET_YAML), 1,
-                          "expected RSA public key but found EC key")
-    assert_one_line_error(run_sealkit("--cert", key_path, input=SECRET_YAML), 1,
-                          "does not contain any valid RSA or ECDSA certificates")
-    assert_one_line_error(run_sealkit("--cert", str(tmp_path / "nope.pem"), input=SECRET_YAML), 1,
-                          "nope.pem: no such file or directory")
+    assert_one_line_error(
+        run_sealkit("--cert", str(non_rsa), input=SECRET_YAML),
+        1,
+        "expected RSA public key but found EC key",
+    )
+    assert_one_line_error(
+        run_sealkit("--cert", key_path, input=SECRET_YAML),
+        1,
+        "does not contain any valid RSA or ECDSA certificates",
+    )
+    assert_one_line_error(
+        run_sealkit("--cert", str(tmp_path / "nope.pem"), input=SECRET_YAML),
+        1,
+        "nope.pem: no such file or directory",
+    )
     env = {"NO_PROXY": "*", "no_proxy": "*"}
-    assert_one_line_error(run_sealkit("--cert", f"{cert_server}/missing.pem", input=SECRET_YAML,
-                                      env=env), 1, f'cannot fetch "{cert_server}/missing.pem": 404')
-    assert_one_line_error(run_sealkit("--cert", "http://127.0.0.1:1/cert.pem", input=SECRET_YAML,
-                                      env=env), 1, 'cannot fetch "http://127.0.0.1:1/cert.pem"')
+    assert_one_line_error(
+        run_sealkit("--cert", f"{cert_server}/missing.pem", input=SECRET_YAML, env=env),
+        1,
+        f'cannot fetch "{cert_server}/missing.pem": 404',
+    )
+    assert_one_line_error(
+        run_sealkit("--cert", "http://127.0.0.1:1/cert.pem", input=SECRET_YAML, env=env),
+        1,
+        'cannot fetch "http://127.0.0.1:1/cert.pem"',
+    )
 
 
 # --- input errors ----------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("text", "needle"),
     [
-        ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: b}\ndata: {x: y}\n",
-         'not a v1 Secret (kind "ConfigMap")'),
-        ("apiVersion: v1\nkind: Secret\nmetadata: {namespace: b}\ndata: {x: aHVudGVyMg==}\n",
-         "missing metadata.name in input Secret"),
-        ("apiVersion: v1\nkind: Secret\nmetadata:\n  name: a\n  namespace: b\ndata: [hunter2\n",
-         "malformed YAML in stdin at line"),
-        ("apiVersion: v1\nkind: Secret\nmetadata: {name: a, namespace: b}\n"
-         "data: {password: 'hunter2 not base64!'}\n", "illegal base64 data in data.password"),
+        (
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: b}\ndata: {x: y}\n",
+            'not a v1 Secret (kind "ConfigMap")',
+        ),
+        (
+            "apiVersion: v1\nkind: Secret\nmetadata: {namespace: b}\ndata: {x: aHVudGVyMg==}\n",
+            "missing metadata.name in input Secret",
+        ),
+        (
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: a\n  namespace: b\ndata: [hunter2\n",
+            "malformed YAML in stdin at line",
+        ),
+        (
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: a, namespace: b}\n"
+            "data: {password: 'hunter2 not base64!'}\n",
+            "illegal base64 data in data.password",
+        ),
         ("", "no secrets found"),
         ("\xff\xfe".encode("latin-1").decode("latin-1"), ""),
     ],
@@ -514,21 +647,28 @@ def test_missing_namespace_without_kubeconfig(cert_path, tmp_path) -> None:
 
 def test_namespace_mismatch(cert_path) -> None:
     proc = run_sealkit("--cert", cert_path, "-n", "other", input=SECRET_YAML)
-    assert_one_line_error(proc, 1, 'namespace mismatch: input secret is in namespace "prod" '
-                          'but "other" was specified')
+    assert_one_line_error(
+        proc, 1, 'namespace mismatch: input secret is in namespace "prod" but "other" was specified'
+    )
 
 
 def test_missing_input_file(cert_path, tmp_path) -> None:
-    assert_one_line_error(run_sealkit("--cert", cert_path, "-f", str(tmp_path / "x.yaml")), 1,
-                          "Could not read file specified with --secret-file")
+    assert_one_line_error(
+        run_sealkit("--cert", cert_path, "-f", str(tmp_path / "x.yaml")),
+        1,
+        "Could not read file specified with --secret-file",
+    )
 
 
 # --- usage errors ---------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["--scope", "cluster"], 'invalid argument "cluster" for "--scope" flag: must be one of: '
-                                 "strict, namespace-wide, cluster-wide"),
+        (
+            ["--scope", "cluster"],
+            'invalid argument "cluster" for "--scope" flag: must be one of: '
+            "strict, namespace-wide, cluster-wide",
+        ),
         (["--bogus"], "No such option"),
         (["--cert"], "requires an argument"),
     ],
@@ -541,26 +681,43 @@ def test_usage_errors_exit_2(cert_path, args, needle) -> None:
 def test_version_and_help() -> None:
     assert run_sealkit("--version").stdout == "kubeseal version: v0.1.0 (sealkit)\n"
     helptext = run_sealkit("--help").stdout
-    for flag in ("--cert", "--fetch-cert", "--merge-into", "--re-encrypt", "--recovery-unseal",
-                 "--recovery-private-key", "--controller-namespace", "--kubeconfig", "-n,"):
+    for flag in (
+        "--cert",
+        "--fetch-cert",
+        "--merge-into",
+        "--re-encrypt",
+        "--recovery-unseal",
+        "--recovery-private-key",
+        "--controller-namespace",
+        "--kubeconfig",
+        "-n,",
+    ):
         assert flag in helptext
 
 
 def test_debug_shows_traceback_only_when_asked(tmp_path, cert_path) -> None:
     proc = run_sealkit("--cert", cert_path, "--debug", "-n", "other", input=SECRET_YAML)
     assert proc.returncode == 1
-    assert "Traceback" in proc.stderr and proc.stderr.rstrip().endswith(
-        'but "other" was specified')
+    assert "Traceback" in proc.stderr and proc.stderr.rstrip().endswith('but "other" was specified')
 
 
 def test_no_secret_value_in_any_error(cert_path, tmp_path) -> None:
     """Every failing invocation on a Secret holding a known value keeps the value out of stderr."""
-    leaky = SECRET_YAML.replace("aHVudGVyMg==", base64.b64encode(b"hunter2").decode()) + \
-        "  other: 'hunter2 {'\n"
-    for args in (["-n", "x"], ["--scope", "bad"], ["--raw"], ["--validate"],
-                 ["--recovery-unseal", "--recovery-private-key", cert_path], ["-o", "hunter2"]):
-        proc = run_sealkit("--cert", cert_path, "--controller-url", "http://127.0.0.1:1", *args,
-                           input=leaky)
+    leaky = (
+        SECRET_YAML.replace("aHVudGVyMg==", base64.b64encode(b"hunter2").decode())
+        + "  other: 'hunter2 {'\n"
+    )
+    for args in (
+        ["-n", "x"],
+        ["--scope", "bad"],
+        ["--raw"],
+        ["--validate"],
+        ["--recovery-unseal", "--recovery-private-key", cert_path],
+        ["-o", "hunter2"],
+    ):
+        proc = run_sealkit(
+            "--cert", cert_path, "--controller-url", "http://127.0.0.1:1", *args, input=leaky
+        )
         assert proc.returncode != 0
         assert "aHVudGVyMg" not in proc.stderr
         if "-o" not in args:  # the -o case echoes the user's own flag value, not input
@@ -589,15 +746,20 @@ def controller(private_key, other_private_key, tmp_path):
 
     ring = KeyRing()
     old = x509.load_pem_x509_certificate(
-        (Path(__file__).parent / "vectors" / "test-cert.pem").read_bytes())
+        (Path(__file__).parent / "vectors" / "test-cert.pem").read_bytes()
+    )
     ring.add(entry_from_secret(key_secret_manifest(private_key, old, name="old")))
     newest_key, newest_cert = generate_key_and_cert(2048)
     ring.add(entry_from_secret(key_secret_manifest(newest_key, newest_cert, name="new")))
-    api = serve_api("127.0.0.1:0", keys=ring,
-                    options=ApiOptions(rate_limit=1000, rate_limit_burst=1000))
+    api = serve_api(
+        "127.0.0.1:0", keys=ring, options=ApiOptions(rate_limit=1000, rate_limit_burst=1000)
+    )
     try:
-        yield {"url": f"http://127.0.0.1:{api.port}", "newest_key": newest_key,
-               "newest_cert": newest_cert}
+        yield {
+            "url": f"http://127.0.0.1:{api.port}",
+            "newest_key": newest_key,
+            "newest_cert": newest_cert,
+        }
     finally:
         api.shutdown()
 
@@ -641,7 +803,8 @@ def test_fetch_cert_from_controller(controller) -> None:
     proc = run_sealkit("--fetch-cert", env=_ctl(controller))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.encode() == controller["newest_cert"].public_bytes(
-        serialization.Encoding.PEM)
+        serialization.Encoding.PEM
+    )
 
 
 def test_seal_with_controller_cert(controller, private_key) -> None:
@@ -655,8 +818,11 @@ def test_seal_with_controller_cert(controller, private_key) -> None:
 def test_unreachable_controller(cert_path, tmp_path) -> None:
     sealed = _sealed_file(cert_path, tmp_path)
     env = {"SEALKIT_CONTROLLER_URL": "http://127.0.0.1:1", "NO_PROXY": "*"}
-    for args in (["--validate", "-f", str(sealed)], ["--re-encrypt", "-f", str(sealed)],
-                 ["--fetch-cert"]):
+    for args in (
+        ["--validate", "-f", str(sealed)],
+        ["--re-encrypt", "-f", str(sealed)],
+        ["--fetch-cert"],
+    ):
         proc = run_sealkit(*args, env=env)
         assert_one_line_error(proc, 1, "127.0.0.1:1")
     assert json.loads(sealed.read_text())  # --re-encrypt failure left the file alone

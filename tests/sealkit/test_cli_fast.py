@@ -30,8 +30,16 @@ def click_params(args: list[str]) -> Options:
         ["-f", "x", "--cert", "c.pem", "-f", "y"],  # the last one wins in both
         ["--cert", "c.pem", "--scope", "bogus"],  # validated later by the same code
         ["-f", "x"],  # no --cert: the proxy path
-        ["--fetch-cert", "--kubeconfig", "kc", "--context=c", "--controller-name", "n",
-         "--controller-namespace", "ns"],
+        [
+            "--fetch-cert",
+            "--kubeconfig",
+            "kc",
+            "--context=c",
+            "--controller-name",
+            "n",
+            "--controller-namespace",
+            "ns",
+        ],
     ],
 )
 def test_fast_path_agrees_with_click(args) -> None:
@@ -44,12 +52,24 @@ def test_fast_path_agrees_with_click(args) -> None:
     ("args", "environ"),
     [
         ([], {"SEALED_SECRETS_CERT": "c.pem"}),
-        (["-o", "json"], {"SEALED_SECRETS_CERT": "c.pem", "SEALED_SECRETS_FORMAT": "yaml",
-                          "SEALED_SECRETS_SCOPE": "cluster-wide", "SEALED_SECRETS_NAME": "n"}),
-        (["--cert", "x.pem", "-f", "a"], {"SEALED_SECRETS_CERT": "c.pem",
-                                          "SEALED_SECRETS_SECRET_FILE": "b",
-                                          "SEALED_SECRETS_SEALED_SECRET_FILE": "o.yaml",
-                                          "SEALED_SECRETS_NAMESPACE": "ns"}),
+        (
+            ["-o", "json"],
+            {
+                "SEALED_SECRETS_CERT": "c.pem",
+                "SEALED_SECRETS_FORMAT": "yaml",
+                "SEALED_SECRETS_SCOPE": "cluster-wide",
+                "SEALED_SECRETS_NAME": "n",
+            },
+        ),
+        (
+            ["--cert", "x.pem", "-f", "a"],
+            {
+                "SEALED_SECRETS_CERT": "c.pem",
+                "SEALED_SECRETS_SECRET_FILE": "b",
+                "SEALED_SECRETS_SEALED_SECRET_FILE": "o.yaml",
+                "SEALED_SECRETS_NAMESPACE": "ns",
+            },
+        ),
         ([], {"SEALED_SECRETS_CERT": "c.pem", "SEALED_SECRETS_ALLOW_EMPTY_DATA": "true"}),
         ([], {"SEALED_SECRETS_CERT": "c.pem", "SEALED_SECRETS_ALLOW_EMPTY_DATA": "No"}),
         ([], {"SEALED_SECRETS_CERT": "c.pem", "SEALED_SECRETS_NAME": ""}),  # empty = unset

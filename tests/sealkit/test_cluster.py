@@ -26,23 +26,34 @@ from tests.sealkit.conftest import assert_one_line_error, run_sealkit
 
 pytestmark = pytest.mark.stack
 
-SECRET = json.dumps({
-    "apiVersion": "v1", "kind": "Secret",
-    "metadata": {"name": "db", "namespace": "prod"},
-    "stringData": {"password": "hunter2"},
-})
+SECRET = json.dumps(
+    {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "db", "namespace": "prod"},
+        "stringData": {"password": "hunter2"},
+    }
+)
 SERVICE = "sealed-secrets-controller"
 
 
-def _service(core: Any, namespace: str, port_name: str | None, target_port: int,
-             name: str = SERVICE, *, down: bool = False) -> None:
+def _service(
+    core: Any,
+    namespace: str,
+    port_name: str | None,
+    target_port: int,
+    name: str = SERVICE,
+    *,
+    down: bool = False,
+) -> None:
     """A controller Service; ``down`` adds the empty Endpoints of a controller with no ready
     pod (what the endpoints controller writes for a selector Service with nothing behind it)."""
     port: dict[str, Any] = {"port": 8080, "targetPort": target_port, "protocol": "TCP"}
     if port_name:
         port["name"] = port_name
-    core.create_namespaced_service(namespace, {"metadata": {"name": name},
-                                               "spec": {"ports": [port]}})
+    core.create_namespaced_service(
+        namespace, {"metadata": {"name": name}, "spec": {"ports": [port]}}
+    )
     if down:
         core.create_namespaced_endpoints(namespace, {"metadata": {"name": name}, "subsets": []})
 
@@ -55,18 +66,23 @@ def _settle(args: list[str], name: str = SERVICE) -> None:
         time.sleep(0.5)
 
 
-def _register_endpoint(kube_api: Any, namespace: str, ip: str, port: int,
-                       port_name: str = "http") -> None:
+def _register_endpoint(
+    kube_api: Any, namespace: str, ip: str, port: int, port_name: str = "http"
+) -> None:
     from kubernetes import client
     from kubernetes.client.rest import ApiException
 
     core = client.CoreV1Api(kube_api)
     # A scheduling gate keeps it off the stack's real node: no kubelet ever runs
     # it or overwrites the podIP set below.
-    pod = {"metadata": {"name": "controller-placeholder"},
-           "spec": {"automountServiceAccountToken": False,
-                    "schedulingGates": [{"name": "sealkit.dev/not-a-real-pod"}],
-                    "containers": [{"name": "c", "image": "placeholder.invalid/none"}]}}
+    pod = {
+        "metadata": {"name": "controller-placeholder"},
+        "spec": {
+            "automountServiceAccountToken": False,
+            "schedulingGates": [{"name": "sealkit.dev/not-a-real-pod"}],
+            "containers": [{"name": "c", "image": "placeholder.invalid/none"}],
+        },
+    }
     deadline = time.monotonic() + 30
     while True:  # the namespace's default ServiceAccount may not exist yet
         try:
@@ -76,22 +92,37 @@ def _register_endpoint(kube_api: Any, namespace: str, ip: str, port: int,
             if exc.status != 403 or time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
-    core.patch_namespaced_pod_status("controller-placeholder", namespace,
-                                     {"status": {"podIP": ip, "podIPs": [{"ip": ip}]}})
+    core.patch_namespaced_pod_status(
+        "controller-placeholder", namespace, {"status": {"podIP": ip, "podIPs": [{"ip": ip}]}}
+    )
     ref = {"kind": "Pod", "name": "controller-placeholder", "namespace": namespace}
-    core.create_namespaced_endpoints(namespace, {
-        "metadata": {"name": SERVICE},
-        "subsets": [{"addresses": [{"ip": ip, "targetRef": ref}],
-                     "ports": [{"name": port_name, "port": port, "protocol": "TCP"}]}],
-    })
-    client.DiscoveryV1Api(kube_api).create_namespaced_endpoint_slice(namespace, {
-        "metadata": {"name": f"{SERVICE}-manual",
-                     "labels": {"kubernetes.io/service-name": SERVICE,
-                                "endpointslice.kubernetes.io/managed-by": "sealkit-tests"}},
-        "addressType": "IPv4",
-        "endpoints": [{"addresses": [ip], "conditions": {"ready": True}, "targetRef": ref}],
-        "ports": [{"name": port_name, "port": port, "protocol": "TCP"}],
-    })
+    core.create_namespaced_endpoints(
+        namespace,
+        {
+            "metadata": {"name": SERVICE},
+            "subsets": [
+                {
+                    "addresses": [{"ip": ip, "targetRef": ref}],
+                    "ports": [{"name": port_name, "port": port, "protocol": "TCP"}],
+                }
+            ],
+        },
+    )
+    client.DiscoveryV1Api(kube_api).create_namespaced_endpoint_slice(
+        namespace,
+        {
+            "metadata": {
+                "name": f"{SERVICE}-manual",
+                "labels": {
+                    "kubernetes.io/service-name": SERVICE,
+                    "endpointslice.kubernetes.io/managed-by": "sealkit-tests",
+                },
+            },
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": [ip], "conditions": {"ready": True}, "targetRef": ref}],
+            "ports": [{"name": port_name, "port": port, "protocol": "TCP"}],
+        },
+    )
 
 
 @pytest.fixture(params=["http"])
@@ -114,8 +145,11 @@ def proxied_controller(request, stack, kube_api, namespace, private_key):
     with require_private_host() as host:
         # Our API listens on our end of the veth; the apiserver connects to the netns
         # "test host" (pod_ip), whose forwarder relays back to us.
-        api = serve_api(f"{host.host_ip}:0", keys=ring,
-                        options=ApiOptions(rate_limit=1000, rate_limit_burst=1000))
+        api = serve_api(
+            f"{host.host_ip}:0",
+            keys=ring,
+            options=ApiOptions(rate_limit=1000, rate_limit_burst=1000),
+        )
         try:
             port = host.forward(api.port)
             port_name = request.param
@@ -155,8 +189,9 @@ def test_fetch_cert_through_proxy_matches_kubeseal(proxied_controller, kubeseal_
     assert ours.stdout == theirs.stdout == pem
 
 
-@pytest.mark.parametrize("proxied_controller", ["http", ""], indirect=True,
-                         ids=["named-port", "unnamed-port"])
+@pytest.mark.parametrize(
+    "proxied_controller", ["http", ""], indirect=True, ids=["named-port", "unnamed-port"]
+)
 def test_seal_without_cert_uses_the_proxy(proxied_controller, kubeseal_path) -> None:
     args = proxied_controller["args"]
     for proc in (run_sealkit(*args, input=SECRET), kubeseal(kubeseal_path, *args, input=SECRET)):
@@ -198,15 +233,21 @@ def test_re_encrypt_through_proxy(proxied_controller, kubeseal_path, cert_path, 
 def test_missing_service(stack, namespace, kubeseal_path) -> None:
     args = ["--kubeconfig", stack.kubeconfig, "--controller-namespace", namespace]
     ours = run_sealkit(*args, input=SECRET)
-    assert_one_line_error(ours, 1, "cannot get sealed secret service:", "not found",
-                          "--controller-name and --controller-namespace")
+    assert_one_line_error(
+        ours,
+        1,
+        "cannot get sealed secret service:",
+        "not found",
+        "--controller-name and --controller-namespace",
+    )
     theirs = kubeseal(kubeseal_path, *args, input=SECRET)
     assert theirs.returncode == 1 and "cannot get sealed secret service" in theirs.stderr
 
 
 @pytest.mark.parametrize("port_name", ["http", None])
-def test_no_endpoints_same_message_as_kubeseal(stack, kube_api, namespace, kubeseal_path,
-                                               port_name) -> None:
+def test_no_endpoints_same_message_as_kubeseal(
+    stack, kube_api, namespace, kubeseal_path, port_name
+) -> None:
     from kubernetes import client
 
     _service(client.CoreV1Api(kube_api), namespace, port_name, 8080, down=True)
@@ -218,9 +259,14 @@ def test_no_endpoints_same_message_as_kubeseal(stack, kube_api, namespace, kubes
     assert_one_line_error(ours, 1, "cannot fetch certificate: no endpoints available for service")
     assert ours.stderr == theirs.stderr
     for mode in ("--validate", "--re-encrypt"):
-        sealed = json.dumps({"apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret",
-                             "metadata": {"name": "a", "namespace": "b"},
-                             "spec": {"encryptedData": {"k": "AgA="}}})
+        sealed = json.dumps(
+            {
+                "apiVersion": "bitnami.com/v1alpha1",
+                "kind": "SealedSecret",
+                "metadata": {"name": "a", "namespace": "b"},
+                "spec": {"encryptedData": {"k": "AgA="}},
+            }
+        )
         assert_one_line_error(run_sealkit(mode, *args, input=sealed), 1, "no endpoints available")
 
 
@@ -232,23 +278,35 @@ def test_controller_name_flag(stack, kube_api, namespace) -> None:
     _settle([*args, "--controller-name", "sealed-secrets"], "sealed-secrets")
     named = run_sealkit(*args, "--controller-name", "sealed-secrets", input=SECRET)
     assert_one_line_error(named, 1, 'no endpoints available for service "sealed-secrets"')
-    via_env = run_sealkit(*args, input=SECRET,
-                          env={"SEALED_SECRETS_CONTROLLER_NAME": "sealed-secrets"})
+    via_env = run_sealkit(
+        *args, input=SECRET, env={"SEALED_SECRETS_CONTROLLER_NAME": "sealed-secrets"}
+    )
     assert_one_line_error(via_env, 1, 'no endpoints available for service "sealed-secrets"')
 
 
 def test_context_flag_selects_the_cluster(stack, namespace, tmp_path) -> None:
     config = yaml.safe_load(open(stack.kubeconfig))
     good = config["contexts"][0]["name"]
-    config["clusters"].append({"name": "dead", "cluster": {"server": "https://127.0.0.1:1",
-                                                            "insecure-skip-tls-verify": True}})
-    config["contexts"].append({"name": "dead", "context": {"cluster": "dead",
-                                                          "user": config["users"][0]["name"]}})
+    config["clusters"].append(
+        {
+            "name": "dead",
+            "cluster": {"server": "https://127.0.0.1:1", "insecure-skip-tls-verify": True},
+        }
+    )
+    config["contexts"].append(
+        {"name": "dead", "context": {"cluster": "dead", "user": config["users"][0]["name"]}}
+    )
     config["current-context"] = "dead"
     path = tmp_path / "kubeconfig"
     path.write_text(yaml.safe_dump(config))
-    args = ["--kubeconfig", str(path), "--controller-namespace", namespace,
-            "--request-timeout", "5s"]
+    args = [
+        "--kubeconfig",
+        str(path),
+        "--controller-namespace",
+        namespace,
+        "--request-timeout",
+        "5s",
+    ]
     dead = run_sealkit(*args, input=SECRET)
     assert_one_line_error(dead, 1, "cannot get sealed secret service")
     alive = run_sealkit(*args, "--context", good, input=SECRET)
@@ -260,9 +318,11 @@ def test_bad_kubeconfig(tmp_path) -> None:
     assert_one_line_error(missing, 1, f"stat {tmp_path / 'none'}: no such file or directory")
     garbage = tmp_path / "garbage"
     garbage.write_text("{{{")
-    assert_one_line_error(run_sealkit("--kubeconfig", str(garbage), input=SECRET), 1,
-                          "error loading config file")
+    assert_one_line_error(
+        run_sealkit("--kubeconfig", str(garbage), input=SECRET), 1, "error loading config file"
+    )
     empty = tmp_path / "empty"
     empty.write_text("apiVersion: v1\nkind: Config\n")
-    assert_one_line_error(run_sealkit("--kubeconfig", str(empty), input=SECRET), 1,
-                          "invalid configuration")
+    assert_one_line_error(
+        run_sealkit("--kubeconfig", str(empty), input=SECRET), 1, "invalid configuration"
+    )

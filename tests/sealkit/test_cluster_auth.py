@@ -33,46 +33,70 @@ def sa_token(kube_api: Any, namespace: str) -> str:
     core = client.CoreV1Api(kube_api)
     rbac = client.RbacAuthorizationV1Api(kube_api)
     core.create_namespaced_service_account(namespace, {"metadata": {"name": "sealer"}})
-    rbac.create_namespaced_role(namespace, {
-        "metadata": {"name": "sealer"},
-        "rules": [{"apiGroups": [""], "resources": ["services"], "verbs": ["get"]},
-                  {"apiGroups": [""], "resources": ["services/proxy"],
-                   "verbs": ["get", "create"]}]})
-    rbac.create_namespaced_role_binding(namespace, {
-        "metadata": {"name": "sealer"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "sealer"},
-        "subjects": [{"kind": "ServiceAccount", "name": "sealer", "namespace": namespace}]})
+    rbac.create_namespaced_role(
+        namespace,
+        {
+            "metadata": {"name": "sealer"},
+            "rules": [
+                {"apiGroups": [""], "resources": ["services"], "verbs": ["get"]},
+                {"apiGroups": [""], "resources": ["services/proxy"], "verbs": ["get", "create"]},
+            ],
+        },
+    )
+    rbac.create_namespaced_role_binding(
+        namespace,
+        {
+            "metadata": {"name": "sealer"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "sealer"},
+            "subjects": [{"kind": "ServiceAccount", "name": "sealer", "namespace": namespace}],
+        },
+    )
     resp = core.create_namespaced_service_account_token(
-        "sealer", namespace, {"spec": {"expirationSeconds": 3600}})
+        "sealer", namespace, {"spec": {"expirationSeconds": 3600}}
+    )
     return str(resp.status.token)
 
 
-def _kubeconfig(stack: Any, tmp_path: Path, user: dict[str, Any], name: str = "kc",
-                **cluster_extra: Any) -> str:
+def _kubeconfig(
+    stack: Any, tmp_path: Path, user: dict[str, Any], name: str = "kc", **cluster_extra: Any
+) -> str:
     base = yaml.safe_load(Path(stack.kubeconfig).read_text())
     cluster = dict(base["clusters"][0]["cluster"])
     cluster.update(cluster_extra)
     if cluster_extra.get("insecure-skip-tls-verify"):
         cluster.pop("certificate-authority-data", None)
         cluster.pop("certificate-authority", None)
-    config = {"apiVersion": "v1", "kind": "Config", "current-context": "c",
-              "clusters": [{"name": "k", "cluster": cluster}],
-              "users": [{"name": "u", "user": user}],
-              "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}]}
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "c",
+        "clusters": [{"name": "k", "cluster": cluster}],
+        "users": [{"name": "u", "user": user}],
+        "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
+    }
     path = tmp_path / name
     path.write_text(yaml.safe_dump(config))
     return str(path)
 
 
-def _both(kubeseal_path: str, kubeconfig: str, namespace: str, *extra: str,
-          env: dict[str, str] | None = None) -> tuple[Any, Any]:
+def _both(
+    kubeseal_path: str,
+    kubeconfig: str,
+    namespace: str,
+    *extra: str,
+    env: dict[str, str] | None = None,
+) -> tuple[Any, Any]:
     import os
 
-    args = ["--fetch-cert", "--kubeconfig", kubeconfig, "--controller-namespace", namespace,
-            *extra]
+    args = ["--fetch-cert", "--kubeconfig", kubeconfig, "--controller-namespace", namespace, *extra]
     ours = run_sealkit(*args, env=env)
-    theirs = subprocess.run([kubeseal_path, *args], capture_output=True, text=True, timeout=60,
-                            env={**os.environ, **(env or {})})
+    theirs = subprocess.run(
+        [kubeseal_path, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
     return ours, theirs
 
 
@@ -82,14 +106,15 @@ def _same_cert(ours: Any, theirs: Any) -> None:
     assert ours.stdout == theirs.stdout and "BEGIN CERTIFICATE" in ours.stdout
 
 
-def test_token_inline_file_and_flag(stack, namespace, sa_token, kubeseal_path, tmp_path,
-                                    proxied_controller) -> None:  # noqa: F811
-    _same_cert(*_both(kubeseal_path, _kubeconfig(stack, tmp_path, {"token": sa_token}),
-                      namespace))
+def test_token_inline_file_and_flag(
+    stack, namespace, sa_token, kubeseal_path, tmp_path, proxied_controller
+) -> None:  # noqa: F811
+    _same_cert(*_both(kubeseal_path, _kubeconfig(stack, tmp_path, {"token": sa_token}), namespace))
     token_file = tmp_path / "token"
     token_file.write_text(sa_token + "\n")
-    _same_cert(*_both(kubeseal_path, _kubeconfig(stack, tmp_path, {"tokenFile": "token"}),
-                      namespace))
+    _same_cert(
+        *_both(kubeseal_path, _kubeconfig(stack, tmp_path, {"tokenFile": "token"}), namespace)
+    )
     empty = _kubeconfig(stack, tmp_path, {}, name="empty")
     _same_cert(*_both(kubeseal_path, empty, namespace, "--token", sa_token))
     ours, theirs = _both(kubeseal_path, empty, namespace, "--token", "not-a-token")
@@ -97,8 +122,9 @@ def test_token_inline_file_and_flag(stack, namespace, sa_token, kubeseal_path, t
     assert "Unauthorized" in theirs.stderr and "Unauthorized" in ours.stderr
 
 
-def test_exec_plugin(stack, namespace, sa_token, kubeseal_path, tmp_path,
-                     proxied_controller) -> None:  # noqa: F811
+def test_exec_plugin(
+    stack, namespace, sa_token, kubeseal_path, tmp_path, proxied_controller
+) -> None:  # noqa: F811
     plugin = tmp_path / "get-token"
     plugin.write_text(
         f"#!{sys.executable}\nimport json, os, sys\n"
@@ -106,25 +132,37 @@ def test_exec_plugin(stack, namespace, sa_token, kubeseal_path, tmp_path,
         "assert info['kind'] == 'ExecCredential', info\n"
         "json.dump({'apiVersion': info['apiVersion'], 'kind': 'ExecCredential',\n"
         f"           'status': {{'token': os.environ['TOKEN_PREFIX'] + {sa_token[8:]!r}}}}},"
-        " sys.stdout)\n")
+        " sys.stdout)\n"
+    )
     plugin.chmod(0o755)
     for api_version in ("client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1"):
-        user = {"exec": {"apiVersion": api_version, "command": str(plugin),
-                         "env": [{"name": "TOKEN_PREFIX", "value": sa_token[:8]}],
-                         "interactiveMode": "Never"}}
+        user = {
+            "exec": {
+                "apiVersion": api_version,
+                "command": str(plugin),
+                "env": [{"name": "TOKEN_PREFIX", "value": sa_token[:8]}],
+                "interactiveMode": "Never",
+            }
+        }
         _same_cert(*_both(kubeseal_path, _kubeconfig(stack, tmp_path, user), namespace))
-    missing = {"exec": {"apiVersion": "client.authentication.k8s.io/v1",
-                        "command": str(tmp_path / "nope"), "interactiveMode": "Never"}}
-    ours, theirs = _both(kubeseal_path, _kubeconfig(stack, tmp_path, missing, name="m"),
-                         namespace)
+    missing = {
+        "exec": {
+            "apiVersion": "client.authentication.k8s.io/v1",
+            "command": str(tmp_path / "nope"),
+            "interactiveMode": "Never",
+        }
+    }
+    ours, theirs = _both(kubeseal_path, _kubeconfig(stack, tmp_path, missing, name="m"), namespace)
     assert ours.returncode == theirs.returncode == 1
     assert "nope" in ours.stderr and len(ours.stderr.splitlines()) == 1
 
 
-def test_insecure_skip_tls_verify_and_impersonation(stack, namespace, sa_token, kubeseal_path,
-                                                    tmp_path, proxied_controller) -> None:  # noqa: F811
-    insecure = _kubeconfig(stack, tmp_path, {"token": sa_token},
-                           **{"insecure-skip-tls-verify": True})
+def test_insecure_skip_tls_verify_and_impersonation(
+    stack, namespace, sa_token, kubeseal_path, tmp_path, proxied_controller
+) -> None:  # noqa: F811
+    insecure = _kubeconfig(
+        stack, tmp_path, {"token": sa_token}, **{"insecure-skip-tls-verify": True}
+    )
     _same_cert(*_both(kubeseal_path, insecure, namespace))
     # No CA and no skip: both refuse the apiserver's certificate.
     base = yaml.safe_load(Path(insecure).read_text())
@@ -195,16 +233,19 @@ def connect_proxy() -> Iterator[dict[str, Any]]:
         server.close()
 
 
-def test_proxy_url_tunnels_through_connect(stack, namespace, sa_token, kubeseal_path, tmp_path,
-                                           proxied_controller, connect_proxy) -> None:  # noqa: F811
-    proxied = _kubeconfig(stack, tmp_path, {"token": sa_token},
-                          **{"proxy-url": connect_proxy["url"]})
-    ours = run_sealkit("--fetch-cert", "--kubeconfig", proxied, "--controller-namespace",
-                       namespace)
+def test_proxy_url_tunnels_through_connect(
+    stack, namespace, sa_token, kubeseal_path, tmp_path, proxied_controller, connect_proxy
+) -> None:  # noqa: F811
+    proxied = _kubeconfig(
+        stack, tmp_path, {"token": sa_token}, **{"proxy-url": connect_proxy["url"]}
+    )
+    ours = run_sealkit("--fetch-cert", "--kubeconfig", proxied, "--controller-namespace", namespace)
     assert ours.returncode == 0, ours.stderr
     assert connect_proxy["tunnels"] >= 1
-    socks = _kubeconfig(stack, tmp_path, {"token": sa_token}, name="socks",
-                        **{"proxy-url": "socks5://127.0.0.1:1"})
-    refused = run_sealkit("--fetch-cert", "--kubeconfig", socks, "--controller-namespace",
-                          namespace)
+    socks = _kubeconfig(
+        stack, tmp_path, {"token": sa_token}, name="socks", **{"proxy-url": "socks5://127.0.0.1:1"}
+    )
+    refused = run_sealkit(
+        "--fetch-cert", "--kubeconfig", socks, "--controller-namespace", namespace
+    )
     assert refused.returncode == 1 and "not supported" in refused.stderr

@@ -28,8 +28,7 @@ def test_public_names_are_exported() -> None:
 def test_errors_have_exit_codes() -> None:
     assert sealkit.SealkitError.exit_code == 1
     assert sealkit.UsageError.exit_code == 2
-    for cls in (sealkit.InputError, sealkit.CertError, sealkit.UnsealError,
-                sealkit.ClusterError):
+    for cls in (sealkit.InputError, sealkit.CertError, sealkit.UnsealError, sealkit.ClusterError):
         assert issubclass(cls, sealkit.SealkitError)
         assert cls.exit_code == 1
 

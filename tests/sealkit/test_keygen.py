@@ -79,8 +79,13 @@ def test_fixed_name_and_namespace() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"bits": 1024}, {"bits": 2049}, {"namespace": "Bad_NS"}, {"name": "UPPER"},
-     {"generate_name": "x/y"}],
+    [
+        {"bits": 1024},
+        {"bits": 2049},
+        {"namespace": "Bad_NS"},
+        {"name": "UPPER"},
+        {"generate_name": "x/y"},
+    ],
 )
 def test_bad_options_are_usage_errors(kwargs: dict) -> None:
     with pytest.raises(UsageError):
@@ -107,8 +112,12 @@ def test_cli_writes_both_files_key_0600(tmp_path: Path) -> None:
     from sealkit.keys import load_private_keys
     from sealkit.model import seal_secret, unseal_sealed_secret
 
-    secret = {"apiVersion": "v1", "kind": "Secret",
-              "metadata": {"name": "s", "namespace": "ns1"}, "stringData": {"k": "v"}}
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "s", "namespace": "ns1"},
+        "stringData": {"k": "v"},
+    }
     sealed = seal_secret(secret, load_public_key(cert_file.read_bytes()))
     opened = unseal_sealed_secret(sealed, load_private_keys(key_file.read_bytes()))
     assert opened["data"] == {"k": base64.b64encode(b"v").decode()}
@@ -117,8 +126,15 @@ def test_cli_writes_both_files_key_0600(tmp_path: Path) -> None:
 def test_cli_refuses_to_overwrite_then_force(tmp_path: Path) -> None:
     key_file, cert_file = tmp_path / "k.yaml", tmp_path / "c.pem"
     cert_file.write_text("keep me")
-    args = ["keygen", "--key-size", "2048", "--key-secret-file", str(key_file),
-            "--cert-file", str(cert_file)]
+    args = [
+        "keygen",
+        "--key-size",
+        "2048",
+        "--key-secret-file",
+        str(key_file),
+        "--cert-file",
+        str(cert_file),
+    ]
     result = run_cli(args)
     assert result.code == 1
     assert_one_line_error(result)
@@ -137,8 +153,18 @@ def test_cli_force_keeps_key_private_when_overwriting_world_readable(tmp_path: P
     key_file = tmp_path / "k.yaml"
     key_file.write_text("old")
     key_file.chmod(0o644)
-    result = run_cli(["keygen", "--key-size", "2048", "--key-secret-file", str(key_file),
-                      "--cert-file", str(tmp_path / "c.pem"), "--force"])
+    result = run_cli(
+        [
+            "keygen",
+            "--key-size",
+            "2048",
+            "--key-secret-file",
+            str(key_file),
+            "--cert-file",
+            str(tmp_path / "c.pem"),
+            "--force",
+        ]
+    )
     assert result.code == 0
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
 
@@ -154,9 +180,18 @@ def test_cli_force_keeps_key_private_when_overwriting_world_readable(tmp_path: P
     ],
 )
 def test_cli_errors(tmp_path: Path, args: list[str], code: int) -> None:
-    result = run_cli(["keygen", "--key-secret-file", str(tmp_path / "k.yaml"),
-                      "--cert-file", str(tmp_path / "c.pem"), *args]
-                     if "-o" not in args else ["keygen", *args])
+    result = run_cli(
+        [
+            "keygen",
+            "--key-secret-file",
+            str(tmp_path / "k.yaml"),
+            "--cert-file",
+            str(tmp_path / "c.pem"),
+            *args,
+        ]
+        if "-o" not in args
+        else ["keygen", *args]
+    )
     assert result.code == code
     assert "Traceback" not in result.err
     assert not (tmp_path / "k.yaml").exists()
@@ -170,9 +205,12 @@ def test_real_kubeseal_recovery_unseal_opens_with_generated_key(tmp_path: Path) 
     assert result.code == 0
     key_file = tmp_path / "sealed-secrets-key.yaml"
     cert_file = tmp_path / "sealed-secrets-key.crt"
-    secret = {"apiVersion": "v1", "kind": "Secret",
-              "metadata": {"name": "db", "namespace": "prod"},
-              "stringData": {"password": "kubeseal-sealed-value"}}
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "db", "namespace": "prod"},
+        "stringData": {"password": "kubeseal-sealed-value"},
+    }
     sealed = kubeseal_seal(kubeseal, cert_file, secret, tmp_path)
     sealed_file = tmp_path / "sealed.json"
     sealed_file.write_text(__import__("json").dumps(sealed))

@@ -63,15 +63,21 @@ def test_strips_server_fields_last_applied_and_owner_refs(public_key) -> None:
 
 
 def test_only_last_applied_annotations_means_no_annotations(public_key) -> None:
-    meta = {"name": "db", "namespace": "prod",
-            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}"}}
+    meta = {
+        "name": "db",
+        "namespace": "prod",
+        "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}"},
+    }
     out = seal_secret(secret(metadata=meta), public_key)
     assert "annotations" not in out["spec"]["template"]["metadata"]
 
 
 def test_string_data_wins_and_type_immutable_copied(public_key, private_key) -> None:
-    s = secret(stringData={"password": "from-stringData", "user": "u"}, immutable=True,
-               type="kubernetes.io/basic-auth")
+    s = secret(
+        stringData={"password": "from-stringData", "user": "u"},
+        immutable=True,
+        type="kubernetes.io/basic-auth",
+    )
     out = seal_secret(s, public_key)
     assert out["spec"]["template"]["type"] == "kubernetes.io/basic-auth"
     assert out["spec"]["template"]["immutable"] is True
@@ -87,8 +93,10 @@ def test_input_is_not_mutated(public_key) -> None:
 
 @pytest.mark.parametrize(
     ("scope", "annotation"),
-    [(Scope.NAMESPACE_WIDE, NAMESPACE_WIDE_ANNOTATION), (Scope.CLUSTER_WIDE,
-                                                         CLUSTER_WIDE_ANNOTATION)],
+    [
+        (Scope.NAMESPACE_WIDE, NAMESPACE_WIDE_ANNOTATION),
+        (Scope.CLUSTER_WIDE, CLUSTER_WIDE_ANNOTATION),
+    ],
 )
 def test_scope_flag_sets_annotations_in_both_places(public_key, private_key, scope, annotation):
     out = seal_secret(secret(), public_key, scope=scope)
@@ -117,8 +125,12 @@ def test_name_override_and_namespace_default(public_key, private_key) -> None:
 
 
 def test_explicit_namespace_fills_missing(public_key) -> None:
-    out = seal_secret(secret(metadata={"name": "db"}), public_key, namespace="ns1",
-                      default_namespace=lambda: pytest.fail("not consulted"))
+    out = seal_secret(
+        secret(metadata={"name": "db"}),
+        public_key,
+        namespace="ns1",
+        default_namespace=lambda: pytest.fail("not consulted"),
+    )
     assert out["metadata"]["namespace"] == "ns1"
 
 
@@ -133,13 +145,19 @@ def test_cluster_wide_needs_no_namespace(public_key, private_key) -> None:
 @pytest.mark.parametrize(
     ("doc", "kwargs", "message"),
     [
-        ({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}, {},
-         'not a v1 Secret (kind "ConfigMap")'),
+        (
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}},
+            {},
+            'not a v1 Secret (kind "ConfigMap")',
+        ),
         (["not", "a", "map"], {}, "not a v1 Secret"),
         (secret(metadata={"namespace": "prod"}), {}, "missing metadata.name in input Secret"),
         (secret(metadata={"name": "db"}), {}, "secret must declare a namespace"),
-        (secret(), {"namespace": "other"},
-         'namespace mismatch: input secret is in namespace "prod" but "other" was specified'),
+        (
+            secret(),
+            {"namespace": "other"},
+            'namespace mismatch: input secret is in namespace "prod" but "other" was specified',
+        ),
         (secret(data=None), {}, "secret.data is empty in input Secret"),
         (secret(data={"k": "not base64!"}), {}, "illegal base64 data in data.k"),
         (secret(data={"k": True}), {}, "data.k must be a base64 string"),
@@ -167,14 +185,22 @@ def test_unseal_sets_owner_reference_and_forces_name(public_key, private_key) ->
     result = unseal_sealed_secret(out, [private_key])
     assert result["metadata"]["name"] == "db"
     assert result["metadata"]["ownerReferences"] == [
-        {"apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret", "name": "db",
-         "uid": "1234", "controller": True}
+        {
+            "apiVersion": "bitnami.com/v1alpha1",
+            "kind": "SealedSecret",
+            "name": "db",
+            "uid": "1234",
+            "controller": True,
+        }
     ]
 
 
 def test_unseal_skip_owner_references(public_key, private_key) -> None:
-    meta = {"name": "db", "namespace": "prod",
-            "annotations": {"sealedsecrets.bitnami.com/skip-set-owner-references": "true"}}
+    meta = {
+        "name": "db",
+        "namespace": "prod",
+        "annotations": {"sealedsecrets.bitnami.com/skip-set-owner-references": "true"},
+    }
     result = unseal_sealed_secret(seal_secret(secret(metadata=meta), public_key), [private_key])
     assert "ownerReferences" not in result["metadata"]
 
@@ -202,7 +228,8 @@ def test_all_or_nothing(public_key, private_key, other_private_key) -> None:
     from sealkit.crypto import b64encode, seal
 
     out["spec"]["encryptedData"]["b"] = b64encode(
-        seal(b"2", other_private_key.public_key(), b"prod/db"))
+        seal(b"2", other_private_key.public_key(), b"prod/db")
+    )
     out["spec"]["encryptedData"]["c"] = "%%%not base64"
     with pytest.raises(UnsealError) as info:
         unseal_sealed_secret(out, [private_key])
@@ -233,8 +260,12 @@ def test_legacy_v1_data(public_key, private_key) -> None:
 
     inner = {"apiVersion": "v1", "kind": "Secret", "data": {"k": "dmFsdWU="}}
     blob = b64encode(seal(json.dumps(inner).encode(), public_key, b"prod/db"))
-    legacy = {"apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret",
-              "metadata": {"name": "db", "namespace": "prod"}, "spec": {"data": blob}}
+    legacy = {
+        "apiVersion": "bitnami.com/v1alpha1",
+        "kind": "SealedSecret",
+        "metadata": {"name": "db", "namespace": "prod"},
+        "spec": {"data": blob},
+    }
     assert plain(legacy, [private_key]) == {"k": b"value"}
     legacy["spec"]["encryptedData"] = {"x": blob}
     with pytest.raises(InputError, match="both"):
@@ -261,7 +292,8 @@ def test_unseal_tries_the_hinted_key_first_and_reports_the_opener(
     assert first_tried == [other_private_key, private_key, private_key]  # the opener moves up
     first_tried.clear()
     assert unseal(sealed, [other_private_key, private_key], hint=private_key).opened_by is (
-        private_key)
+        private_key
+    )
     assert first_tried == [private_key] * 3  # one RSA operation per value
 
 

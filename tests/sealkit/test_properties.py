@@ -22,8 +22,9 @@ def test_round_trip_every_scope(public_key, private_key, value, scope, ns, name)
     assert unseal(seal(value, public_key, label), [private_key], label) == value
 
 
-@settings(max_examples=4, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(value=st.binary(min_size=0, max_size=8), flip=st.integers(min_value=1, max_value=255))
 def test_every_single_byte_mutation_is_rejected(public_key, private_key, value, flip) -> None:
     blob = seal(value, public_key, b"ns/name")
@@ -37,8 +38,9 @@ def test_every_single_byte_mutation_is_rejected(public_key, private_key, value, 
         raise AssertionError(f"mutation at byte {position} was accepted")
 
 
-@settings(max_examples=3, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(value=st.binary(min_size=0, max_size=8))
 def test_every_truncation_is_rejected(public_key, private_key, value) -> None:
     blob = seal(value, public_key, b"")

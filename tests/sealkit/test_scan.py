@@ -80,8 +80,12 @@ def test_passes(doc: dict) -> None:
 
 
 def test_json_single_concatenated_and_list() -> None:
-    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "n1"},
-              "data": {"k": B64_VALUE}}
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "s", "namespace": "n1"},
+        "data": {"k": B64_VALUE},
+    }
     text = json.dumps(secret, indent=2) + "\n" + json.dumps(secret, indent=2) + "\n"
     findings = scan_text(text, "f.json")
     assert [f.line for f in findings] == [1, 1 + json.dumps(secret, indent=2).count("\n") + 1]
@@ -143,8 +147,15 @@ def test_ignore_rules(tmp_path: Path) -> None:
 
 
 def test_discover_skips_hidden_and_other_suffixes(tmp_path: Path) -> None:
-    for rel in ["a.yaml", "b.yml", "c.json", "d.txt", ".git/e.yaml", "sub/f.yaml",
-                "node_modules/g.yaml"]:
+    for rel in [
+        "a.yaml",
+        "b.yml",
+        "c.json",
+        "d.txt",
+        ".git/e.yaml",
+        "sub/f.yaml",
+        "node_modules/g.yaml",
+    ]:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text("x: 1\n")
     found = sorted(p.relative_to(tmp_path).as_posix() for p in discover_files([tmp_path]))
@@ -228,7 +239,10 @@ def test_console_script_end_to_end(repo: Path) -> None:
     sealkit = Path(sys.executable).with_name("sealkit")
     proc = subprocess.run(
         [str(sealkit), "scan", "apps/m.yaml", "apps/ok.yaml"],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert proc.returncode == 1
     assert proc.stdout.startswith("apps/m.yaml:7: plaintext Secret prod/db")

@@ -8,8 +8,10 @@ from pathlib import Path
 from sealkit.scan import scan_paths, scan_text
 from tests.sealkit.conftest import run_sealkit
 
-SECRET = ("apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: prod}\n"
-          "stringData: {password: hunter2}\n")
+SECRET = (
+    "apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: prod}\n"
+    "stringData: {password: hunter2}\n"
+)
 HELM = """apiVersion: v1
 kind: Secret
 metadata:
@@ -41,17 +43,21 @@ def test_hidden_directories_are_scanned_but_not_vcs_or_caches(tmp_path: Path) ->
 
 
 def test_kind_spelled_with_a_json_escape_is_found() -> None:
-    text = ('{"apiVersion": "v1", "kind": "Secr\\u0065t", "metadata": {"name": "x"},'
-            ' "data": {"a": "Yg=="}}')
+    text = (
+        '{"apiVersion": "v1", "kind": "Secr\\u0065t", "metadata": {"name": "x"},'
+        ' "data": {"a": "Yg=="}}'
+    )
     assert "Secret" not in text
     (finding,) = scan_text(text, "x.json")
     assert finding.name == "x"
 
 
 def test_secret_generator_literals_are_findings_and_files_warn() -> None:
-    text = ("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
-            "secretGenerator:\n- name: db\n  literals: [password=hunter2]\n"
-            "- name: tls\n  files: [tls.crt]\n")
+    text = (
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+        "secretGenerator:\n- name: db\n  literals: [password=hunter2]\n"
+        "- name: tls\n  files: [tls.crt]\n"
+    )
     warnings: list[str] = []
     (finding,) = scan_text(text, "kustomization.yaml", warnings)
     assert str(finding) == "kustomization.yaml:1: plaintext secretGenerator literals <unset>/db"
@@ -60,12 +66,19 @@ def test_secret_generator_literals_are_findings_and_files_warn() -> None:
 
 
 def test_openshift_template_objects_are_expanded() -> None:
-    template = {"apiVersion": "template.openshift.io/v1", "kind": "Template",
-                "metadata": {"name": "t"},
-                "objects": [{"kind": "Secret", "metadata": {"name": "param"},
-                             "stringData": {"p": "${DB_PASSWORD}"}},
-                            {"kind": "Secret", "metadata": {"name": "plain"},
-                             "stringData": {"p": "hunter2"}}]}
+    template = {
+        "apiVersion": "template.openshift.io/v1",
+        "kind": "Template",
+        "metadata": {"name": "t"},
+        "objects": [
+            {
+                "kind": "Secret",
+                "metadata": {"name": "param"},
+                "stringData": {"p": "${DB_PASSWORD}"},
+            },
+            {"kind": "Secret", "metadata": {"name": "plain"}, "stringData": {"p": "hunter2"}},
+        ],
+    }
     findings = scan_text(json.dumps(template), "t.json")
     assert [f.name for f in findings] == ["plain"]
 

@@ -30,8 +30,10 @@ def test_upstream_label_table() -> None:
         ({CLUSTER_WIDE_ANNOTATION: "true"}, Scope.CLUSTER_WIDE),
         ({CLUSTER_WIDE_ANNOTATION: "true", NAMESPACE_WIDE_ANNOTATION: "true"}, Scope.CLUSTER_WIDE),
         ({CLUSTER_WIDE_ANNOTATION: "True"}, Scope.STRICT),  # value must be exactly "true"
-        ({CLUSTER_WIDE_ANNOTATION: "false", NAMESPACE_WIDE_ANNOTATION: "true"},
-         Scope.NAMESPACE_WIDE),
+        (
+            {CLUSTER_WIDE_ANNOTATION: "false", NAMESPACE_WIDE_ANNOTATION: "true"},
+            Scope.NAMESPACE_WIDE,
+        ),
     ],
 )
 def test_precedence(annotations, expected) -> None:

@@ -33,9 +33,12 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> KeyPair:
 
 
 def sealed_doc(keys: KeyPair, *, name: str = "db", scope: Scope | None = None) -> dict:
-    secret = {"apiVersion": "v1", "kind": "Secret",
-              "metadata": {"name": name, "namespace": "prod", "labels": {"app": "x"}},
-              "stringData": {"user": "admin", "password": OLD_VALUE}}
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": "prod", "labels": {"app": "x"}},
+        "stringData": {"user": "admin", "password": OLD_VALUE},
+    }
     return seal_secret(secret, keys.public_key(), scope=scope)
 
 
@@ -55,7 +58,7 @@ def yaml_file_text(doc: dict) -> str:
         "  namespace: prod\n"
         + ("  annotations:\n" if doc["metadata"].get("annotations") else "")
         + "".join(
-            f"    {k}: \"{v}\"\n" for k, v in (doc["metadata"].get("annotations") or {}).items()
+            f'    {k}: "{v}"\n' for k, v in (doc["metadata"].get("annotations") or {}).items()
         )
         + "spec:\n"
         "  encryptedData:\n"
@@ -120,8 +123,9 @@ def test_uses_the_files_own_scope(keys: KeyPair, scope: Scope) -> None:
 
 
 def test_multi_document_needs_name(keys: KeyPair) -> None:
-    text = dump_all([sealed_doc(keys, name="a"), {"kind": "ConfigMap"},
-                     sealed_doc(keys, name="b")], "yaml")
+    text = dump_all(
+        [sealed_doc(keys, name="a"), {"kind": "ConfigMap"}, sealed_doc(keys, name="b")], "yaml"
+    )
     with pytest.raises(UsageError, match=r"holds 2 SealedSecrets \(a, b\); choose one with --name"):
         set_value(text, "k", b"v", keys.public_key())
     result = set_value(text, "k", b"v", keys.public_key(), name="b")
@@ -146,8 +150,10 @@ def test_drops_seal_tree_digest(keys: KeyPair) -> None:
     from sealkit.tree import CERT_ANNOTATION, DIGEST_ANNOTATION
 
     doc = sealed_doc(keys)
-    doc["metadata"]["annotations"] = {DIGEST_ANNOTATION: "hmac-sha256:x:y",
-                                      CERT_ANNOTATION: keys.fingerprint}
+    doc["metadata"]["annotations"] = {
+        DIGEST_ANNOTATION: "hmac-sha256:x:y",
+        CERT_ANNOTATION: keys.fingerprint,
+    }
     text = yaml_file_text(doc)
     out = set_value(text, "k", b"v", keys.public_key(), fingerprint=keys.fingerprint).text
     assert DIGEST_ANNOTATION not in out and CERT_ANNOTATION in out
@@ -161,8 +167,11 @@ def test_drops_seal_tree_digest(keys: KeyPair) -> None:
         ("kind: ConfigMap\n", InputError, "no SealedSecret found"),
         ("kind: SealedSecret\nmetadata: {namespace: n}\n", InputError, "no metadata.name"),
         ("kind: SealedSecret\nmetadata: {name: a}\n", InputError, "no metadata.namespace"),
-        ("kind: SealedSecret\nmetadata: {name: a, namespace: b}\nspec: [1]\n", InputError,
-         "spec is not a map"),
+        (
+            "kind: SealedSecret\nmetadata: {name: a, namespace: b}\nspec: [1]\n",
+            InputError,
+            "spec is not a map",
+        ),
         ("kind: SealedSecret\nmetadata: {name: a\n", InputError, "malformed YAML"),
     ],
 )
@@ -195,8 +204,9 @@ def sealed_file(tmp_path: Path, keys: KeyPair) -> Path:
 
 
 def test_cli_from_stdin(sealed_file: Path, keys: KeyPair) -> None:
-    result = run_cli(["set", str(sealed_file), "password", "--cert", str(keys.cert)],
-                     stdin=NEW_VALUE.encode())
+    result = run_cli(
+        ["set", str(sealed_file), "password", "--cert", str(keys.cert)], stdin=NEW_VALUE.encode()
+    )
     assert result.code == 0, result.err
     assert result.out == ""
     assert result.err == f"replaced key password in SealedSecret prod/db ({sealed_file})\n"
@@ -210,8 +220,9 @@ def test_cli_from_stdin(sealed_file: Path, keys: KeyPair) -> None:
 def test_cli_from_file_exact_bytes(sealed_file: Path, keys: KeyPair, tmp_path: Path) -> None:
     value_file = tmp_path.parent / f"{tmp_path.name}-value.bin"
     value_file.write_bytes(b"line1\nline2\n")
-    result = run_cli(["set", str(sealed_file), "cfg", "--from-file", str(value_file),
-                      "--cert", str(keys.cert)])
+    result = run_cli(
+        ["set", str(sealed_file), "cfg", "--from-file", str(value_file), "--cert", str(keys.cert)]
+    )
     assert result.code == 0, result.err
     assert result.err.startswith("added key cfg")
     (doc,) = load(sealed_file.read_text())
@@ -259,8 +270,9 @@ def test_real_kubeseal_opens_the_edited_file(tmp_path: Path, keys: KeyPair, fmt:
     path = tmp_path / f"db.sealed.{fmt}"
     doc = sealed_doc(keys)
     path.write_text(yaml_file_text(doc) if fmt == "yaml" else dump_all([doc], "json"))
-    result = run_cli(["set", str(path), "password", "--cert", str(keys.cert)],
-                     stdin=NEW_VALUE.encode())
+    result = run_cli(
+        ["set", str(path), "password", "--cert", str(keys.cert)], stdin=NEW_VALUE.encode()
+    )
     assert result.code == 0, result.err
     result = run_cli(["set", str(path), "added", "--cert", str(keys.cert)], stdin=b"more")
     assert result.code == 0, result.err

@@ -19,7 +19,8 @@ def test_shipped_key_matches_the_vectors_key(private_key) -> None:
     from sealkit.certs import load_public_key
 
     assert load_public_key(test_certificate_pem()).public_numbers() == (
-        private_key.public_key().public_numbers())
+        private_key.public_key().public_numbers()
+    )
 
 
 def test_fake_controller_verify_and_rotate() -> None:
@@ -28,8 +29,12 @@ def test_fake_controller_verify_and_rotate() -> None:
     old = FakeController()
     sealed = seal_secret(sample_secret(password="x"), old.public_key())
     new_key, new_cert = generate_key_and_cert(2048)
-    controller = FakeController([(test_private_key(), test_certificate_pem()),
-                                 (new_key, new_cert.public_bytes(serialization.Encoding.PEM))])
+    controller = FakeController(
+        [
+            (test_private_key(), test_certificate_pem()),
+            (new_key, new_cert.public_bytes(serialization.Encoding.PEM)),
+        ]
+    )
     controller.verify(sealed)
     rotated = controller.rotate(sealed)
     assert unseal_sealed_secret(rotated, [new_key])["data"] == {"password": "eA=="}

@@ -34,9 +34,13 @@ from tests.sealkit.beyond_support import (
 A_PASSWORD = "a-pass-Xq81"
 B_TOKEN = "b-token-Zp44"
 L_VALUE = "list-value-Kk12"
-ALL_VALUES = [A_PASSWORD, B_TOKEN, L_VALUE,
-              base64.b64encode(B_TOKEN.encode()).decode(),
-              base64.b64encode(L_VALUE.encode()).decode()]
+ALL_VALUES = [
+    A_PASSWORD,
+    B_TOKEN,
+    L_VALUE,
+    base64.b64encode(B_TOKEN.encode()).decode(),
+    base64.b64encode(L_VALUE.encode()).decode(),
+]
 
 
 def b64(text: str) -> str:
@@ -75,11 +79,19 @@ LIST_JSON = {
     "apiVersion": "v1",
     "kind": "List",
     "items": [
-        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "l1", "namespace": "web"},
-         "data": {"v": b64(L_VALUE)}},
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "l1", "namespace": "web"},
+            "data": {"v": b64(L_VALUE)},
+        },
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}},
-        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "l2", "namespace": "web"},
-         "stringData": {"w": "x"}},
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "l2", "namespace": "web"},
+            "stringData": {"w": "x"},
+        },
     ],
 }
 
@@ -264,8 +276,9 @@ def test_metadata_change_and_key_removal_are_stale(tree: Path, keys: KeyPair) ->
     assert list(a_doc["spec"]["encryptedData"]) == ["password"]
 
 
-def test_check_with_another_cert_and_resealing(tree: Path, keys: KeyPair,
-                                               other_keys: KeyPair) -> None:
+def test_check_with_another_cert_and_resealing(
+    tree: Path, keys: KeyPair, other_keys: KeyPair
+) -> None:
     assert seal(tree, keys).code == 0
     result = check(tree, "--cert", str(other_keys.cert))
     assert result.code == 1
@@ -321,8 +334,9 @@ def test_scope_flag(tree: Path, keys: KeyPair) -> None:
     assert result.code == 2 and "must be one of" in result.err
 
 
-def test_namespace_sources(tree: Path, keys: KeyPair, tmp_path: Path,
-                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_namespace_sources(
+    tree: Path, keys: KeyPair, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     nons = tree / "apps" / "nons.yaml"
     nons.write_text("apiVersion: v1\nkind: Secret\nmetadata: {name: n1}\nstringData: {k: v}\n")
     result = seal(tree, keys)  # KUBECONFIG points nowhere: no namespace to take
@@ -337,8 +351,11 @@ def test_namespace_sources(tree: Path, keys: KeyPair, tmp_path: Path,
     assert values_of(doc, keys) == {"k": b"v"}
 
     kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump({
-        "current-context": "c", "contexts": [{"name": "c", "context": {"namespace": "ctxns"}}]}))
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {"current-context": "c", "contexts": [{"name": "c", "context": {"namespace": "ctxns"}}]}
+        )
+    )
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     assert check(tree).code == 1  # the twin is for "team", the context now says "ctxns"
     assert seal(tree, keys).code == 0
@@ -356,20 +373,24 @@ def test_malformed_or_invalid_input_writes_nothing(tree: Path, keys: KeyPair) ->
     b64bad = tree / "apps" / "b64.yaml"
     b64bad.write_text("kind: Secret\nmetadata: {name: x, namespace: y}\ndata: {k: '!!'}\n")
     intkeys = tree / "apps" / "intkeys.yaml"
-    intkeys.write_text("kind: Secret\nmetadata: {name: i, namespace: y, labels: {1: a, b: c}}\n"
-                       "stringData: {k: v}\n")
+    intkeys.write_text(
+        "kind: Secret\nmetadata: {name: i, namespace: y, labels: {1: a, b: c}}\n"
+        "stringData: {k: v}\n"
+    )
     noname = tree / "apps" / "noname.json"
     noname.write_text('{"kind": "Secret", "metadata": {"namespace": "y"}, "data": {"k": "eA=="}}')
     result = seal(tree, keys)
     assert result.code == 1
     assert_one_line_error(result)
     errors = sorted(result.err.splitlines())
-    assert errors == sorted([
-        f"error: {b64bad}:1: illegal base64 data in data.k",
-        f"error: {bad}:4: malformed YAML: found unexpected end of stream",
-        f"error: {noname}:1: missing metadata.name in input Secret",
-        f"error: {intkeys}:1: Secret has map keys that are not strings",
-    ])
+    assert errors == sorted(
+        [
+            f"error: {b64bad}:1: illegal base64 data in data.k",
+            f"error: {bad}:4: malformed YAML: found unexpected end of stream",
+            f"error: {noname}:1: missing metadata.name in input Secret",
+            f"error: {intkeys}:1: Secret has map keys that are not strings",
+        ]
+    )
     assert_no_leak(ALL_VALUES, result.out, result.err)
     assert not list(tree.rglob("*.sealed.*")) and not (tree / ".sealkit").exists()
     result = check(tree)
@@ -416,13 +437,15 @@ def test_extra_or_reordered_twin_documents(tree: Path, keys: KeyPair) -> None:
     assert seal(tree, keys).out == "" and twin.read_text().startswith("# reviewed\n")
 
 
-def test_progress_on_stderr_for_large_trees(tmp_path: Path, keys: KeyPair,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_progress_on_stderr_for_large_trees(
+    tmp_path: Path, keys: KeyPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = tmp_path / "big"
     root.mkdir()
     for i in range(120):
         (root / f"s{i:03}.yaml").write_text(
-            f"kind: Secret\nmetadata: {{name: s{i}, namespace: ns1}}\nstringData: {{k: v{i}}}\n")
+            f"kind: Secret\nmetadata: {{name: s{i}, namespace: ns1}}\nstringData: {{k: v{i}}}\n"
+        )
     result = seal(root, keys, "-j", "2")
     assert result.code == 0
     progress = [line for line in result.err.splitlines() if line.startswith("sealing ")]
@@ -461,15 +484,18 @@ def test_real_kubeseal_opens_twins(tree: Path, keys: KeyPair, tmp_path: Path) ->
     # a single-document YAML twin, as written, opens too
     (tree / "apps" / "one.yaml").write_text(
         "kind: Secret\napiVersion: v1\nmetadata: {name: one, namespace: prod}\n"
-        "stringData: {k: kubeseal-reads-this}\n")
+        "stringData: {k: kubeseal-reads-this}\n"
+    )
     assert seal(tree, keys).code == 0
-    opened = kubeseal_recovery_unseal(kubeseal, tree / "apps" / "one.sealed.yaml",
-                                      keys.key_secret, home=tmp_path)
+    opened = kubeseal_recovery_unseal(
+        kubeseal, tree / "apps" / "one.sealed.yaml", keys.key_secret, home=tmp_path
+    )
     assert base64.b64decode(opened["data"]["k"]) == b"kubeseal-reads-this"
 
 
-def test_forked_workers_match_single_process(tmp_path: Path, keys: KeyPair,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_forked_workers_match_single_process(
+    tmp_path: Path, keys: KeyPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import sealkit.forkpool
 
     monkeypatch.setattr(sealkit.forkpool, "MIN_PER_WORKER", 4)  # 3 workers for 14 files
@@ -481,8 +507,8 @@ def test_forked_workers_match_single_process(tmp_path: Path, keys: KeyPair,
             sub = root / f"d{i % 3}"
             sub.mkdir(exist_ok=True)
             (sub / f"s{i:03}.yaml").write_text(
-                f"kind: Secret\nmetadata: {{name: s{i}, namespace: ns1}}\n"
-                f"stringData: {{k: v{i}}}\n")
+                f"kind: Secret\nmetadata: {{name: s{i}, namespace: ns1}}\nstringData: {{k: v{i}}}\n"
+            )
         (root / "d1" / "bad.yaml").write_text("kind: Secret\nmetadata: {name: [\n")
         result = seal(root, keys, "-j", jobs)
         assert result.code == 1 and result.err.count("error: ") == 1  # found by the workers too
@@ -503,8 +529,9 @@ def test_forked_workers_match_single_process(tmp_path: Path, keys: KeyPair,
     assert not list(tmp_path.rglob("*.tmp"))
 
 
-def test_without_cert_fetches_from_the_controller(tree: Path, keys: KeyPair,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_cert_fetches_from_the_controller(
+    tree: Path, keys: KeyPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """No --cert: the certificate comes from the controller, as for the main command.
 
     Here through ``--controller-url`` (our real HTTP API in-process, serving the test key);
@@ -526,8 +553,10 @@ def test_without_cert_fetches_from_the_controller(tree: Path, keys: KeyPair,
         a_doc = load_all(tree / "apps" / "db" / "db.sealed.yaml")[0]
         assert a_doc["metadata"]["annotations"][CERT_ANNOTATION] == keys.fingerprint
         assert values_of(a_doc, keys)["password"] == A_PASSWORD.encode()
-        result = run_cli(["set", str(tree / "apps" / "db" / "db.sealed.yaml"), "extra",
-                          "--name", "a"], stdin=b"from-controller")
+        result = run_cli(
+            ["set", str(tree / "apps" / "db" / "db.sealed.yaml"), "extra", "--name", "a"],
+            stdin=b"from-controller",
+        )
         assert result.code == 0, result.err
         a_doc = load_all(tree / "apps" / "db" / "db.sealed.yaml")[0]
         assert values_of(a_doc, keys)["extra"] == b"from-controller"
@@ -540,15 +569,17 @@ def test_without_cert_fetches_from_the_controller(tree: Path, keys: KeyPair,
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
-def test_worker_crash_leaves_no_staged_files(tmp_path: Path, keys: KeyPair, jobs: int,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_worker_crash_leaves_no_staged_files(
+    tmp_path: Path, keys: KeyPair, jobs: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import sealkit.tree as tree_mod
 
     root = tmp_path / "t"
     root.mkdir()
     for i in range(24):
         (root / f"s{i:03}.yaml").write_text(
-            f"kind: Secret\nmetadata: {{name: s{i}, namespace: ns1}}\nstringData: {{k: v}}\n")
+            f"kind: Secret\nmetadata: {{name: s{i}, namespace: ns1}}\nstringData: {{k: v}}\n"
+        )
     real = tree_mod.seal_unit
 
     def flaky(unit, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -558,9 +589,15 @@ def test_worker_crash_leaves_no_staged_files(tmp_path: Path, keys: KeyPair, jobs
 
     monkeypatch.setattr(tree_mod, "seal_unit", flaky)
     with pytest.raises(RuntimeError):
-        tree_mod.run_tree(root, tree_mod.TreeOptions(), key=DigestKey(b"k" * 32),
-                          fingerprint=keys.fingerprint, public_key=keys.public_key(),
-                          jobs=jobs, _min_per_worker=4)
+        tree_mod.run_tree(
+            root,
+            tree_mod.TreeOptions(),
+            key=DigestKey(b"k" * 32),
+            fingerprint=keys.fingerprint,
+            public_key=keys.public_key(),
+            jobs=jobs,
+            _min_per_worker=4,
+        )
     assert sorted(p.name for p in root.iterdir()) == [f"s{i:03}.yaml" for i in range(24)]
     monkeypatch.setattr("sealkit.forkpool.MIN_PER_WORKER", 4)
     result = run_cli(["seal-tree", str(root), "--cert", str(keys.cert), "-j", str(jobs)])

@@ -39,15 +39,15 @@ BIN_DIR = Path(sys.executable).parent
 # then with upstream's own controller too (57/60 upstream, 55/60 sealkit over the same
 # repeats); test_racy_specs_pass_at_upstreams_rate holds sealkit to upstream's rate instead.
 KNOWN_FAILURES: dict[str, str] = {
-    f"create Secret Recreation With unowned secret {ctx} should not recreate the secret":
-        "racy in upstream's suite; compared by rate"
+    f"create Secret Recreation With unowned secret {ctx} should not recreate the secret": "racy in upstream's suite; compared by rate"  # noqa: E501
     for ctx in ("without managed annotation", "with patch annotation")
 }
 
 
 def _cache_dir() -> Path:
     base = os.environ.get("SEALKIT_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "sealkit")
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "sealkit"
+    )
     return Path(base) / f"sealed-secrets-it-{VERSION}"
 
 
@@ -74,8 +74,9 @@ def _delete(fn: Any, *args: Any) -> None:
         fn(*args)
 
 
-def _upstream_controller_argv(stack: Any, kube_api: Any, workdir: Path, listen: str,
-                              metrics: str, extra: tuple[str, ...]) -> list[str]:
+def _upstream_controller_argv(
+    stack: Any, kube_api: Any, workdir: Path, listen: str, metrics: str, extra: tuple[str, ...]
+) -> list[str]:
     """Upstream's controller has in-cluster config only: give it a service-account token and
     the stack's CA at the in-cluster paths, in a private mount namespace (a tmpfs over /run
     seen by that process alone; the host is untouched)."""
@@ -89,13 +90,20 @@ def _upstream_controller_argv(stack: Any, kube_api: Any, workdir: Path, listen: 
     with contextlib.suppress(Exception):
         core.create_namespaced_service_account(NS, {"metadata": {"name": "upstream-it"}})
     with contextlib.suppress(Exception):
-        rbac.create_cluster_role_binding({
-            "metadata": {"name": "upstream-it"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                        "name": "cluster-admin"},
-            "subjects": [{"kind": "ServiceAccount", "name": "upstream-it", "namespace": NS}]})
+        rbac.create_cluster_role_binding(
+            {
+                "metadata": {"name": "upstream-it"},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": "cluster-admin",
+                },
+                "subjects": [{"kind": "ServiceAccount", "name": "upstream-it", "namespace": NS}],
+            }
+        )
     token = core.create_namespaced_service_account_token(
-        "upstream-it", NS, {"spec": {"expirationSeconds": 7200}}).status.token
+        "upstream-it", NS, {"spec": {"expirationSeconds": 7200}}
+    ).status.token
     config = yaml.safe_load(Path(stack.kubeconfig).read_text())
     cluster = config["clusters"][0]["cluster"]
     (workdir / "token").write_text(token)
@@ -104,17 +112,20 @@ def _upstream_controller_argv(stack: Any, kube_api: Any, workdir: Path, listen: 
     url = cluster["server"].split("://", 1)[1].rstrip("/")
     host, port = url.rsplit(":", 1)
     sa = "/run/secrets/kubernetes.io/serviceaccount"
-    script = (f"mount -t tmpfs none /run && mkdir -p {sa} && cp {workdir}/token "
-              f"{workdir}/ca.crt {workdir}/namespace {sa}/ && "
-              f"KUBERNETES_SERVICE_HOST={host} KUBERNETES_SERVICE_PORT={port} "
-              f"POD_NAMESPACE={NS} exec {_cache_dir() / 'controller'} "
-              f"--listen-addr {listen} --listen-metrics-addr {metrics} {' '.join(extra)}")
+    script = (
+        f"mount -t tmpfs none /run && mkdir -p {sa} && cp {workdir}/token "
+        f"{workdir}/ca.crt {workdir}/namespace {sa}/ && "
+        f"KUBERNETES_SERVICE_HOST={host} KUBERNETES_SERVICE_PORT={port} "
+        f"POD_NAMESPACE={NS} exec {_cache_dir() / 'controller'} "
+        f"--listen-addr {listen} --listen-metrics-addr {metrics} {' '.join(extra)}"
+    )
     return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
 
 
 @contextlib.contextmanager
-def controller_behind_proxy(kind: str, stack: Any, kube_api: Any, workdir: Path,
-                            extra: tuple[str, ...] = ()) -> Iterator[str]:
+def controller_behind_proxy(
+    kind: str, stack: Any, kube_api: Any, workdir: Path, extra: tuple[str, ...] = ()
+) -> Iterator[str]:
     """A controller (`sealkit` or `upstream`; cluster-wide, keys in kube-system) behind the
     Service upstream's suite expects; yields the kubeconfig path."""
     from kubernetes import client
@@ -136,32 +147,66 @@ def controller_behind_proxy(kind: str, stack: Any, kube_api: Any, workdir: Path,
         if kind == "upstream":
             argv = _upstream_controller_argv(stack, kube_api, workdir, listen, metrics, extra)
         else:
-            argv = [str(BIN_DIR / "sealkit-controller"), "--kubeconfig", stack.kubeconfig,
-                    "--namespace", NS, "--listen-addr", listen, "--listen-metrics-addr",
-                    metrics, "--leader-elect=false", *extra]
-        proc = subprocess.Popen(argv, stdout=log_fh, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
+            argv = [
+                str(BIN_DIR / "sealkit-controller"),
+                "--kubeconfig",
+                stack.kubeconfig,
+                "--namespace",
+                NS,
+                "--listen-addr",
+                listen,
+                "--listen-metrics-addr",
+                metrics,
+                "--leader-elect=false",
+                *extra,
+            ]
+        proc = subprocess.Popen(
+            argv, stdout=log_fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
         pod = f"{SERVICE}-0"
         try:
             forwarded = host.forward(port)
             delete_pod_and_wait(core, NS, pod)
-            for fn, name in ((core.delete_namespaced_service, SERVICE),
-                             (core.delete_namespaced_endpoints, SERVICE)):
+            for fn, name in (
+                (core.delete_namespaced_service, SERVICE),
+                (core.delete_namespaced_endpoints, SERVICE),
+            ):
                 _delete(fn, name, NS)
             # Gated: on the stack's real node a scheduled placeholder would be run by the
             # kubelet (its podIP overwritten, the proxy's target gone) and its deletion
             # graceful, so the next fixture's create of the same name gets a 409.
             create_unscheduled_pod(core, NS, pod)
-            core.patch_namespaced_pod_status(pod, NS, {
-                "status": {"podIP": host.pod_ip, "podIPs": [{"ip": host.pod_ip}]}})
-            core.create_namespaced_service(NS, {
-                "apiVersion": "v1", "kind": "Service", "metadata": {"name": SERVICE},
-                "spec": {"ports": [{"name": "http", "port": 8080, "targetPort": forwarded}]}})
-            core.create_namespaced_endpoints(NS, {
-                "apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": SERVICE},
-                "subsets": [{"addresses": [{"ip": host.pod_ip, "targetRef": {
-                    "kind": "Pod", "name": pod, "namespace": NS}}],
-                    "ports": [{"name": "http", "port": forwarded}]}]})
+            core.patch_namespaced_pod_status(
+                pod, NS, {"status": {"podIP": host.pod_ip, "podIPs": [{"ip": host.pod_ip}]}}
+            )
+            core.create_namespaced_service(
+                NS,
+                {
+                    "apiVersion": "v1",
+                    "kind": "Service",
+                    "metadata": {"name": SERVICE},
+                    "spec": {"ports": [{"name": "http", "port": 8080, "targetPort": forwarded}]},
+                },
+            )
+            core.create_namespaced_endpoints(
+                NS,
+                {
+                    "apiVersion": "v1",
+                    "kind": "Endpoints",
+                    "metadata": {"name": SERVICE},
+                    "subsets": [
+                        {
+                            "addresses": [
+                                {
+                                    "ip": host.pod_ip,
+                                    "targetRef": {"kind": "Pod", "name": pod, "namespace": NS},
+                                }
+                            ],
+                            "ports": [{"name": "http", "port": forwarded}],
+                        }
+                    ],
+                },
+            )
 
             def cert_served() -> bool:
                 if proc.poll() is not None:
@@ -169,7 +214,10 @@ def controller_behind_proxy(kind: str, stack: Any, kube_api: Any, workdir: Path,
                 with contextlib.suppress(Exception):
                     kube_api.call_api(
                         f"/api/v1/namespaces/{NS}/services/http:{SERVICE}:http/proxy/v1/cert.pem",
-                        "GET", _preload_content=False, _request_timeout=5)
+                        "GET",
+                        _preload_content=False,
+                        _request_timeout=5,
+                    )
                     return True
                 return False
 
@@ -183,31 +231,45 @@ def controller_behind_proxy(kind: str, stack: Any, kube_api: Any, workdir: Path,
                 proc.kill()
                 proc.wait()
             delete_pod_and_wait(core, NS, pod)
-            for fn, name in ((core.delete_namespaced_service, SERVICE),
-                             (core.delete_namespaced_endpoints, SERVICE)):
+            for fn, name in (
+                (core.delete_namespaced_service, SERVICE),
+                (core.delete_namespaced_endpoints, SERVICE),
+            ):
                 _delete(fn, name, NS)
 
 
 @pytest.fixture(scope="module")
 def sealkit_controller(stack: Any, kube_api: Any, tmp_path_factory: Any) -> Iterator[str]:
-    with controller_behind_proxy("sealkit", stack, kube_api,
-                                 tmp_path_factory.mktemp("upstream-suite")) as kubeconfig:
+    with controller_behind_proxy(
+        "sealkit", stack, kube_api, tmp_path_factory.mktemp("upstream-suite")
+    ) as kubeconfig:
         yield kubeconfig
 
 
-def run_suite(binary: str, kubeconfig: str, kubeseal: str, controller: str, report: Path,
-              focus: str = "") -> list[dict[str, Any]]:
+def run_suite(
+    binary: str, kubeconfig: str, kubeseal: str, controller: str, report: Path, focus: str = ""
+) -> list[dict[str, Any]]:
     """Run upstream's suite; one dict per spec: name, state, failure message."""
-    argv = [binary, "--kubeconfig", kubeconfig, "--kubeseal-bin", kubeseal,
-            "--controller-bin", controller, f"-ginkgo.json-report={report}",
-            "-ginkgo.no-color", "-test.timeout=20m"]
+    argv = [
+        binary,
+        "--kubeconfig",
+        kubeconfig,
+        "--kubeseal-bin",
+        kubeseal,
+        "--controller-bin",
+        controller,
+        f"-ginkgo.json-report={report}",
+        "-ginkgo.no-color",
+        "-test.timeout=20m",
+    ]
     if focus:
         argv.append(f"-ginkgo.focus={focus}")
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=1500,
-                          cwd=report.parent)
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=1500, cwd=report.parent)
     if not report.exists():
-        raise AssertionError(f"suite wrote no report (exit {proc.returncode}): "
-                             f"{proc.stdout[-3000:]}{proc.stderr[-2000:]}")
+        raise AssertionError(
+            f"suite wrote no report (exit {proc.returncode}): "
+            f"{proc.stdout[-3000:]}{proc.stderr[-2000:]}"
+        )
     return specs_from_report(json.loads(report.read_text()))
 
 
@@ -217,8 +279,9 @@ def specs_from_report(suites: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for spec in suite.get("SpecReports") or []:
             if spec.get("LeafNodeType") != "It":
                 continue
-            name = " ".join([*(spec.get("ContainerHierarchyTexts") or []),
-                             spec.get("LeafNodeText", "")])
+            name = " ".join(
+                [*(spec.get("ContainerHierarchyTexts") or []), spec.get("LeafNodeText", "")]
+            )
             failure = (spec.get("Failure") or {}).get("Message", "")
             specs.append({"name": name, "state": spec.get("State"), "failure": failure})
     return specs
@@ -234,18 +297,30 @@ def _check(specs: list[dict[str, Any]], expected_total: int, label: str) -> None
     assert len(ran) == expected_total, (len(ran), lines)
 
 
-def test_upstream_suite_with_real_kubeseal(suite_binary: str, sealkit_controller: str,
-                                          kubeseal_path: str, tmp_path: Path) -> None:
-    specs = run_suite(suite_binary, sealkit_controller, kubeseal_path,
-                      str(BIN_DIR / "sealkit-controller"), tmp_path / "report.json")
+def test_upstream_suite_with_real_kubeseal(
+    suite_binary: str, sealkit_controller: str, kubeseal_path: str, tmp_path: Path
+) -> None:
+    specs = run_suite(
+        suite_binary,
+        sealkit_controller,
+        kubeseal_path,
+        str(BIN_DIR / "sealkit-controller"),
+        tmp_path / "report.json",
+    )
     _check(specs, 41, "sealkit-controller + kubeseal")
 
 
-def test_upstream_kubeseal_specs_with_sealkit(suite_binary: str, sealkit_controller: str,
-                                             tmp_path: Path) -> None:
-    specs = run_suite(suite_binary, sealkit_controller, str(BIN_DIR / "sealkit"),
-                      str(BIN_DIR / "sealkit-controller"), tmp_path / "report.json",
-                      focus="kubeseal")
+def test_upstream_kubeseal_specs_with_sealkit(
+    suite_binary: str, sealkit_controller: str, tmp_path: Path
+) -> None:
+    specs = run_suite(
+        suite_binary,
+        sealkit_controller,
+        str(BIN_DIR / "sealkit"),
+        str(BIN_DIR / "sealkit-controller"),
+        tmp_path / "report.json",
+        focus="kubeseal",
+    )
     _check(specs, 15, "sealkit-controller + sealkit as kubeseal")
 
 
@@ -253,8 +328,9 @@ RACY = "should not recreate the secret"
 
 
 @pytest.mark.slow
-def test_racy_specs_pass_at_upstreams_rate(suite_binary: str, stack: Any, kube_api: Any,
-                                           kubeseal_path: str, tmp_path: Path) -> None:
+def test_racy_specs_pass_at_upstreams_rate(
+    suite_binary: str, stack: Any, kube_api: Any, kubeseal_path: str, tmp_path: Path
+) -> None:
     """The two "should not recreate" specs race the controller against a 100 ms Consistently
     window; upstream passes them thanks to its client rate limit (QPS 5, burst 10). sealkit
     has the same defaults: over the same repeats its pass rate must be within 15 points of
@@ -270,9 +346,14 @@ def test_racy_specs_pass_at_upstreams_rate(suite_binary: str, stack: Any, kube_a
         with controller_behind_proxy(kind, stack, kube_api, tmp_path, extra) as kubeconfig:
             passed = total = 0
             for i in range(repeats):
-                specs = run_suite(suite_binary, kubeconfig, kubeseal_path,
-                                  str(BIN_DIR / "sealkit-controller"),
-                                  tmp_path / f"{kind}-{i}.json", focus=RACY)
+                specs = run_suite(
+                    suite_binary,
+                    kubeconfig,
+                    kubeseal_path,
+                    str(BIN_DIR / "sealkit-controller"),
+                    tmp_path / f"{kind}-{i}.json",
+                    focus=RACY,
+                )
                 ran = [s for s in specs if s["state"] != "skipped"]
                 total += len(ran)
                 passed += sum(s["state"] == "passed" for s in ran)
@@ -284,13 +365,26 @@ def test_racy_specs_pass_at_upstreams_rate(suite_binary: str, stack: Any, kube_a
 
 
 def test_report_parsing_names_failed_specs() -> None:
-    report = [{"SpecReports": [
-        {"LeafNodeType": "It", "ContainerHierarchyTexts": ["create", "Simple"],
-         "LeafNodeText": "works", "State": "passed"},
-        {"LeafNodeType": "It", "ContainerHierarchyTexts": ["kubeseal --version"],
-         "LeafNodeText": "should produce the version", "State": "failed",
-         "Failure": {"Message": "Expected v"}},
-        {"LeafNodeType": "SynchronizedBeforeSuite", "State": "passed"}]}]
+    report = [
+        {
+            "SpecReports": [
+                {
+                    "LeafNodeType": "It",
+                    "ContainerHierarchyTexts": ["create", "Simple"],
+                    "LeafNodeText": "works",
+                    "State": "passed",
+                },
+                {
+                    "LeafNodeType": "It",
+                    "ContainerHierarchyTexts": ["kubeseal --version"],
+                    "LeafNodeText": "should produce the version",
+                    "State": "failed",
+                    "Failure": {"Message": "Expected v"},
+                },
+                {"LeafNodeType": "SynchronizedBeforeSuite", "State": "passed"},
+            ]
+        }
+    ]
     specs = specs_from_report(report)
     assert [s["state"] for s in specs] == ["passed", "failed"]
     with pytest.raises(AssertionError, match="kubeseal --version should produce"):

@@ -276,7 +276,9 @@ def test_external_kubeconfig_replaces_the_control_plane(tmp_path: Path) -> None:
     d = tmp_path / "stack"
     try:
         result = devstack_cli(
-            "up", "--dir", str(d),
+            "up",
+            "--dir",
+            str(d),
             env={"SEALKIT_TEST_KUBECONFIG": str(cluster.kubeconfig), "SEALKIT_VAULT": "openbao"},
         )
         assert result.returncode == 0, result.stderr

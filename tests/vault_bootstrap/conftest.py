@@ -65,14 +65,16 @@ def dummy_ca(tmp_path_factory: pytest.TempPathFactory) -> str:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "vb-test-ca")])
     now = datetime.datetime.now(datetime.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(1)
-        .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
     path = tmp_path_factory.mktemp("ca") / "ca.crt"
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return str(path)
-
-

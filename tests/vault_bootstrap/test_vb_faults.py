@@ -43,9 +43,22 @@ def test_server_started_10s_late_is_waited_for(
     server = dev_server(flavor, tmp_path / "late", port=ports.free_port())
     env = chapter_env(stack, server, ca_file=dummy_ca)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vault_bootstrap.cli", "apply", "-v", "--wait-timeout", "90",
-         "-f", str(CHAPTER)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=str(ROOT),
+        [
+            sys.executable,
+            "-m",
+            "vault_bootstrap.cli",
+            "apply",
+            "-v",
+            "--wait-timeout",
+            "90",
+            "-f",
+            str(CHAPTER),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=str(ROOT),
     )
     try:
         time.sleep(10)
@@ -74,8 +87,11 @@ def test_wait_gives_up_at_the_deadline(stack: Any, dummy_ca: str) -> None:
     out = run_cli("plan", "--wait-timeout", "2", "-f", str(CHAPTER), env=env)
     assert out.code == 1
     assert time.monotonic() - start < 30
-    assert re.fullmatch(r"error: Vault at http://127\.0\.0\.1:\d+ not ready after 2s: "
-                        r"unreachable \(ConnectionError\)\n", out.stderr), out.stderr
+    assert re.fullmatch(
+        r"error: Vault at http://127\.0\.0\.1:\d+ not ready after 2s: "
+        r"unreachable \(ConnectionError\)\n",
+        out.stderr,
+    ), out.stderr
 
 
 def _init_config(tmp_path: Path, key_file: Path) -> Path:
@@ -182,14 +198,22 @@ def test_rotate_root_then_reapply_never_clobbers_and_version_bump_resends(
     from devstack.components import PostgresServer
 
     with PostgresServer(tmp_path / "pg", name="vb-pg") as pg:
-        env = chapter_env(stack, private_bao, ca_file=dummy_ca, PGHOST=pg.host,
-                          PGPORT=str(pg.port), PGUSER=pg.user, PGPASSWORD=pg.password,
-                          PGDATABASE=pg.database)
+        env = chapter_env(
+            stack,
+            private_bao,
+            ca_file=dummy_ca,
+            PGHOST=pg.host,
+            PGPORT=str(pg.port),
+            PGUSER=pg.user,
+            PGPASSWORD=pg.password,
+            PGDATABASE=pg.database,
+        )
         client = hvac_client(private_bao.addr, private_bao.token)
         rotating = tmp_path / "rotate.yaml"
         rotating.write_text(
-            CHAPTER.read_text().replace("password_version: 1", "password_version: 1\n"
-                                        "        rotate_root_version: 1")
+            CHAPTER.read_text().replace(
+                "password_version: 1", "password_version: 1\n        rotate_root_version: 1"
+            )
         )
         out = run_cli("apply", "-f", str(rotating), env=env)
         assert out.code == 0, out.output
@@ -197,21 +221,30 @@ def test_rotate_root_then_reapply_never_clobbers_and_version_bump_resends(
         import psycopg
 
         with pytest.raises(psycopg.OperationalError):  # only Vault knows the password now
-            psycopg.connect(host=pg.host, port=pg.port, user=pg.user, password=pg.password,
-                            dbname=pg.database, connect_timeout=5).close()
+            psycopg.connect(
+                host=pg.host,
+                port=pg.port,
+                user=pg.user,
+                password=pg.password,
+                dbname=pg.database,
+                connect_timeout=5,
+            ).close()
         again = run_cli("apply", "-f", str(rotating), env=env)
         assert again.code == 0 and _writes(again.stdout) == 0, again.output
-        creds = client.secrets.database.generate_credentials("welcome-message",
-                                                             mount_point="database")
+        creds = client.secrets.database.generate_credentials(
+            "welcome-message", mount_point="database"
+        )
         assert creds["data"]["username"]
 
         # The operator resets the password out of band and bumps password_version to send it.
-        with psycopg.connect(host=pg.tempdir, port=pg.port, user=pg.user,
-                             dbname=pg.database, autocommit=True) as conn:  # local trust socket
+        with psycopg.connect(
+            host=pg.tempdir, port=pg.port, user=pg.user, dbname=pg.database, autocommit=True
+        ) as conn:  # local trust socket
             conn.execute(f"ALTER ROLE {pg.user} PASSWORD 'reset-by-hand-pw-5566'")
         bumped = tmp_path / "bumped.yaml"
-        bumped.write_text(rotating.read_text().replace("password_version: 1",
-                                                       "password_version: 2"))
+        bumped.write_text(
+            rotating.read_text().replace("password_version: 1", "password_version: 2")
+        )
         env["PGPASSWORD"] = "reset-by-hand-pw-5566"
         plan = run_cli("plan", "-f", str(bumped), env=env)
         assert plan.code == 2
@@ -219,8 +252,9 @@ def test_rotate_root_then_reapply_never_clobbers_and_version_bump_resends(
         out = run_cli("apply", "-f", str(bumped), env=env)
         assert out.code == 0 and _writes(out.stdout) == 2, out.output  # connection + state
         assert "reset-by-hand-pw-5566" not in out.output + plan.output
-        creds = client.secrets.database.generate_credentials("welcome-message",
-                                                             mount_point="database")
+        creds = client.secrets.database.generate_credentials(
+            "welcome-message", mount_point="database"
+        )
         assert creds["data"]["username"]
 
 

@@ -22,7 +22,8 @@ POLICY = 'path "secret/data/x" {\n  capabilities = ["read"]\n}\n'
 
 def _policy(name: str) -> str:
     return f"policies:\n  {name}:\n    policy: |\n" + "".join(
-        "      " + line + "\n" for line in POLICY.splitlines())
+        "      " + line + "\n" for line in POLICY.splitlines()
+    )
 
 
 def _write(tmp_path: Path, name: str, text: str) -> str:
@@ -31,14 +32,24 @@ def _write(tmp_path: Path, name: str, text: str) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize("text", ["", "# nothing\n", "connection: {}\n", "prune: true\n",
-                                  "auth: {}\nsecrets: {}\npolicies: {}\nkv: {}\n"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "# nothing\n",
+        "connection: {}\n",
+        "prune: true\n",
+        "auth: {}\nsecrets: {}\npolicies: {}\nkv: {}\n",
+    ],
+)
 def test_empty_config_is_an_error(tmp_path: Path, text: str) -> None:
     path = _write(tmp_path, "empty.yaml", text)
     out = run_cli("validate", "-f", path, env=clean_env())
     assert out.code == 1
-    assert out.stderr == f"error: {path}: the config declares nothing (no init, auth, secrets, " \
-                         "policies or kv)\n"
+    assert (
+        out.stderr == f"error: {path}: the config declares nothing (no init, auth, secrets, "
+        "policies or kv)\n"
+    )
 
 
 @pytest.mark.parametrize("shape", ["flow", "block"])
@@ -63,16 +74,20 @@ def test_unreachable_vault_is_one_line_naming_the_cause(tmp_path: Path) -> None:
     env = clean_env() | {"VAULT_ADDR": addr, "VAULT_TOKEN": "some-token"}
     out = run_cli("apply", "-v", "--no-wait", "--retry-timeout", "3", "-f", path, env=env)
     assert out.code == 1
-    assert re.fullmatch(rf"error: connection: .*cannot reach {re.escape(addr)}: "
-                        r"ConnectionError \(retried for 3s\)\n", out.stderr), out.stderr
+    assert re.fullmatch(
+        rf"error: connection: .*cannot reach {re.escape(addr)}: "
+        r"ConnectionError \(retried for 3s\)\n",
+        out.stderr,
+    ), out.stderr
     assert "refused" not in out.stderr and "retrying" not in out.stderr
     debug = run_cli("apply", "--debug", "--no-wait", "--retry-timeout", "2", "-f", path, env=env)
     assert debug.code == 1 and "retrying for up to 2s" in debug.stderr  # still there at debug
 
 
 @pytest.mark.stack
-def test_prune_refuses_to_delete_everything_unless_told(stack: Any, private_bao: Any,
-                                                        tmp_path: Path) -> None:
+def test_prune_refuses_to_delete_everything_unless_told(
+    stack: Any, private_bao: Any, tmp_path: Path
+) -> None:
     env = clean_env() | {"VAULT_ADDR": private_bao.addr, "VAULT_TOKEN": private_bao.token}
     kv_mount = "secrets:\n  secret:\n    type: kv-v2\n"
     owned = _write(tmp_path, "a.yaml", kv_mount + _policy("app-read"))
@@ -82,9 +97,11 @@ def test_prune_refuses_to_delete_everything_unless_told(stack: Any, private_bao:
     adopted_only = _write(tmp_path, "b.yaml", kv_mount)
     refused = run_cli("plan", "--prune", "-f", adopted_only, env=env)
     assert refused.code == 1, refused.output
-    assert refused.stderr == ("error: prune would delete all 1 objects vault-bootstrap owns and "
-                              "leave none; check the config, or pass --prune-all to really "
-                              "delete everything\n")
+    assert refused.stderr == (
+        "error: prune would delete all 1 objects vault-bootstrap owns and "
+        "leave none; check the config, or pass --prune-all to really "
+        "delete everything\n"
+    )
     told = run_cli("plan", "--prune", "--prune-all", "-f", adopted_only, env=env)
     assert told.code == 2, told.output
     assert "app-read" in told.stdout

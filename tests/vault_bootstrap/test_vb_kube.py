@@ -32,10 +32,14 @@ def rbac(kube_api: Any) -> Iterator[Any]:
         api.create_cluster_role_binding(
             client.V1ClusterRoleBinding(
                 metadata=client.V1ObjectMeta(name=name, labels={"sealkit-test": "1"}),
-                role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io",
-                                          kind="ClusterRole", name="system:auth-delegator"),
-                subjects=[client.RbacV1Subject(kind="ServiceAccount", name=sa,
-                                               namespace=namespace)],
+                role_ref=client.V1RoleRef(
+                    api_group="rbac.authorization.k8s.io",
+                    kind="ClusterRole",
+                    name="system:auth-delegator",
+                ),
+                subjects=[
+                    client.RbacV1Subject(kind="ServiceAccount", name=sa, namespace=namespace)
+                ],
             )
         )
         made.append(name)
@@ -71,16 +75,23 @@ def _login_and_use(bao: Any, stack: Any, jwt: str) -> None:
     resp = app.auth.kubernetes.login(role="welcome-message", jwt=jwt, mount_point="kubernetes")
     assert "welcome-message" in resp["auth"]["policies"]
     creds = app.secrets.database.generate_credentials("welcome-message", mount_point="database")
-    with psycopg.connect(host=stack.pg_host, port=stack.pg_port, dbname=stack.pg_database,
-                         user=creds["data"]["username"], password=creds["data"]["password"],
-                         connect_timeout=10) as conn:
+    with psycopg.connect(
+        host=stack.pg_host,
+        port=stack.pg_port,
+        dbname=stack.pg_database,
+        user=creds["data"]["username"],
+        password=creds["data"]["password"],
+        connect_timeout=10,
+    ) as conn:
         assert conn.execute("SELECT 40 + 2").fetchone() == (42,)
-    kv = app.secrets.kv.v2.read_secret_version("myapps/welcome/config", mount_point="secret",
-                                               raise_on_deleted_version=True)
+    kv = app.secrets.kv.v2.read_secret_version(
+        "myapps/welcome/config", mount_point="secret", raise_on_deleted_version=True
+    )
     assert kv["data"]["data"]["name-service-token"] == NAME_SERVICE_TOKEN
     with pytest.raises(hvac.exceptions.Forbidden):
-        app.secrets.kv.v2.read_secret_version("other/config", mount_point="secret",
-                                              raise_on_deleted_version=True)
+        app.secrets.kv.v2.read_secret_version(
+            "other/config", mount_point="secret", raise_on_deleted_version=True
+        )
     with pytest.raises(hvac.exceptions.Forbidden):
         app.read("database/config/postgres")
     hvac_client(bao.addr, bao.token).sys.revoke_lease(creds["lease_id"])
@@ -104,8 +115,11 @@ def test_chapter_login_reads_db_creds_and_kv_and_is_refused_elsewhere(
     rbac(namespace, "intruder")
     app = hvac.Client(url=private_bao.addr, token="")
     with pytest.raises(hvac.exceptions.VaultError):  # not bound to the role
-        app.auth.kubernetes.login(role="welcome-message", mount_point="kubernetes",
-                                  jwt=_token(kube_api, namespace, "intruder"))
+        app.auth.kubernetes.login(
+            role="welcome-message",
+            mount_point="kubernetes",
+            jwt=_token(kube_api, namespace, "intruder"),
+        )
 
     again = run_cli("apply", "-f", str(CHAPTER), env=env)
     assert again.code == 0 and "Apply complete: 0 writes." in again.stdout, again.output
@@ -138,15 +152,23 @@ def test_verify_phase_and_no_secret_in_any_output(
     env = chapter_env(stack, private_bao, ca_file=stack.ca_file, WELCOME_NAMESPACE=namespace)
 
     outputs = []
-    for args in (["plan"], ["plan", "--json"], ["apply", "-v", "--debug"], ["apply", "--debug"],
-                 ["plan", "--debug", "-v"]):
+    for args in (
+        ["plan"],
+        ["plan", "--json"],
+        ["apply", "-v", "--debug"],
+        ["apply", "--debug"],
+        ["plan", "--debug", "-v"],
+    ):
         res = run_cli(*args, "-f", str(config), env=env)
         outputs.append(res.output)
         assert res.code in (0, 2), res.output
     applied = outputs[2]
     assert re.search(r"verify: logged in as t-[^ ]+/welcome-message via auth/kubernetes", applied)
-    assert re.search(r"verify: dynamic credentials from database/creds/welcome-message ran "
-                     r"'SELECT current_user'", applied)
+    assert re.search(
+        r"verify: dynamic credentials from database/creds/welcome-message ran "
+        r"'SELECT current_user'",
+        applied,
+    )
     assert "verify: read secret/myapps/welcome/config (1 keys)" in applied
     assert "verify: refused secret/other/config (403) as expected" in applied
 
@@ -167,12 +189,16 @@ def test_reviewer_jwt_from_a_kubernetes_secret_reference(
     _service_account(kube_api, namespace, "welcome-message")  # NOT an auth-delegator
     _service_account(kube_api, namespace, "vault-reviewer")
     rbac(namespace, "vault-reviewer")
-    core.create_namespaced_secret(namespace, client.V1Secret(
-        metadata=client.V1ObjectMeta(
-            name="vault-reviewer-token",
-            annotations={"kubernetes.io/service-account.name": "vault-reviewer"}),
-        type="kubernetes.io/service-account-token",
-    ))
+    core.create_namespaced_secret(
+        namespace,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(
+                name="vault-reviewer-token",
+                annotations={"kubernetes.io/service-account.name": "vault-reviewer"},
+            ),
+            type="kubernetes.io/service-account-token",
+        ),
+    )
     deadline = time.monotonic() + 60
     while not (core.read_namespaced_secret("vault-reviewer-token", namespace).data or {}).get(
         "token"
@@ -181,11 +207,13 @@ def test_reviewer_jwt_from_a_kubernetes_secret_reference(
         time.sleep(0.5)
 
     config = tmp_path / "reviewer.yaml"
-    config.write_text(CHAPTER.read_text().replace(
-        "      disable_local_ca_jwt: true\n",
-        "      disable_local_ca_jwt: true\n"
-        f"      token_reviewer_jwt: k8s:{namespace}/vault-reviewer-token#token\n",
-    ))
+    config.write_text(
+        CHAPTER.read_text().replace(
+            "      disable_local_ca_jwt: true\n",
+            "      disable_local_ca_jwt: true\n"
+            f"      token_reviewer_jwt: k8s:{namespace}/vault-reviewer-token#token\n",
+        )
+    )
     env = chapter_env(stack, private_bao, ca_file=stack.ca_file, WELCOME_NAMESPACE=namespace)
     plan = run_cli("plan", "-f", str(config), env=env)
     assert "+ token_reviewer_jwt = (sensitive)" in plan.stdout, plan.output
@@ -213,19 +241,23 @@ def test_bootstrap_logs_in_with_kubernetes_auth_and_least_privilege(
     _service_account(kube_api, namespace, "vault-bootstrap")
     rbac(namespace, "vault-bootstrap")
     policy_file = CHAPTER.parent / "bootstrap-policy.hcl"
-    base = CHAPTER.read_text().replace(
-        "policies:\n",
-        f"policies:\n  vault-bootstrap:\n    file: {policy_file}\n",
-        1,
-    ).replace(
-        "    roles:\n      welcome-message:\n        bound",
-        "    roles:\n      vault-bootstrap:\n"
-        "        bound_service_account_names: [vault-bootstrap]\n"
-        f"        bound_service_account_namespaces: [{namespace}]\n"
-        "        token_policies: [vault-bootstrap]\n"
-        "        token_ttl: 10m\n"
-        "      welcome-message:\n        bound",
-        1,
+    base = (
+        CHAPTER.read_text()
+        .replace(
+            "policies:\n",
+            f"policies:\n  vault-bootstrap:\n    file: {policy_file}\n",
+            1,
+        )
+        .replace(
+            "    roles:\n      welcome-message:\n        bound",
+            "    roles:\n      vault-bootstrap:\n"
+            "        bound_service_account_names: [vault-bootstrap]\n"
+            f"        bound_service_account_namespaces: [{namespace}]\n"
+            "        token_policies: [vault-bootstrap]\n"
+            "        token_ttl: 10m\n"
+            "      welcome-message:\n        bound",
+            1,
+        )
     )
     first = tmp_path / "first.yaml"
     first.write_text(base)

@@ -15,8 +15,9 @@ EXAMPLE = CHAPTER.parent
 
 
 def _render(kubectl: str) -> list[dict[str, Any]]:
-    out = subprocess.run([kubectl, "kustomize", str(EXAMPLE)], capture_output=True, text=True,
-                         check=True, timeout=60).stdout
+    out = subprocess.run(
+        [kubectl, "kustomize", str(EXAMPLE)], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
     return [d for d in yaml.safe_load_all(out) if d]
 
 
@@ -43,11 +44,16 @@ def test_job_is_a_postsync_hook_with_small_backoff(docs: list[dict[str, Any]]) -
     (container,) = pod["containers"]
     assert container["command"] == ["vault-bootstrap"]
     assert "apply" in container["args"] and "/config/chapter.yaml" in container["args"]
-    secret_env = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"]
-                  for e in container["env"] if "valueFrom" in e}
-    assert secret_env == {"VAULT_TOKEN": "vault-bootstrap-inputs",
-                          "PGPASSWORD": "vault-bootstrap-inputs",
-                          "NAME_SERVICE_TOKEN": "vault-bootstrap-inputs"}
+    secret_env = {
+        e["name"]: e["valueFrom"]["secretKeyRef"]["name"]
+        for e in container["env"]
+        if "valueFrom" in e
+    }
+    assert secret_env == {
+        "VAULT_TOKEN": "vault-bootstrap-inputs",
+        "PGPASSWORD": "vault-bootstrap-inputs",
+        "NAME_SERVICE_TOKEN": "vault-bootstrap-inputs",
+    }
     plain = {e["name"] for e in container["env"] if "value" in e}
     assert {"VAULT_ADDR", "KUBE_APISERVER_URL", "KUBE_CA_FILE", "PGHOST", "PGPORT"} <= plain
 
@@ -68,16 +74,28 @@ def test_no_plaintext_secret_committed() -> None:
 
 
 @pytest.mark.stack
-def test_rendered_manifests_pass_server_side_dry_run(stack: Any, namespace: str,
-                                                     tmp_path: Path) -> None:
+def test_rendered_manifests_pass_server_side_dry_run(
+    stack: Any, namespace: str, tmp_path: Path
+) -> None:
     require(stack, "kube", "kubectl")
     docs = [d for d in _render(stack.kubectl) if d["kind"] != "ClusterRoleBinding"]
     path = tmp_path / "rendered.yaml"
     path.write_text(yaml.safe_dump_all(docs))
     proc = subprocess.run(
-        [stack.kubectl, "--kubeconfig", stack.kubeconfig, "apply", "--dry-run=server",
-         "-n", namespace, "-f", str(path)],
-        capture_output=True, text=True, timeout=60,
+        [
+            stack.kubectl,
+            "--kubeconfig",
+            stack.kubeconfig,
+            "apply",
+            "--dry-run=server",
+            "-n",
+            namespace,
+            "-f",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     assert "job.batch/vault-bootstrap created (server dry run)" in proc.stdout

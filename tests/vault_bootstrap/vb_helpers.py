@@ -88,9 +88,15 @@ class FileBao:
         env = clean_env()
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [binaries.bao() if self.flavor == "openbao" else binaries.vault(), "server",
-                 f"-config={self.workdir / 'bao.hcl'}"],
-                stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                [
+                    binaries.bao() if self.flavor == "openbao" else binaries.vault(),
+                    "server",
+                    f"-config={self.workdir / 'bao.hcl'}",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
             )
         import requests
 
@@ -114,8 +120,15 @@ class FileBao:
         self.proc = None
 
 
-def chapter_env(stack: Any, bao: Any, *, ca_file: str, token: str | None = None,
-                use_bao_prefix: bool = False, **extra: str) -> dict[str, str]:
+def chapter_env(
+    stack: Any,
+    bao: Any,
+    *,
+    ca_file: str,
+    token: str | None = None,
+    use_bao_prefix: bool = False,
+    **extra: str,
+) -> dict[str, str]:
     """The `.devstack/env` variables, pointed at a private OpenBao, plus NAME_SERVICE_TOKEN."""
     env = clean_env()
     env.update({k: v for k, v in stack.env.items() if v and not k.startswith("VAULT_")})
