@@ -885,11 +885,18 @@ class Walkthrough:
             "PostgreSQL's claim",
         ]
 
-    def logs(self, target: str) -> str:
-        """`kubectl logs <target>` in the walkthrough's namespace (pods on the node)."""
-        proc = self.log.run(
-            [self.kubectl, "--kubeconfig", self.kubeconfig, "-n", self.namespace, "logs", target]
-        )
+    def logs(self, target: str, attempts: int = 5) -> str:
+        """`kubectl logs <target>` in the walkthrough's namespace (pods on the node).
+
+        The apiserver streams logs from the kubelet over a kept-alive connection; when it
+        reuses one the kubelet has closed, that one call fails ("use of closed network
+        connection", seen in a demo run), so a failed read is tried again."""
+        argv = [self.kubectl, "--kubeconfig", self.kubeconfig, "-n", self.namespace, "logs", target]
+        for attempt in range(1, attempts + 1):
+            proc = self.log.run(argv, check=attempt == attempts)
+            if proc.returncode == 0:
+                break
+            time.sleep(1)
         return proc.stdout
 
     def hook_log(self) -> str:
