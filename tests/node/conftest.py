@@ -29,13 +29,19 @@ def node_stack(stack: Any) -> Any:
 def kubectl(
     stack: Any, *args: str, stdin: str | None = None, timeout: float = 180, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [stack.kubectl, "--kubeconfig", stack.kubeconfig, *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    for _ in range(3):
+        proc = subprocess.run(
+            [stack.kubectl, "--kubeconfig", stack.kubeconfig, *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        # logs/exec go from the apiserver to the kubelet; when the apiserver reuses a
+        # connection the kubelet closed, that one call fails: try it again.
+        if proc.returncode == 0 or "use of closed network connection" not in proc.stderr:
+            break
+        time.sleep(1)
     if check:
         assert proc.returncode == 0, f"kubectl {' '.join(args)}: {proc.stderr}"
     return proc
