@@ -426,32 +426,15 @@ def verify(
     return True
 
 
-# Go's ObjectMeta field order, so rotated JSON looks like upstream's.
-_META_ORDER = (
-    "name",
-    "generateName",
-    "namespace",
-    "selfLink",
-    "uid",
-    "resourceVersion",
-    "generation",
-    "creationTimestamp",
-    "deletionTimestamp",
-    "deletionGracePeriodSeconds",
-    "labels",
-    "annotations",
-    "ownerReferences",
-    "finalizers",
-    "managedFields",
-)
-
-
 def _template_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
     out = strip_server_fields(meta)
     if not out.get("labels"):
         out.pop("labels", None)
     out["creationTimestamp"] = None
-    known = {k: out[k] for k in _META_ORDER if k in out}
+    # Go's ObjectMeta field order, so rotated JSON looks like upstream's.
+    from sealkit.output import OBJECT_META_ORDER
+
+    known = {k: out[k] for k in OBJECT_META_ORDER if k in out}
     return {**known, **{k: out[k] for k in sorted(out) if k not in known}}
 
 

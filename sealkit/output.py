@@ -17,12 +17,22 @@ from typing import Any
 
 from sealkit._exceptions import UsageError
 
-__all__ = ["FORMATS", "dump", "dump_all", "kube_order", "parse_format", "to_json", "to_yaml"]
+__all__ = [
+    "FORMATS",
+    "OBJECT_META_ORDER",
+    "dump",
+    "dump_all",
+    "kube_order",
+    "parse_format",
+    "to_json",
+    "to_yaml",
+]
 
 FORMATS = ("json", "yaml")
 
 _TOP = ("kind", "apiVersion", "metadata", "spec", "immutable", "data", "stringData", "type")
-_OBJECT_META = (
+# Go's ObjectMeta field order (also what /v1/rotate orders template metadata by).
+OBJECT_META_ORDER = (
     "name",
     "generateName",
     "namespace",
@@ -73,7 +83,7 @@ def _sorted_map(value: Any) -> Any:
 def _meta(meta: Any) -> Any:
     if not isinstance(meta, Mapping):
         return meta
-    result = _ordered(meta, _OBJECT_META)
+    result = _ordered(meta, OBJECT_META_ORDER)
     for key in ("labels", "annotations"):
         if key in result:
             result[key] = _sorted_map(result[key])

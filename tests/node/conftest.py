@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -24,6 +24,30 @@ SEALKIT_IMAGE = "localhost/sealkit/sealkit:dev"
 def node_stack(stack: Any) -> Any:
     require(stack, "kube", "node", "kubectl")
     return stack
+
+
+@pytest.fixture(scope="module")
+def deployed(node_stack: Any) -> Iterator[float]:
+    """`kubectl apply --server-side -k` of deploy/ (image swapped by the overlay), for one
+    test module; returns the rollout's seconds. Other tests run controllers of their own,
+    so the cluster-wide one is deleted when the module ends."""
+    from devstack.deploy import CONTROLLER_DEPLOYMENT, CONTROLLER_NAMESPACE, deploy_controller
+
+    seconds = deploy_controller(node_stack)
+    try:
+        yield seconds
+    finally:
+        kubectl(
+            node_stack,
+            "-n",
+            CONTROLLER_NAMESPACE,
+            "delete",
+            "deployment",
+            CONTROLLER_DEPLOYMENT,
+            "--wait=true",
+            "--timeout=60s",
+            check=False,
+        )
 
 
 def kubectl(

@@ -337,29 +337,6 @@ def test_a_missing_rbac_rule_shows_in_the_pod(
 # -- deploy/ as shipped --------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def deployed(node_stack: Any) -> Iterator[float]:
-    """`kubectl apply --server-side -k` of deploy/ (image swapped by the overlay)."""
-    from devstack.deploy import deploy_controller
-
-    seconds = deploy_controller(node_stack)
-    try:
-        yield seconds
-    finally:
-        # Other tests run their own controllers: a cluster-wide one must not outlive us.
-        kubectl(
-            node_stack,
-            "-n",
-            CONTROLLER_NS,
-            "delete",
-            "deployment",
-            CONTROLLER,
-            "--wait=true",
-            "--timeout=60s",
-            check=False,
-        )
-
-
 def _lease_holder(stack: Any) -> str:
     lease = _json(stack, "-n", CONTROLLER_NS, "get", "lease", LEASE)
     return str(lease["spec"].get("holderIdentity") or "")

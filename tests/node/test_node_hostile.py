@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,27 +22,6 @@ pytestmark = [pytest.mark.stack]
 CONTROLLER_NS = "kube-system"
 CONTROLLER = "sealed-secrets-controller"
 BOMB = b"a: [" + b"1," * 499_000 + b"1]\n"
-
-
-@pytest.fixture(scope="module")
-def deployed(node_stack: Any) -> Iterator[None]:
-    from devstack.deploy import deploy_controller
-
-    deploy_controller(node_stack)
-    try:
-        yield
-    finally:
-        kubectl(
-            node_stack,
-            "-n",
-            CONTROLLER_NS,
-            "delete",
-            "deployment",
-            CONTROLLER,
-            "--wait=true",
-            "--timeout=60s",
-            check=False,
-        )
 
 
 def _pods(stack: Any) -> list[dict[str, Any]]:
@@ -107,7 +85,7 @@ def _watch_ready(stack: Any, seconds: float) -> list[list[tuple[bool, int]]]:
 
 
 def test_yaml_bombs_through_the_proxy_leave_the_pods_ready(
-    node_stack: Any, deployed: None, tmp_path: Any
+    node_stack: Any, deployed: float, tmp_path: Any
 ) -> None:
     wait_for(
         lambda: len(_pods(node_stack)) == 2 and all(r for r, _ in _health(node_stack)),
@@ -184,7 +162,7 @@ print("done", flush=True)
 
 
 def test_slowloris_from_a_pod_leaves_the_pods_ready(
-    node_stack: Any, deployed: None, namespace: str
+    node_stack: Any, deployed: float, namespace: str
 ) -> None:
     wait_for(
         lambda: len(_pods(node_stack)) == 2 and all(r for r, _ in _health(node_stack)),
