@@ -191,3 +191,14 @@ def test_call_stats_and_retry_after_parsing() -> None:
     assert _retry_after("3600") == 30.0  # capped
     assert _retry_after("Wed, 21 Oct 2015 07:28:00 GMT") is None
     assert _retry_after("-1") is None and _retry_after(None) is None and _retry_after("nan") is None
+
+
+def test_concurrency_option_defaults_and_bounds() -> None:
+    from vault_bootstrap import ConfigError, parse_config
+
+    base = {"policies": {"a": {"policy": "x"}}}
+    assert parse_config(base).connection.concurrency == 8
+    assert parse_config({**base, "connection": {"concurrency": 1}}).connection.concurrency == 1
+    for bad in (0, 65, "8", True):
+        with pytest.raises(ConfigError, match="connection.concurrency"):
+            parse_config({**base, "connection": {"concurrency": bad}})
