@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 
 $PY bench/vault_bootstrap_bench.py --rounds 5
+$PY bench/vault_bootstrap_scale.py --apps 300 --sequential
 $PY bench/sealkit_tree.py --secrets 1000 --repeat 3
 $PY bench/sealkit_cold.py --rounds 40
 $PY bench/controller_bench.py --n 1000 --rss-n 10000

@@ -105,6 +105,8 @@ class Connection(_Strict):
     kubernetes_login: KubernetesLogin | None = None
     wait_timeout: Duration = 300
     request_timeout: Duration = 30
+    # Vault requests at most in flight at once (reads, and writes within a dependency wave).
+    concurrency: int = Field(default=8, ge=1, le=64)
 
     @model_validator(mode="after")
     def _one_login(self) -> Connection:

@@ -4,14 +4,29 @@ Everything above it (planner, executor, phases) sees plain dicts and a handful o
 exact request bodies (hvac's typed helpers add fields we do not want, see the API facts).
 Idempotent calls are retried with tenacity on connection errors, 5xx, 429 and KV v2's
 "upgrading" 400; `init` and `rotate-root` are sent once and never retried blindly. Every
-successful write or delete increments `writes`, which is how tests prove a second apply is a
-no-op.
+call is counted by operation in `stats` (`CallStats`): successful writes and deletes make
+`writes`, which is how tests prove a second apply is a no-op, and the in-flight high-water mark
+proves the executor's concurrency bound.
+
+Thread safety: the executor and the observer call the gateway from a bounded thread pool.
+hvac's `Client` wraps one `requests.Session`, which is not documented as thread-safe (its
+adapter state, cookie jar and connection-pool bookkeeping are shared), so every thread gets its
+OWN hvac client and session (`threading.local`), created on first use with the current token.
+That also gives each worker one keep-alive connection. The only shared state is `CallStats` and
+the rate-limit pause, both behind one lock.
+
+Rate limits: a 429 sets a gateway-wide pause until `Retry-After` (read from the response by a
+`requests` hook, capped at 30 s; jittered exponential backoff when absent) so all workers back
+off together, then the call is retried like any idempotent call. Non-idempotent calls
+(`sys/init`, `rotate-root`) are never retried, 429 or not.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -22,11 +37,74 @@ import requests
 from ._errors import BootstrapError
 from ._redact import redact
 
-__all__ = ["Health", "HvacGateway", "VaultCallError", "VaultGateway", "is_retryable"]
+__all__ = [
+    "CallStats",
+    "Health",
+    "HvacGateway",
+    "VaultCallError",
+    "VaultGateway",
+    "is_retryable",
+]
 
 log = logging.getLogger("vault_bootstrap.gateway")
 
 _UPGRADING = "Upgrading from non-versioned to versioned data"
+_MAX_RETRY_AFTER = 30.0
+
+
+class CallStats:
+    """Thread-safe counts of the Vault API calls one gateway made, by operation.
+
+    `ops` counts attempts that got an answer or failed (`read`, `list`, `write`, `delete`,
+    `login`, `lookup`, `init`, `unseal`, `seal-status`); `rate_limited` counts HTTP 429
+    answers and `retries` the repeated attempts. `in_flight`/`max_in_flight` are the number of
+    requests on the wire now and at most so far.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.ops: dict[str, int] = {}
+        self.writes = 0  # successful writes and deletes
+        self.rate_limited = 0
+        self.retries = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    def begin(self, op: str, *, retry: bool) -> None:
+        with self._lock:
+            self.ops[op] = self.ops.get(op, 0) + 1
+            if retry:
+                self.retries += 1
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def end(self, *, wrote: bool, limited: bool) -> None:
+        with self._lock:
+            self.in_flight -= 1
+            self.writes += int(wrote)
+            self.rate_limited += int(limited)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Plain data for logs and `--json`: no paths, no values."""
+        with self._lock:
+            ops = dict(sorted(self.ops.items()))
+            return {
+                "total": sum(ops.values()),
+                "reads": ops.get("read", 0) + ops.get("list", 0),
+                "writes": ops.get("write", 0) + ops.get("delete", 0),
+                "by_kind": ops,
+                "rate_limited": self.rate_limited,
+                "retries": self.retries,
+                "max_in_flight": self.max_in_flight,
+            }
+
+    @staticmethod
+    def describe(snap: dict[str, Any]) -> str:
+        kinds = ", ".join(f"{k}={v}" for k, v in snap["by_kind"].items()) or "none"
+        return (
+            f"vault api calls: {snap['total']} ({kinds}); 429s={snap['rate_limited']}, "
+            f"retries={snap['retries']}, max in flight={snap['max_in_flight']}"
+        )
 
 
 class VaultCallError(BootstrapError):
@@ -65,7 +143,8 @@ def is_retryable(exc: BaseException) -> bool:
 
 
 class VaultGateway(Protocol):
-    writes: int
+    @property
+    def writes(self) -> int: ...
 
     def health(self) -> Health: ...
     def set_token(self, token: str) -> None: ...
@@ -96,27 +175,101 @@ class HvacGateway:
         self.verify = verify
         self._timeout = request_timeout
         self._retry_timeout = retry_timeout
+        self._token = ""
+        self._local = threading.local()
+        self._pause_lock = threading.Lock()
+        self._not_before = 0.0  # monotonic time before which no request is sent (429)
+        self.stats = CallStats()
+        self._local.client = client or self._new_client()
+        self._hook(self._local.client)
+
+    @property
+    def writes(self) -> int:
+        return self.stats.writes
+
+    @writes.setter
+    def writes(self, value: int) -> None:
+        # Lets a caller discount a write that is not configuration (verify's lease revoke).
+        self.stats.writes = value
+
+    @property
+    def client(self) -> hvac.Client:
+        """This thread's hvac client (one `requests.Session` per thread, see the docstring)."""
+        c = getattr(self._local, "client", None)
+        if c is None:
+            c = self._local.client = self._new_client()
+            self._hook(c)
+        if c.token != self._token:
+            c.token = self._token
+        return c
+
+    def _new_client(self) -> hvac.Client:
         # token="" stops hvac from reading VAULT_TOKEN/~/.vault-token behind our back.
-        self.client = client or hvac.Client(
-            url=self.address, token="", verify=verify, timeout=request_timeout
+        return hvac.Client(
+            url=self.address, token=self._token, verify=self.verify, timeout=self._timeout
         )
-        self.writes = 0
+
+    def _hook(self, client: hvac.Client) -> None:
+        session = getattr(client.adapter, "session", None)
+        if session is not None:
+            session.hooks.setdefault("response", []).append(self._on_response)
+
+    def _on_response(self, resp: requests.Response, *args: Any, **kwargs: Any) -> None:
+        """Remember this thread's last Retry-After (hvac's exceptions drop the headers)."""
+        if resp.status_code == 429:
+            self._local.retry_after = _retry_after(resp.headers.get("Retry-After"))
 
     # --- plumbing -------------------------------------------------------------------------
 
-    def _call(self, what: str, fn: Any, *, retry: bool = True) -> Any:
+    def _attempt(self, op: str, fn: Callable[[], Any], *, repeat: bool) -> Any:
+        """One request: wait out a rate-limit pause, count it, note a 429 for everyone."""
+        while True:
+            with self._pause_lock:
+                wait = self._not_before - time.monotonic()
+            if wait <= 0:
+                break
+            time.sleep(wait)
+        self._local.retry_after = None
+        self.stats.begin(op, retry=repeat)
+        wrote = limited = False
+        try:
+            result = fn()
+            wrote = op in ("write", "delete")
+            return result
+        except hx.RateLimitExceeded:
+            limited = True
+            self._pause(getattr(self._local, "retry_after", None))
+            raise
+        finally:
+            self.stats.end(wrote=wrote, limited=limited)
+
+    def _pause(self, retry_after: float | None) -> None:
+        import random
+
+        delay = retry_after if retry_after is not None else 0.2 + random.random() * 0.8
+        with self._pause_lock:
+            self._not_before = max(self._not_before, time.monotonic() + delay)
+        log.debug("rate limited (HTTP 429): pausing all requests for %.2fs", delay)
+
+    def _call(self, what: str, fn: Any, *, retry: bool = True, op: str = "read") -> Any:
+        attempts = [0]
+
+        def once() -> Any:
+            attempts[0] += 1
+            return self._attempt(op, fn, repeat=attempts[0] > 1)
+
         try:
             if not retry:
-                return fn()
+                return once()
             try:
-                return fn()
+                return once()
             except Exception as exc:  # noqa: BLE001 - classified right below
                 if not is_retryable(exc):
                     raise
                 log.debug(
                     "%s: %s; retrying for up to %gs", what, _describe_exc(exc), self._retry_timeout
                 )
-            return self._retrying()(fn)
+            return self._retrying()(once)
         except hx.VaultError as exc:
             status = _status_of(exc)
             errors = [str(e) for e in (exc.errors or [])] if isinstance(exc.errors, list) else []
@@ -179,22 +332,34 @@ class HvacGateway:
                     secret_shares=shares, secret_threshold=threshold
                 ),
                 retry=False,
+                op="init",
             )
         )
 
     def seal_status(self) -> dict[str, Any]:
-        return dict(self._call("sys/seal-status", self.client.sys.read_seal_status))
+        return dict(
+            self._call(
+                "sys/seal-status", lambda: self.client.sys.read_seal_status(), op="seal-status"
+            )
+        )
 
     def submit_unseal_key(self, key: str) -> dict[str, Any]:
-        return dict(self._call("sys/unseal", lambda: self.client.sys.submit_unseal_key(key=key)))
+        return dict(
+            self._call(
+                "sys/unseal", lambda: self.client.sys.submit_unseal_key(key=key), op="unseal"
+            )
+        )
 
     # --- auth -----------------------------------------------------------------------------
 
     def set_token(self, token: str) -> None:
+        self._token = token
         self.client.token = token
 
     def lookup_self(self) -> dict[str, Any]:
-        resp = self._call("auth/token/lookup-self", self.client.auth.token.lookup_self)
+        resp = self._call(
+            "auth/token/lookup-self", lambda: self.client.auth.token.lookup_self(), op="lookup"
+        )
         return dict(resp.get("data") or {})
 
     def login_kubernetes(self, mount: str, role: str, jwt: str) -> str:
@@ -202,6 +367,7 @@ class HvacGateway:
         resp = self._call(
             path,
             lambda: self.client.adapter.post(f"/v1/{path}", json={"role": role, "jwt": jwt}),
+            op="login",
         )
         return str(resp["auth"]["client_token"])
 
@@ -217,23 +383,34 @@ class HvacGateway:
 
     def list(self, path: str) -> list[str]:
         """LIST /v1/<path> -> keys ([] on 404)."""
-        resp = self._call(path, lambda: self.client.list(path))
+        resp = self._call(path, lambda: self.client.list(path), op="list")
         if not isinstance(resp, dict):
             return []
         return [str(k) for k in (resp.get("data") or {}).get("keys") or []]
 
     def write(self, path: str, body: Mapping[str, Any], *, retry: bool = True) -> Any:
         """POST /v1/<path> with exactly `body`."""
-        resp = self._call(path, lambda: self.client.write_data(path, data=dict(body)), retry=retry)
-        self.writes += 1
+        resp = self._call(
+            path, lambda: self.client.write_data(path, data=dict(body)), retry=retry, op="write"
+        )
         warnings = resp.get("warnings") if isinstance(resp, dict) else None
         for warning in warnings or []:
             log.warning("%s: vault warning: %s", path, _one_line(str(warning)))
         return resp
 
     def delete(self, path: str) -> None:
-        self._call(path, lambda: self.client.delete(path))
-        self.writes += 1
+        self._call(path, lambda: self.client.delete(path), op="delete")
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds (Vault sends an integer); dates and junk mean "unknown"."""
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        return None
+    if seconds is None or seconds != seconds or seconds < 0:
+        return None
+    return min(seconds, _MAX_RETRY_AFTER)
 
 
 def _describe_exc(exc: BaseException) -> str:

@@ -4,6 +4,9 @@ Normalisation mirrors `_desired`: durations as seconds, legacy role field names 
 `token_*`, comma strings and sets as sorted lists, trailing `/` stripped from mount keys, policy
 text with trailing whitespace trimmed. Children of a mount that does not exist are not read.
 The normalisers are pure functions over the raw `data` dicts, so they are unit-tested directly.
+The per-object reads are independent, so they run on at most `concurrency` threads (the
+gateway gives each thread its own HTTP session); the mount tables and the state entry are read
+first because they decide what else to read.
 """
 
 from __future__ import annotations
@@ -162,6 +165,7 @@ def observe(
     *,
     state_mount: str,
     state_path: str,
+    concurrency: int = 1,
 ) -> Observed:
     obs = Observed()
     auth_raw = gw.read("sys/auth") or {}
@@ -185,7 +189,9 @@ def observe(
             obs.state_exists = True
 
     keys = [d.key for d in desired]
-    keys += sorted(k for k in obs.state.created if k not in set(keys))
+    known = set(keys)
+    keys += sorted(k for k in obs.state.created if k not in known)
+    to_read: list[tuple[str, str, str]] = []
     for key in keys:
         kind, path = split_key(key)
         if kind == "auth_mount":
@@ -201,12 +207,22 @@ def observe(
             if mpath not in present:
                 obs.objects[key] = None
                 continue
-        normalise = NORMALISERS.get(kind)
-        if normalise is None:
-            continue
-        raw = gw.read(path)
-        obs.objects[key] = None if raw is None else normalise(raw)
+        if kind in NORMALISERS:
+            to_read.append((key, kind, path))
+    raws = _read_all(gw, [path for _, _, path in to_read], concurrency)
+    for (key, kind, _), raw in zip(to_read, raws, strict=True):
+        obs.objects[key] = None if raw is None else NORMALISERS[kind](raw)
     return obs
+
+
+def _read_all(gw: VaultGateway, paths: list[str], concurrency: int) -> list[Any]:
+    """`gw.read` of every path, in order; concurrently on at most `concurrency` threads."""
+    if concurrency <= 1 or len(paths) <= 1:
+        return [gw.read(p) for p in paths]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(concurrency, len(paths))) as pool:
+        return list(pool.map(gw.read, paths))
 
 
 def _mount_obj(info: Any) -> ObservedObject | None:

@@ -116,16 +116,20 @@ def _change_json(c: Change) -> dict[str, Any]:
     }
 
 
-def plan_to_json(plan: Plan) -> str:
+def plan_to_json(plan: Plan, api_calls: dict[str, Any] | None = None) -> str:
+    """The plan as JSON; `api_calls` (the gateway's `CallStats.snapshot()`) is added if given."""
+    doc: dict[str, Any] = {
+        "format_version": 1,
+        "changes": [_change_json(c) for c in plan.changes],
+        "state_changed": plan.state_changed,
+        "summary": plan.counts() | {"has_changes": plan.has_changes},
+        "warnings": plan.warnings,
+    }
+    if api_calls is not None:
+        doc["api_calls"] = api_calls
     return (
         json.dumps(
-            {
-                "format_version": 1,
-                "changes": [_change_json(c) for c in plan.changes],
-                "state_changed": plan.state_changed,
-                "summary": plan.counts() | {"has_changes": plan.has_changes},
-                "warnings": plan.warnings,
-            },
+            doc,
             indent=2,
             sort_keys=False,
         )

@@ -10,7 +10,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from ._config import Config
 from ._desired import build_desired, state_location
@@ -42,6 +42,8 @@ class RunResult:
     plan: Plan
     writes: int = 0
     verify_report: list[str] = field(default_factory=list)
+    # The gateway's CallStats.snapshot() at the end of plan/apply (before verify).
+    api_calls: dict[str, Any] = field(default_factory=dict)
 
 
 def run(
@@ -58,14 +60,19 @@ def run(
     kube: KubeAccess | None = None,
     gateway: HvacGateway | None = None,
     on_plan: Callable[[Plan], None] | None = None,
+    concurrency: int | None = None,
 ) -> RunResult:
-    """Run the phases; `on_plan` sees the plan before anything is written."""
+    """Run the phases; `on_plan` sees the plan before anything is written.
+
+    `concurrency` (default: `connection.concurrency`, 8) bounds the Vault requests in flight.
+    """
     env = os.environ if env is None else env
     kube = kube or KubeAccess()
     resolver = Resolver(env, kube_secret_reader=kube.read_secret_data)
     settings = connection_settings(config, resolver, env)
     gw = gateway or make_gateway(settings, retry_timeout=retry_timeout)
     timeout = settings.wait_timeout if wait_timeout is None else wait_timeout
+    workers = config.connection.concurrency if concurrency is None else max(1, concurrency)
     started = time.monotonic()
 
     store = KeyStoreIO(config.init, resolver, kube) if config.init is not None else None
@@ -81,7 +88,9 @@ def run(
 
     desired = build_desired(config, resolver)
     state_mount, state_path = state_location(config)
-    observed = observe(gw, desired, state_mount=state_mount, state_path=state_path)
+    observed = observe(
+        gw, desired, state_mount=state_mount, state_path=state_path, concurrency=workers
+    )
     if state_mount not in observed.secrets_mounts and not any(
         d.kind == "secrets_mount"
         and d.path == f"sys/mounts/{state_mount}"
@@ -101,12 +110,24 @@ def run(
     if on_plan is not None:
         on_plan(plan)
     if mode == "plan":
+        result.api_calls = _report_calls(gw)
         return result
-    applied = apply_plan(gw, plan, old_state=observed.state)
+    applied = apply_plan(gw, plan, old_state=observed.state, concurrency=workers)
     result.writes = applied.writes
     log.info("apply complete: %d writes", applied.writes)
+    result.api_calls = _report_calls(gw)
     if verify and config.verify is not None:
         from ._verify import run_verify
 
         result.verify_report = run_verify(gw, config, kube, resolver)
     return result
+
+
+def _report_calls(gw: Any) -> dict[str, Any]:
+    """Log the gateway's call counts at info level (`-v`) and return them."""
+    stats = getattr(gw, "stats", None)
+    if stats is None:
+        return {}
+    snap: dict[str, Any] = stats.snapshot()
+    log.info("%s", stats.describe(snap))
+    return snap

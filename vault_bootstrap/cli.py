@@ -75,6 +75,12 @@ def _guard(fn: Any, debug: bool) -> Any:
         sys.exit(1)
 
 
+_concurrency_opt = click.option(
+    "--concurrency",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Vault requests in flight at most (default: connection.concurrency, 8).",
+)
 _config_opt = click.option(
     "-f",
     "--config",
@@ -137,6 +143,7 @@ def _run(config_path: str, mode: str, **kw: Any) -> Any:
 @click.option("--prune-all", is_flag=True, help="Allow a prune that deletes everything owned.")
 @click.option("--no-wait", is_flag=True, help="Do not wait for Vault to become ready.")
 @click.option("--wait-timeout", type=float, default=None, help="Seconds (default: config, 300).")
+@_concurrency_opt
 def plan(
     config_path: str,
     verbose: bool,
@@ -147,6 +154,7 @@ def plan(
     prune_all: bool,
     no_wait: bool,
     wait_timeout: float | None,
+    concurrency: int | None,
 ) -> None:
     """Show what apply would change. Exit 0 = nothing, 2 = changes, 1 = error."""
     _setup_logging(verbose, debug, log_format)
@@ -160,10 +168,12 @@ def plan(
             prune_all=prune_all,
             wait=not no_wait,
             wait_timeout=wait_timeout,
+            concurrency=concurrency,
         ),
         debug,
     )
-    click.echo(plan_to_json(result.plan) if as_json else render_plan(result.plan), nl=False)
+    out = plan_to_json(result.plan, result.api_calls) if as_json else render_plan(result.plan)
+    click.echo(out, nl=False)
     sys.exit(2 if result.plan.has_changes else 0)
 
 
@@ -182,6 +192,7 @@ def plan(
     help="Seconds to keep retrying one idempotent call.",
 )
 @click.option("--verify/--no-verify", default=True, help="Run the config's verify section.")
+@_concurrency_opt
 def apply(
     config_path: str,
     verbose: bool,
@@ -194,6 +205,7 @@ def apply(
     wait_timeout: float | None,
     retry_timeout: float,
     verify: bool,
+    concurrency: int | None,
 ) -> None:
     """Wait, (init/unseal), log in, plan and apply; then verify. Exit 0 or 1."""
     _setup_logging(verbose, debug, log_format)
@@ -214,6 +226,7 @@ def apply(
             retry_timeout=retry_timeout,
             verify=verify,
             on_plan=show_plan,
+            concurrency=concurrency,
         ),
         debug,
     )

@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -147,14 +148,18 @@ def test_openbao_restarted_mid_apply_then_rerun_converges(
     config_path = _init_config(tmp_path, key_file)
     env = chapter_env(stack, file_bao, ca_file=dummy_ca)
 
+    restart_lock = threading.Lock()
+
     class RestartingGateway(HvacGateway):
         restarted = False
 
         def write(self, path: str, body: Any, *, retry: bool = True) -> Any:
-            if self.writes == 4 and not self.restarted:
-                self.restarted = True
-                file_bao.stop()
-                file_bao.start()  # back, but sealed: the rest of this apply cannot succeed
+            # `>=` and a lock: writes of one wave run concurrently, so the count may skip 4.
+            with restart_lock:
+                if self.writes >= 4 and not self.restarted:
+                    self.restarted = True
+                    file_bao.stop()
+                    file_bao.start()  # back, but sealed: the rest of this apply cannot succeed
             return super().write(path, body, retry=retry)
 
     gw = RestartingGateway(file_bao.addr, retry_timeout=3)
