@@ -80,36 +80,6 @@ def _public_key(opts: Options) -> Any:
     return load_public_key(opts.cert, opts.cluster)
 
 
-def _cluster_public_key(opts: Options) -> Any:
-    """The controller's key, fetched on a thread while this one loads the sealing code.
-
-    The fetch mostly waits (TLS handshake, the apiserver's two answers) and the imports
-    (cryptography, the input parser) mostly compute, so the two overlap. A failed fetch is
-    raised here, before any input is read, as kubeseal reports it.
-    """
-    import threading
-
-    result: dict[str, Any] = {}
-
-    def fetch() -> None:
-        try:
-            result["pem"] = _cert_bytes(opts)
-        except BaseException as exc:  # noqa: B036 - re-raised on the main thread
-            result["error"] = exc
-
-    worker = threading.Thread(target=fetch, name="sealkit-fetch-cert", daemon=True)
-    worker.start()
-    import sealkit.certs
-    import sealkit.cli._input
-    import sealkit.crypto
-    import sealkit.output  # noqa: F401 - loaded while the fetch waits
-
-    worker.join()
-    if "error" in result:
-        raise result["error"]
-    return sealkit.certs.load_public_key(result["pem"])
-
-
 def _output_format(opts: Options, path: str | None) -> str:
     if path and path.lower().endswith((".yaml", ".yml")):
         return "yaml"
@@ -195,8 +165,7 @@ def _default_namespace(opts: Options, *, strict: bool = False) -> Any:
 def _seal(opts: Options) -> None:
     from sealkit.model import seal_secret
 
-    # kubeseal opens the certificate before reading input
-    public_key = _public_key(opts) if opts.cert else _cluster_public_key(opts)
+    public_key = _public_key(opts)  # kubeseal opens the certificate before reading input
     docs = _secret_documents(opts)
     sealed = [
         seal_secret(
