@@ -12,7 +12,6 @@ against the Go kubeseal binary. Example::
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
 from sealkit._exceptions import (
     CertError,
@@ -22,8 +21,11 @@ from sealkit._exceptions import (
     UnsealError,
     UsageError,
 )
+from sealkit._record import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from sealkit.certs import load_certificate, load_public_key
     from sealkit.crypto import b64decode, b64encode, seal, unseal, unseal_with_index
     from sealkit.keys import (

@@ -19,13 +19,18 @@ from __future__ import annotations
 import json
 import urllib.parse
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Protocol
 
 from sealkit._exceptions import ClusterError, InputError, UnsealError
+from sealkit._record import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from typing import Any, Protocol
+
     from sealkit.cli._options import ClusterOptions
     from sealkit.kubehttp import Session
+
+else:
+    Protocol = object  # a plain base at run time: no typing import on a cluster call
 
 __all__ = [
     "ControllerGateway",

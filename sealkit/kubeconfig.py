@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import base64
 import os
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sealkit._exceptions import ClusterError
+from sealkit._record import TYPE_CHECKING, Record
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from sealkit.cli._options import ClusterOptions
 
 __all__ = ["RestConfig", "load_raw", "namespace_of", "rest_config"]
@@ -38,9 +40,9 @@ _NO_CONFIG = (
 )
 
 
-class RestConfig(NamedTuple):
-    """Everything needed for one request to the apiserver (a NamedTuple: no dataclasses
-    import on the cold start of a cluster call)."""
+class RestConfig(Record):
+    """Everything needed for one request to the apiserver (a NamedTuple, `Record`: no
+    dataclasses or typing import on the cold start of a cluster call)."""
 
     server: str
     ca_data: bytes | None = None

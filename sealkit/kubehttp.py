@@ -20,12 +20,13 @@ import json
 import os
 import sys
 import urllib.parse
-from typing import TYPE_CHECKING, Any
 
 from sealkit._exceptions import ClusterError
+from sealkit._record import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import ssl
+    from typing import Any
 
     from sealkit.kubeconfig import RestConfig
 

@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sealkit._exceptions import InputError, UnsealError
 from sealkit.scopes import Scope, label_for, scope_of, with_scope_annotations
@@ -242,20 +241,25 @@ def secret_values(secret: Mapping[str, Any]) -> dict[str, bytes]:
     return values
 
 
-@dataclass(frozen=True)
-class Unsealed:
-    """What `unseal` produced: the Secret, and the key that opened it (None: nothing to open)."""
+class Unsealed(NamedTuple):
+    """What `unseal` produced: the Secret, and the key that opened it (None: nothing to open).
+    (NamedTuple and a plain class below: no dataclasses import on the CLI's seal path.)"""
 
     secret: dict[str, Any]
     opened_by: RSAPrivateKey | None
 
 
-@dataclass
 class RsaOps:
     """RSA private-key operations spent (one per key tried per value): what the controller's
     HTTP rate limiter charges, so that a big request costs what it makes the server do."""
 
-    count: int = 0
+    __slots__ = ("count",)
+
+    def __init__(self, count: int = 0) -> None:
+        self.count = count
+
+    def __repr__(self) -> str:
+        return f"RsaOps(count={self.count})"
 
 
 class _Opener:

@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from typing import Any
 
 from sealkit._exceptions import UsageError
+from sealkit._record import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "CLUSTER_WIDE_ANNOTATION",

@@ -23,9 +23,12 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+
+from sealkit._record import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from sealkit.cli._options import Options
 
 __all__ = ["SUBCOMMANDS", "main", "run_click"]

@@ -18,11 +18,13 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
 
 from sealkit._exceptions import CertError, UsageError
+from sealkit._record import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
     from sealkit.cli._options import ClusterOptions
@@ -39,7 +41,8 @@ __all__ = [
     "split_list",
 ]
 
-F = TypeVar("F", bound=Callable[..., Any])
+if TYPE_CHECKING:
+    F = TypeVar("F", bound=Callable[..., Any])
 
 
 def env(flag: str) -> str:

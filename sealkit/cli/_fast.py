@@ -19,9 +19,12 @@ always agree: both build the same frozen `Options`
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
+from sealkit._record import TYPE_CHECKING
 from sealkit.cli._options import Options
+
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["parse_fast"]
 

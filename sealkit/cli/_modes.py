@@ -13,11 +13,14 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from typing import Any
 
 from sealkit._exceptions import InputError
+from sealkit._record import TYPE_CHECKING
 from sealkit.cli._common import gateway_from_options, load_public_key, split_list
 from sealkit.cli._options import Options
+
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["VERSION", "run"]
 

@@ -5,17 +5,20 @@ a plain mapping of flag values; `Options.from_mapping` turns either into the sam
 object, so the modes (`sealkit.cli._modes`) never see a mutable dict and both parsers are
 compared by equality in tests. Flag names map to fields by click's rule (``--re-encrypt`` ->
 ``re_encrypt``); the kubectl connection overrides live in `ClusterOptions`, which the
-subcommands that need a certificate (seal-tree, set) use as well. Both are NamedTuples, not
-dataclasses: immutable all the same, and they cost no ``dataclasses``/``inspect`` import on the
-offline seal's cold start (benchmarked against kubeseal).
+subcommands that need a certificate (seal-tree, set) use as well. Both are NamedTuples
+(`sealkit._record.Record`), not dataclasses: immutable all the same, and they cost no
+``dataclasses``/``inspect``/``typing`` import on the cold start (benchmarked against kubeseal).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+
+from sealkit._record import TYPE_CHECKING, Record
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from sealkit.scopes import Scope
 
 __all__ = ["ClusterOptions", "Options"]
@@ -31,7 +34,7 @@ def _strings(value: Any) -> tuple[str, ...]:
     return (str(value),)
 
 
-class ClusterOptions(NamedTuple):
+class ClusterOptions(Record):
     """How to reach the apiserver and the controller: kubectl's override flags plus ours."""
 
     kubeconfig: str = ""
@@ -70,7 +73,7 @@ class ClusterOptions(NamedTuple):
         return cls(**kwargs)
 
 
-class Options(NamedTuple):
+class Options(Record):
     """Every kubeseal flag (and sealkit's ``--controller-url``), parsed but not yet validated.
 
     ``scope`` and ``output_format`` stay as typed so both parsers agree on bad values; the

@@ -30,7 +30,8 @@ def node_stack(stack: Any) -> Any:
 def deployed(node_stack: Any) -> Iterator[float]:
     """`kubectl apply --server-side -k` of deploy/ (image swapped by the overlay), for one
     test module; returns the rollout's seconds. Other tests run controllers of their own,
-    so the cluster-wide one is deleted when the module ends."""
+    so the cluster-wide one is deleted when the module ends, and its pods with it (foreground:
+    `--wait` returns once they are gone, so the next module's controller check passes)."""
     from devstack.deploy import CONTROLLER_DEPLOYMENT, CONTROLLER_NAMESPACE, deploy_controller
 
     seconds = deploy_controller(node_stack)
@@ -44,9 +45,11 @@ def deployed(node_stack: Any) -> Iterator[float]:
             "delete",
             "deployment",
             CONTROLLER_DEPLOYMENT,
+            "--cascade=foreground",
             "--wait=true",
-            "--timeout=60s",
+            "--timeout=90s",
             check=False,
+            timeout=120,
         )
 
 

@@ -187,3 +187,53 @@ def test_cluster_calls_never_import_the_kubernetes_client(tmp_path: Path) -> Non
     )
     assert proc.returncode == 0, proc.stderr
     assert "connection refused" in proc.stderr
+
+
+def test_fast_cluster_calls_import_neither_typing_nor_click(tmp_path: Path) -> None:
+    """``--fetch-cert`` with the fast path's flags: the records are `sealkit._record.Record`
+    (no ``typing`` import, no per-field ``compile()``), and click is never loaded."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom sealkit.cli import main\n"
+        "try:\n    main(['--fetch-cert', '--kubeconfig', sys.argv[1]])\n"
+        "except SystemExit:\n    pass\n"
+        "loaded = [m for m in ('typing', 'dataclasses', 'click', 'kubernetes') "
+        "if m in sys.modules]\nassert not loaded, loaded\n"
+    )
+    config = _write(
+        tmp_path / "kc",
+        clusters=[("c", {"server": "https://127.0.0.1:1", "insecure-skip-tls-verify": True})],
+        contexts=[("a", {"cluster": "c"})],
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(config)], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "connection refused" in proc.stderr
+
+
+def test_record_is_a_namedtuple_with_methods() -> None:
+    from sealkit._record import Record
+
+    class Pair(Record):
+        """Doc."""
+
+        left: str
+        right: int = 2
+
+        @property
+        def both(self) -> str:
+            return f"{self.left}{self.right}"
+
+    pair = Pair("a")
+    assert pair == ("a", 2) and pair.both == "a2" and Pair.__doc__ == "Doc."
+    assert pair._replace(right=3).right == 3 and Pair._fields == ("left", "right")
+    with pytest.raises(AttributeError):
+        pair.left = "b"  # type: ignore[misc]
+    with pytest.raises(TypeError, match="without a default"):
+
+        class Bad(Record):
+            a: int = 1
+            b: int
