@@ -47,8 +47,9 @@ def main() -> int:
     from _ctl import controller_args
     from kubernetes import client, config
 
+    from controller.config import ControllerConfig
     from controller.key_wrap import KeyWrapper
-    from controller.main import App, build_parser
+    from controller.main import App
     from controller.vault_login import VaultLogin
     from sealkit.keys import generate_key_and_cert, key_secret_manifest
 
@@ -80,7 +81,7 @@ def main() -> int:
                     extra += ["--key-wrap", f"transit:{mount}/sealkit"]
                 argv = controller_args(os.environ["KUBECONFIG"], ns, [ns], *extra)
                 start = time.perf_counter()
-                app = App(build_parser().parse_args(argv))
+                app = App(ControllerConfig.from_argv(argv))
                 app.start()
                 while len(app.keyring.entries()) < args.keys:
                     time.sleep(0.01)

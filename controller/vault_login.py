@@ -13,9 +13,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SA_TOKEN_FILE", "VaultLogin", "VaultUnavailable"]
+__all__ = ["JWT_FILE_ENV", "SA_TOKEN_FILE", "VaultLogin", "VaultUnavailable"]
 
 SA_TOKEN_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+# Another token file for the role login, e.g. a projected token with a Vault audience, or a
+# TokenRequest token for a controller run outside a pod (the tests do that).
+JWT_FILE_ENV = "SEALKIT_VAULT_JWT_FILE"
 
 
 class VaultUnavailable(Exception):
@@ -44,7 +47,12 @@ class VaultLogin:
             raise ValueError("needs VAULT_ADDR")
         if not role and not env.get("VAULT_TOKEN"):
             raise ValueError("needs VAULT_TOKEN or a Kubernetes auth role")
-        return cls(addr=addr, token=env.get("VAULT_TOKEN", ""), role=role)
+        return cls(
+            addr=addr,
+            token=env.get("VAULT_TOKEN", ""),
+            role=role,
+            jwt_file=env.get(JWT_FILE_ENV) or SA_TOKEN_FILE,
+        )
 
     def client(self) -> Any:
         try:

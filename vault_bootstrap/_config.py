@@ -264,7 +264,36 @@ class KvV2Engine(_Strict):
     description: str = ""
 
 
-SecretsEngine = Annotated[DatabaseEngine | KvV2Engine, Field(discriminator="type")]
+class TransitKey(_Strict):
+    """A named transit key. Only its settings are managed, never its material: no rotate,
+    export or backup call is ever made. ``exportable`` and ``allow_plaintext_backup`` are
+    one-way in Vault (once true, always true), so they default to false and the planner
+    refuses to turn them off; ``deletion_allowed`` defaults to false so nobody deletes the
+    key (and every secret it wraps) by accident."""
+
+    type: Literal[
+        "aes128-gcm96", "aes256-gcm96", "chacha20-poly1305", "rsa-2048", "rsa-3072", "rsa-4096"
+    ] = "aes256-gcm96"
+    exportable: bool = False
+    allow_plaintext_backup: bool = False
+    deletion_allowed: bool = False
+    auto_rotate_period: Duration | None = None  # managed only if set; 0 = off
+
+    @field_validator("auto_rotate_period")
+    @classmethod
+    def _rotate(cls, v: int | None) -> int | None:
+        if v is not None and 0 < v < 3600:
+            raise ValueError("auto_rotate_period must be 0 (off) or at least 1h")
+        return v
+
+
+class TransitEngine(_Strict):
+    type: Literal["transit"]
+    description: str = ""
+    keys: dict[Name, TransitKey] = {}
+
+
+SecretsEngine = Annotated[DatabaseEngine | KvV2Engine | TransitEngine, Field(discriminator="type")]
 
 
 # --- policies and kv ----------------------------------------------------------------------
@@ -390,7 +419,7 @@ def _loc(loc: tuple[Any, ...]) -> str:
     parts: list[str] = []
     for i, item in enumerate(loc):
         # Tagged unions insert the tag ("database", "kv-v2") after the mount key; hide it.
-        if i == 2 and loc[0] == "secrets" and item in ("database", "kv-v2"):
+        if i == 2 and loc[0] == "secrets" and item in ("database", "kv-v2", "transit"):
             continue
         parts.append(str(item))
     return ".".join(parts) or "(top level)"
@@ -407,7 +436,7 @@ def format_validation_error(exc: ValidationError) -> str:
     elif first["type"] == "union_tag_invalid":
         msg = f"unknown type; expected one of {first.get('ctx', {}).get('expected_tags', '')}"
     elif first["type"] == "union_tag_not_found":
-        msg = "missing 'type' (database or kv-v2)"
+        msg = "missing 'type' (database, kv-v2 or transit)"
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return f"{_loc(tuple(first['loc']))}: {msg}{more}"
 

@@ -7,7 +7,7 @@ endpoints), so the planner can compare like with like.
 
 from __future__ import annotations
 
-from ._config import Config, DatabaseEngine, KubernetesAuth, KvV2Engine
+from ._config import Config, DatabaseEngine, KubernetesAuth, KvV2Engine, TransitEngine
 from ._errors import ResolveError
 from ._model import DesiredObject, WriteOnly
 from ._refs import Resolver
@@ -141,7 +141,9 @@ def _auth(mount: str, auth: KubernetesAuth, r: Resolver) -> list[DesiredObject]:
     return objs
 
 
-def _engine(mount: str, engine: DatabaseEngine | KvV2Engine, r: Resolver) -> list[DesiredObject]:
+def _engine(
+    mount: str, engine: DatabaseEngine | KvV2Engine | TransitEngine, r: Resolver
+) -> list[DesiredObject]:
     src = f"secrets.{mount}"
     mount_fields: dict[str, object] = {"type": "kv" if engine.type == "kv-v2" else engine.type}
     if engine.type == "kv-v2":
@@ -153,6 +155,8 @@ def _engine(mount: str, engine: DatabaseEngine | KvV2Engine, r: Resolver) -> lis
             kind="secrets_mount", path=f"sys/mounts/{mount}", source=src, fields=mount_fields
         )
     ]
+    if isinstance(engine, TransitEngine):
+        return objs + _transit_keys(mount, engine)
     if not isinstance(engine, DatabaseEngine):
         return objs
     for name, conn in engine.connections.items():
@@ -207,3 +211,25 @@ def _engine(mount: str, engine: DatabaseEngine | KvV2Engine, r: Resolver) -> lis
             )
         )
     return objs
+
+
+def _transit_keys(mount: str, engine: TransitEngine) -> list[DesiredObject]:
+    out = []
+    for name, key in engine.keys.items():
+        f: dict[str, object] = {
+            "type": key.type,
+            "exportable": key.exportable,
+            "allow_plaintext_backup": key.allow_plaintext_backup,
+            "deletion_allowed": key.deletion_allowed,
+        }
+        if key.auto_rotate_period is not None:
+            f["auto_rotate_period"] = key.auto_rotate_period
+        out.append(
+            DesiredObject(
+                kind="transit_key",
+                path=f"{mount}/keys/{name}",
+                source=f"secrets.{mount}.keys.{name}",
+                fields=f,
+            )
+        )
+    return out

@@ -29,6 +29,7 @@ KIND_ORDER = (
     "k8s_config",
     "policy",
     "secrets_mount",
+    "transit_key",
     "db_connection",
     "db_rotate_root",
     "db_role",

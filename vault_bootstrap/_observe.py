@@ -129,7 +129,21 @@ def normalise_kv(raw: dict[str, Any]) -> ObservedObject:
     )
 
 
+def normalise_transit_key(raw: dict[str, Any]) -> ObservedObject:
+    """Settings only: the `keys` map (versions, and public keys for RSA) is never kept."""
+    return ObservedObject(
+        fields={
+            "type": str(raw.get("type") or ""),
+            "exportable": bool(raw.get("exportable", False)),
+            "allow_plaintext_backup": bool(raw.get("allow_plaintext_backup", False)),
+            "deletion_allowed": bool(raw.get("deletion_allowed", False)),
+            "auto_rotate_period": _seconds(raw.get("auto_rotate_period")),
+        }
+    )
+
+
 NORMALISERS = {
+    "transit_key": normalise_transit_key,
     "k8s_config": normalise_k8s_config,
     "k8s_role": normalise_k8s_role,
     "db_connection": normalise_db_connection,
@@ -154,6 +168,8 @@ def mount_of(kind: str, path: str) -> tuple[str, str] | None:
         return "secrets", path.rsplit("/config/", 1)[0]
     if kind == "db_role":
         return "secrets", path.rsplit("/roles/", 1)[0]
+    if kind == "transit_key":
+        return "secrets", path.rsplit("/keys/", 1)[0]
     if kind in ("kv", "state"):
         return "secrets", path.split("/data/", 1)[0]
     return None

@@ -79,6 +79,18 @@ def make_plan(
         if not exists:
             new.created.discard(key)
             continue
+        obs_obj = observed.objects.get(key)
+        if (
+            prune
+            and kind == "secrets_mount"
+            and obs_obj is not None
+            and obs_obj.fields.get("type") == "transit"
+        ):
+            plan.warnings.append(
+                f"{path}: transit engine no longer in the config, not pruned (unmounting it "
+                "destroys its keys and every secret they wrap); disable it by hand"
+            )
+            continue
         if prune and not is_builtin(path) and kind in _DELETE_PATHS:
             changes.append(
                 Change(
@@ -141,7 +153,9 @@ def _diff_fields(desired: dict[str, Any], observed: dict[str, Any] | None) -> li
             continue
         have = observed.get(name)
         if have != want:
-            op = "-" if want in (None, "", [], 0) and have not in (None, "", [], 0) else "~"
+            # False == 0 in Python: a flag turned off is a change, not a removal
+            empty = not isinstance(want, bool) and want in (None, "", [], 0)
+            op = "-" if empty and have not in (None, "", [], 0) else "~"
             out.append(FieldChange(name, op, have, want))
     return out
 
@@ -345,7 +359,48 @@ def _kv(d: DesiredObject, obs: Any, new: StateRecord, plan: Plan) -> list[Change
     return [Change("update", "kv", d.path, d.source, diffs, {"data": dict(d.secrets)})]
 
 
+_ONE_WAY = ("exportable", "allow_plaintext_backup")
+
+
+def _transit_key(d: DesiredObject, obs: Any, new: StateRecord, plan: Plan) -> list[Change]:
+    """Create with the settings, or tune `<key>/config`; never rotate, export or delete."""
+    config = f"{d.path}/config"
+    if obs is None:
+        body = {k: v for k, v in d.fields.items() if k != "deletion_allowed"}
+        out = [Change("create", d.kind, d.path, d.source, _diff_fields(d.fields, None), body)]
+        if d.fields["deletion_allowed"]:  # only the config endpoint sets it
+            out.append(
+                Change(
+                    "update",
+                    d.kind,
+                    d.path,
+                    d.source,
+                    [FieldChange("deletion_allowed", "~", False, True)],
+                    {"deletion_allowed": True},
+                    write_path=config,
+                )
+            )
+        return out
+    if obs.fields["type"] != d.fields["type"]:
+        raise PlanError(
+            f"{d.source}: transit key {d.path!r} is {obs.fields['type']!r} but the config wants "
+            f"{d.fields['type']!r}; a key's type cannot change (make a new key)"
+        )
+    for name in _ONE_WAY:
+        if obs.fields[name] and not d.fields[name]:
+            raise PlanError(
+                f"{d.source}.{name}: transit key {d.path!r} has {name}=true, which Vault "
+                "cannot undo; set it to true in the config"
+            )
+    diffs = _diff_fields(d.fields, obs.fields)
+    if not diffs:
+        return []
+    body = {f.name: f.after for f in diffs}
+    return [Change("update", d.kind, d.path, d.source, diffs, body, write_path=config)]
+
+
 _HANDLERS = {
+    "transit_key": _transit_key,
     "auth_mount": _mount,
     "secrets_mount": _mount,
     "k8s_config": _k8s_config,

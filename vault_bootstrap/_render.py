@@ -26,6 +26,7 @@ _KIND_LABEL = {
     "db_rotate_root": "database root credential rotation",
     "db_role": "database role",
     "kv": "KV v2 entry",
+    "transit_key": "transit key",
     "state": "vault-bootstrap state",
 }
 

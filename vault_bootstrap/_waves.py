@@ -28,6 +28,7 @@ DEPENDS_ON: dict[str, frozenset[str]] = {
     "db_role": frozenset({"secrets_mount", "db_connection", "db_rotate_root"}),
     "k8s_role": frozenset({"auth_mount", "k8s_config", "policy"}),
     "kv": frozenset({"secrets_mount"}),
+    "transit_key": frozenset({"secrets_mount"}),
     # Anything else (e.g. kinds added later) conservatively depends on everything.
 }
 

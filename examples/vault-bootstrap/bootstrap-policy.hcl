@@ -25,3 +25,10 @@ path "database/*" {
 path "secret/*" {
   capabilities = ["create", "update", "delete", "read", "list"]
 }
+# transit.yaml: create keys and tune their settings; no delete, rotate, trim, export or backup
+path "sealkit-transit/keys/+" {
+  capabilities = ["create", "update", "read"]
+}
+path "sealkit-transit/keys/+/config" {
+  capabilities = ["update"]
+}

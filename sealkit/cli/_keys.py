@@ -357,24 +357,103 @@ def export(
     return 0
 
 
-@command.command("import", help="Apply exported keys; wait until the controller holds them.")
-@click.argument("file")
+@command.command(
+    "import",
+    help="Apply exported keys (they unseal as pending key Secrets); with --activate, "
+    "check them and make them the controller's keys.",
+)
+@click.argument("file", required=False)
+@click.option(
+    "--activate",
+    is_flag=True,
+    help="Relabel the pending Secrets as active key Secrets (needs update on Secrets in the "
+    "controller namespace) and delete the import SealedSecrets.",
+)
+@click.option(
+    "--fingerprint",
+    "fingerprints",
+    multiple=True,
+    help="With --activate: also activate the pending key with this fingerprint (repeatable; "
+    "for exports applied by kubectl or Argo CD, no FILE needed).",
+)
 @click.option(
     "--timeout",
     "wait",
     type=float,
     default=60.0,
     show_default=True,
-    help="Seconds to wait for the controller to write each key Secret.",
+    help="Seconds to wait for the controller to unseal each pending key Secret.",
 )
 @cluster_options
-def import_(file: str, wait: float, **opts: Any) -> int:
+def import_(
+    file: str | None, activate: bool, fingerprints: tuple[str, ...], wait: float, **opts: Any
+) -> int:
+    from sealkit._exceptions import InputError, UsageError
+    from sealkit.keyops import KEY_LABEL, fingerprint_of_secret
+    from sealkit.keyops._import import PENDING, PENDING_LABEL, activated, check_pending
+
+    if not file and not (activate and fingerprints):
+        raise UsageError("give the FILE `keys export` wrote, or --activate --fingerprint FP...")
+    ns = opts["controller_namespace"]
+    gw = key_gateway(opts)
+    wanted: dict[str, str] = {}  # fingerprint -> pending Secret name ("" = any)
+    if file:
+        wanted = _apply_export(file, gw, ns, wait)
+    for fp in fingerprints:
+        wanted.setdefault(fp, "")
+    if not activate:
+        sys.stderr.write(
+            f"{len(wanted)} key(s) pending; activate with: sealkit keys import --activate {file}\n"
+        )
+        return 0
+    pending = gw.secrets_labelled(f"{PENDING_LABEL}={PENDING}")
+    active = {
+        fingerprint_of_secret(s)
+        for s in gw.key_secrets()
+        if ((s.get("metadata") or {}).get("labels") or {}).get(KEY_LABEL) == "active"
+    }
+    todo: list[tuple[str, dict[str, Any]]] = []
+    for fp, name in wanted.items():
+        if fp in active:
+            sys.stderr.write(f"key {fp} is already active\n")
+            continue
+        matches = [
+            s
+            for s in pending
+            if fingerprint_of_secret(s) == fp and (not name or s["metadata"]["name"] == name)
+        ]
+        if not matches:
+            raise InputError(f"refused: no pending Secret in namespace {ns} holds key {fp}")
+        for m in matches:  # every candidate must be a well-formed pair (one line each)
+            if check_pending(m, namespace=ns) != fp:
+                raise InputError(f"refused: pending Secret {m['metadata']['name']} != {fp}")
+        todo.append((fp, matches[0]))
+    for fp, secret in todo:  # every check passed before anything is written
+        name = secret["metadata"]["name"]
+        gw.replace(activated(secret))
+        gw.delete_sealed(ns, name)  # its job is done; the key Secret has no ownerReference
+        sys.stderr.write(f"activated key {fp} (Secret {ns}/{name}): labelled active\n")
+    named = {id(s) for _, s in todo}
+    for s in pending:
+        fp = fingerprint_of_secret(s)
+        if id(s) not in named and fp not in wanted:
+            sys.stderr.write(
+                f"note: pending Secret {ns}/{s['metadata']['name']} (key {fp}) was not "
+                "named, left pending\n"
+            )
+    return 0
+
+
+def _apply_export(file: str, gw: Any, ns: str, wait: float) -> dict[str, str]:
+    """Create the export's SealedSecrets and wait for their pending Secrets; checks each."""
     import time
 
     from sealkit._exceptions import ClusterError, InputError
     from sealkit.documents import load_documents
     from sealkit.files import read_input
     from sealkit.keyops import KEY_LABEL, fingerprint_of_secret, is_key_export
+    from sealkit.keyops._export import export_fingerprint, is_old_export
+    from sealkit.keyops._import import check_pending
 
     docs = [d for d in load_documents(read_input(file), source=file) if d is not None]
     items = [
@@ -382,38 +461,62 @@ def import_(file: str, wait: float, **opts: Any) -> int:
         for d in docs
         for i in (d.get("items") if isinstance(d, dict) and d.get("kind") == "List" else [d])
     ]
+    if items and all(isinstance(d, dict) and is_old_export(d) for d in items):
+        raise InputError(
+            f"{file}: made by an older `sealkit keys export` (its Secrets carry the key label, "
+            "which the controller refuses); export the keys again"
+        )
     if not items or not all(isinstance(d, dict) and is_key_export(d) for d in items):
         raise InputError(f"{file}: not a `sealkit keys export` output")
-    gw = key_gateway(opts)
+    wanted: dict[str, str] = {}
     for d in items:
-        ns = d["metadata"].get("namespace") or opts["controller_namespace"]
+        name = d["metadata"]["name"]
+        where = d["metadata"].get("namespace") or ns
+        if where != ns:
+            raise InputError(
+                f"{file}: {name} is for namespace {where}, not the controller namespace {ns} "
+                f"(export with --to-namespace {ns})"
+            )
         d["metadata"]["namespace"] = ns
-        try:
-            gw.create_sealed(ns, d)
-        except ClusterError as exc:
-            if ": 409" not in str(exc):
-                raise
-    deadline = time.monotonic() + wait
-    for d in items:
-        ns, name = d["metadata"]["namespace"], d["metadata"]["name"]
-        while True:
-            got = gw.get_secret(ns, name)
-            if got and ((got.get("metadata") or {}).get("labels") or {}).get(KEY_LABEL) == "active":
-                sys.stderr.write(
-                    f"imported key {fingerprint_of_secret(got)} (Secret {ns}/{name})\n"
-                )
-                break
+        fp = export_fingerprint(d)
+        got = gw.get_secret(ns, name)
+        if got and ((got.get("metadata") or {}).get("labels") or {}).get(KEY_LABEL):
+            if fingerprint_of_secret(got) != fp:
+                raise InputError(f"refused: Secret {ns}/{name} is a key Secret but not {fp}")
+            sys.stderr.write(f"key {fp} was imported before (Secret {ns}/{name})\n")
+            wanted[fp] = name
+            continue
+        if got is None:
+            try:
+                gw.create_sealed(ns, d)
+            except ClusterError as exc:
+                if ": 409" not in str(exc):
+                    raise
+                existing = gw.get_sealed(ns, name) or {}
+                if existing.get("spec") != d["spec"]:
+                    raise ClusterError(
+                        f"a different SealedSecret {ns}/{name} already exists; refusing to "
+                        "use it (delete it if it is not yours)"
+                    ) from None
+        deadline = time.monotonic() + wait
+        while got is None:
             refused = gw.sealed_status_message(ns, name)
-            if "refusing to write a sealing-key Secret" in refused:
-                # Permanent (issue 12's key-injection guard): waiting cannot help.
+            if "refusing to write" in refused:
                 raise ClusterError(f"the controller refused {ns}/{name}: {refused}")
             if time.monotonic() > deadline:
+                why = f" ({refused})" if refused else ""
                 raise ClusterError(
-                    f"the controller did not unseal {ns}/{name} within "
-                    f"{wait:g}s (is it sealed for this cluster's certificate?)"
+                    f"the controller did not unseal {ns}/{name} within {wait:g}s{why} "
+                    "(is the file sealed for this cluster's certificate?)"
                 )
             time.sleep(0.5)
-    return 0
+            got = gw.get_secret(ns, name)
+        actual = check_pending(got, namespace=ns)
+        if actual != fp:
+            raise InputError(f"refused: Secret {ns}/{name} holds key {actual}, the file says {fp}")
+        sys.stderr.write(f"key {fp} unsealed, pending (Secret {ns}/{name})\n")
+        wanted[fp] = name
+    return wanted
 
 
 @command.command(

@@ -88,6 +88,11 @@ class KeySecretsGateway:
         data = json.loads(self._call("GET", self._secrets(), query=[("labelSelector", KEY_LABEL)]))
         return list(data.get("items") or [])
 
+    def secrets_labelled(self, selector: str) -> list[dict[str, Any]]:
+        """Secrets of the controller namespace matching a label selector."""
+        data = json.loads(self._call("GET", self._secrets(), query=[("labelSelector", selector)]))
+        return list(data.get("items") or [])
+
     def replace(self, secret: Mapping[str, Any]) -> dict[str, Any]:
         name = quote(str(secret["metadata"]["name"]))
         return dict(json.loads(self._call("PUT", f"{self._secrets()}/{name}", body=dict(secret))))
@@ -95,6 +100,26 @@ class KeySecretsGateway:
     def create_sealed(self, namespace: str, obj: Mapping[str, Any]) -> dict[str, Any]:
         path = f"/apis/bitnami.com/v1alpha1/namespaces/{quote(namespace)}/sealedsecrets"
         return dict(json.loads(self._call("POST", path, body=dict(obj))))
+
+    def _sealed_path(self, namespace: str, name: str = "") -> str:
+        path = f"/apis/bitnami.com/v1alpha1/namespaces/{quote(namespace)}/sealedsecrets"
+        return f"{path}/{quote(name)}" if name else path
+
+    def get_sealed(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return dict(json.loads(self._call("GET", self._sealed_path(namespace, name))))
+        except ClusterError as exc:
+            if ": 404" in str(exc):
+                return None
+            raise
+
+    def delete_sealed(self, namespace: str, name: str) -> None:
+        """Delete a SealedSecret (gone already is fine)."""
+        try:
+            self._call("DELETE", self._sealed_path(namespace, name))
+        except ClusterError as exc:
+            if ": 404" not in str(exc):
+                raise
 
     def sealed_status_message(self, namespace: str, name: str) -> str:
         """The SealedSecret's Synced=False condition message, or "" (none, or not found)."""

@@ -156,30 +156,49 @@ def test_retire_refused_in_use_then_reencrypt_retire_restore(
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "keys import applies a SealedSecret whose template is a key Secret; the merged key-injection "  # noqa: E501
-        "guard (issue 12, controller/write_guard.py) refuses exactly that write. Needs a design "
-        "decision (an import path the guard allows); `keys import` now fails at once with the "
-        "controller's refusal instead of timing out"
-    ),
-)
+def _seal_key_secret(
+    name: str, ns: str, pub: Any, labels: dict[str, str], key: Any, cert: Any
+) -> dict[str, Any]:
+    """A SealedSecret (for `pub`) whose template is a key-shaped Secret: what an attacker
+    allowed to create SealedSecrets, but not Secrets, in the controller namespace can make."""
+    from sealkit.keys import key_secret_manifest
+    from sealkit.model import seal_secret
+
+    plain = key_secret_manifest(key, cert, namespace=ns, name=name)
+    plain["metadata"]["labels"] = labels
+    plain["metadata"]["annotations"] = {
+        "sealedsecrets.bitnami.com/skip-set-owner-references": "true"
+    }
+    return seal_secret(plain, pub)
+
+
 def test_export_import_between_two_controllers(
-    kube: Kube, kube_api: Any, stack: Any, spaces: tuple[str, str], tmp_path: Path
+    kube: Kube,
+    kube_api: Any,
+    stack: Any,
+    spaces: tuple[str, str],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    import logging
+
+    from sealkit.keys import fingerprint, private_key_pem
+
+    caplog.set_level(logging.DEBUG, logger="controller")
     ns, keys_a = spaces
     with running_controller(stack.kubeconfig, keys_a, [ns]) as a:
         wait_for(a.keyring.has_keys, 60, "A's key")
         a_fp, a_pub = a.keyring.latest().fingerprint, cert_of(a)
         kube.create_sealed(sealed("opened-by-a", ns, a_pub))
         wait_for(lambda: value_of(kube, ns, "opened-by-a") == VALUE, 30, "A unseals")
+    a_keys = kube.list_secrets(keys_a, KEY_LABEL)
     with (
         temp_namespace(kube_api, "t-ko-kb") as keys_b,
-        running_controller(stack.kubeconfig, keys_b, [ns]) as b,
+        running_controller(stack.kubeconfig, keys_b, [ns], "--key-renew-period", "0") as b,
     ):
+        cli = ["--controller-namespace", keys_b, "--kubeconfig", stack.kubeconfig]
         wait_for(b.keyring.has_keys, 60, "B's key")
-        b_fp = b.keyring.latest().fingerprint
+        b_fp, b_pub = b.keyring.latest().fingerprint, cert_of(b)
         kube.create_sealed(sealed("for-a", ns, a_pub))
         wait_for(
             lambda: (kube.synced(ns, "for-a") or {}).get("status") == "False",
@@ -204,27 +223,95 @@ def test_export_import_between_two_controllers(
             stack.kubeconfig,
         )
         assert exp.returncode == 0, exp.stderr
-        imp = run_sealkit(
-            "keys",
-            "import",
-            str(out),
-            "--controller-namespace",
-            keys_b,
-            "--kubeconfig",
-            stack.kubeconfig,
-        )
+        # step 1: the controller unseals the export into a pending Secret, which it does not load
+        imp = run_sealkit("keys", "import", str(out), *cli)
         assert imp.returncode == 0, imp.stderr
-        assert f"imported key {a_fp}" in imp.stderr
+        assert f"key {a_fp} unsealed, pending" in imp.stderr
+        pending = kube.get_secret(keys_b, f"key-import-{a_keys[0]['metadata']['name']}")
+        assert pending is not None and KEY_LABEL not in pending["metadata"]["labels"]
+        assert not pending["metadata"].get("ownerReferences")
+        time.sleep(2)
+        assert b.keyring.by_fingerprint(a_fp) is None
+        # attacks from someone who may create SealedSecrets in B's key namespace:
+        # (a) a template with the active key label is still refused by the guard
+        evil, evil_cert = make_key()
+        kube.create_sealed(
+            _seal_key_secret("evil-key", keys_b, b_pub, {KEY_LABEL: "active"}, evil, evil_cert)
+        )
+        cond = wait_for(lambda: kube.synced(keys_b, "evil-key"), 30, "guard refusal")
+        assert (
+            cond["status"] == "False"
+            and "refusing to write a sealing-key Secret" in cond["message"]
+        )
+        assert kube.get_secret(keys_b, "evil-key") is None
+        # (b) a well-formed pending Secret nobody asked for is left pending
+        kube.create_sealed(
+            _seal_key_secret(
+                "planted", keys_b, b_pub, {"sealkit.dev/key-import": "pending"}, evil, evil_cert
+            )
+        )
+        wait_for(lambda: kube.get_secret(keys_b, "planted"), 30, "planted pending Secret")
+        # (c) a malformed one (key and certificate do not match) is refused in one line
+        other, _ = make_key()
+        mkey, mcert = make_key()
+        bad = _seal_key_secret(
+            "mismatch", keys_b, b_pub, {"sealkit.dev/key-import": "pending"}, mkey, mcert
+        )
+        kube.create_sealed(bad)
+        wait_for(lambda: kube.get_secret(keys_b, "mismatch"), 30, "mismatch Secret")
+        broken = kube.get_secret(keys_b, "mismatch")
+        broken["data"]["tls.key"] = base64.b64encode(private_key_pem(other)).decode()
+        kube.core.replace_namespaced_secret("mismatch", keys_b, broken)
+        refused = run_sealkit(
+            "keys", "import", "--activate", "--fingerprint", fingerprint(mkey.public_key()), *cli
+        )
+        assert refused.returncode == 1
+        assert refused.stderr.count("\n") == 1 and "tls.crt does not match tls.key" in (
+            refused.stderr
+        ), refused.stderr
+        # step 2: activation, by someone who may write Secrets in B's key namespace
+        act = run_sealkit("keys", "import", "--activate", str(out), *cli)
+        assert act.returncode == 0, act.stderr
+        assert f"activated key {a_fp}" in act.stderr
+        assert "planted" in act.stderr and "left pending" in act.stderr
         wait_for(lambda: b.keyring.by_fingerprint(a_fp) is not None, 30, "B loads A's key")
+        evil_fp = fingerprint(evil.public_key())
+        assert b.keyring.by_fingerprint(evil_fp) is None
+        assert kube.get_secret(keys_b, "planted")["metadata"]["labels"] == {
+            "sealkit.dev/key-import": "pending"
+        }
+        # the import SealedSecret is gone, the key Secret stays (no ownerReference)
+        name = f"key-import-{a_keys[0]['metadata']['name']}"
+        assert kube.get_sealed(keys_b, name) is None
+        time.sleep(2)
+        key_secret = kube.get_secret(keys_b, name)
+        assert key_secret["metadata"]["labels"] == {KEY_LABEL: "active"}
+        assert not key_secret["metadata"].get("ownerReferences")
         assert b.keyring.latest().fingerprint == b_fp  # B still seals with its own key
         wait_for(lambda: value_of(kube, ns, "for-a") == VALUE, 30, "B opens A's SealedSecret")
         kube.delete_secret(ns, "opened-by-a")  # B re-creates it: the same SealedSecret opens
         wait_for(lambda: value_of(kube, ns, "opened-by-a") == VALUE, 30, "re-created by B")
+        # a second run changes nothing
+        again = run_sealkit("keys", "import", "--activate", str(out), *cli)
+        assert again.returncode == 0 and "already active" in again.stderr, again.stderr
+        assert kube.get_sealed(keys_b, name) is None  # not re-created for a key already there
+        events = json.dumps(kube.events(keys_b)) + json.dumps(kube.events(ns))
+        logs = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("controller"))
+        assert "refusing to write a sealing-key Secret" in logs
         no_leak(
             out.read_text(),
             exp.stdout,
             exp.stderr,
             imp.stdout,
             imp.stderr,
-            keys=kube.list_secrets(keys_a, KEY_LABEL),
+            refused.stdout,
+            refused.stderr,
+            act.stdout,
+            act.stderr,
+            again.stderr,
+            events,
+            logs,
+            keys=a_keys
+            + kube.list_secrets(keys_b, KEY_LABEL)
+            + [broken, kube.get_secret(keys_b, "planted")],
         )

@@ -202,3 +202,18 @@ def test_concurrency_option_defaults_and_bounds() -> None:
     for bad in (0, 65, "8", True):
         with pytest.raises(ConfigError, match="connection.concurrency"):
             parse_config({**base, "connection": {"concurrency": bad}})
+
+
+def test_transit_keys_wait_for_their_mount_and_run_together() -> None:
+    """Transit keys (issue 16) join the waves: after the mount, beside each other."""
+    plan = [
+        _c("secrets_mount", "sys/mounts/transit"),
+        _c("transit_key", "transit/keys/a"),
+        _c("transit_key", "transit/keys/b"),
+    ]
+    assert depends(plan[1], plan[0])
+    assert not depends(plan[2], plan[1])
+    assert [[c.path for c in w] for w in waves(plan)] == [
+        ["sys/mounts/transit"],
+        ["transit/keys/a", "transit/keys/b"],
+    ]
