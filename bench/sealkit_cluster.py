@@ -13,9 +13,11 @@ ratio to kubeseal (target: <= 2x).
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import secrets
+import shutil
 import statistics
 import subprocess
 import sys
@@ -153,7 +155,9 @@ def main() -> int:
 
     kubeseal = os.environ.get("KUBESEAL") or binaries.kubeseal()
     # As a wheel install runs it: no editable-install finder (a fixed ~20 ms per start).
-    installed = _installed_python(tempfile.mkdtemp(prefix="bench-cluster-venv-"))
+    venv_dir = tempfile.mkdtemp(prefix="bench-cluster-venv-")
+    atexit.register(shutil.rmtree, venv_dir, ignore_errors=True)  # leave /tmp as found
+    installed = _installed_python(venv_dir)
     entry = "import sys; from sealkit.cli import main; sys.exit(main())"
     import compileall
 
