@@ -31,6 +31,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -236,6 +237,7 @@ def pair(res: dict[str, Any], key: str) -> float:
 
 
 def run(b: Bench, args: argparse.Namespace) -> dict[str, Any]:
+    """Start-up, the first N (+ restart), the key counts, then the larger N (the long part last)."""
     res: dict[str, Any] = {
         "cpus": os.cpu_count(),
         "qps": args.qps,
@@ -246,65 +248,73 @@ def run(b: Bench, args: argparse.Namespace) -> dict[str, Any]:
         "keys": [],
     }
     b.empty = b.ns("empty")
-    i = 0
-    rounds: dict[str, list[dict[str, float]]] = {c: [] for c in CTLS}
+    if args.startup_rounds:
+        res["startup"].append(startup(b, args.startup_rounds))
+    for j, n in enumerate(args.n):
+        if j == 1:
+            res["keys"] = [keys(b, k, args.keys_n, i) for i, k in enumerate(args.keys)]
+        res["throughput"].append(throughput(b, n, j, restart=j == 0, res=res))
+    if len(args.n) < 2:
+        res["keys"] = [keys(b, k, args.keys_n, i) for i, k in enumerate(args.keys)]
+    return res
+
+
+def startup(b: Bench, rounds: int) -> dict[str, Any]:
+    runs: dict[str, list[dict[str, float]]] = {c: [] for c in CTLS}
     load0 = os.getloadavg()[0]
-    for _ in range(args.startup_rounds):
+    for i in range(rounds):
         for ctl in order(i):
-            rounds[ctl].append(b.startup(ctl))
-        i += 1
-    st = {c: {k: statistics.median(x[k] for x in rounds[c]) for k in rounds[c][0]} for c in CTLS}
+            runs[ctl].append(b.startup(ctl))
+    st: dict[str, Any] = {
+        c: {k: statistics.median(x[k] for x in runs[c]) for k in runs[c][0]} for c in CTLS
+    }
     st["load"] = [load0, os.getloadavg()[0]]
     st["ratio_ready"] = pair(st, "ready_s")
-    res["startup"].append(st)
-    print(
-        f"startup: sealkit {st['sealkit']['ready_s']:.2f}s, "
-        f"upstream {st['upstream']['ready_s']:.2f}s",
-        flush=True,
-    )
-    for n in args.n:
-        row: dict[str, Any] = {"n": n, "load": [os.getloadavg()[0]]}
-        nss = {c: b.ns(f"tp{n}-{c}") for c in CTLS}
-        objs = {c: b.seal(nss[c], n, b.oldest.public_key) for c in CTLS}
+    print(f"startup: {json.dumps(st)}", flush=True)
+    return st
+
+
+def throughput(b: Bench, n: int, i: int, *, restart: bool, res: dict[str, Any]) -> dict[str, Any]:
+    row: dict[str, Any] = {"n": n, "load": [os.getloadavg()[0]]}
+    nss = {c: b.ns(f"tp{n}-{c}") for c in CTLS}
+    objs = {c: b.seal(nss[c], n, b.oldest.public_key) for c in CTLS}
+    for ctl in order(i):
+        row[ctl] = b.converge(ctl, b.keyns(1), nss[ctl], objs[ctl])
+        print(f"throughput {n} {ctl}: {json.dumps(row[ctl])}", flush=True)
+    row["load"].append(os.getloadavg()[0])
+    for name, key in (("wall", "wall_s"), ("cpu", "cpu_s"), ("peak_rss", "peak_rss_mb")):
+        row[f"ratio_{name}"] = pair(row, key)
+    if restart:
+        rs: dict[str, Any] = {"existing": n, "load": [os.getloadavg()[0]]}
         for ctl in order(i):
-            row[ctl] = b.converge(ctl, b.keyns(1), nss[ctl], objs[ctl])
-            print(f"throughput {n} {ctl}: {json.dumps(row[ctl])}", flush=True)
-        row["load"].append(os.getloadavg()[0])
-        for name, key in (("wall", "wall_s"), ("cpu", "cpu_s"), ("peak_rss", "peak_rss_mb")):
-            row[f"ratio_{name}"] = pair(row, key)
-        res["throughput"].append(row)
-        if n == args.n[0]:
-            rs: dict[str, Any] = {"existing": n, "load": [os.getloadavg()[0]]}
-            for ctl in order(i):
-                rs[ctl] = b.restart(ctl, nss[ctl])
-                print(f"restart ({n} existing) {ctl}: {json.dumps(rs[ctl])}", flush=True)
-            rs["load"].append(os.getloadavg()[0])
-            rs["ratio_ready"] = pair(rs, "ready_s")
-            rs["ratio_first_secret"] = pair(rs, "first_secret_s")
-            res["restart"].append(rs)
-        i += 1
-    for k in args.keys:
-        row = {"keys": k, "n": args.keys_n, "load": [os.getloadavg()[0]]}
-        nss = {c: b.ns(f"k{k}-{c}") for c in CTLS}
-        for ctl in order(i):
-            row[ctl] = b.converge(
-                ctl, b.keyns(k), nss[ctl], b.seal(nss[ctl], args.keys_n, b.oldest.public_key)
-            )
-            print(f"keys {k} {ctl}: {row[ctl]['cpu_per_ss_ms']:.1f} ms CPU/SS", flush=True)
-        row["load"].append(os.getloadavg()[0])
-        row["ratio_cpu_per_ss"] = pair(row, "cpu_per_ss_ms")
-        res["keys"].append(row)
-        i += 1
-    return res
+            rs[ctl] = b.restart(ctl, nss[ctl])
+            print(f"restart ({n} existing) {ctl}: {json.dumps(rs[ctl])}", flush=True)
+        rs["load"].append(os.getloadavg()[0])
+        rs["ratio_ready"] = pair(rs, "ready_s")
+        rs["ratio_first_secret"] = pair(rs, "first_secret_s")
+        res["restart"].append(rs)
+    return row
+
+
+def keys(b: Bench, k: int, n: int, i: int) -> dict[str, Any]:
+    row: dict[str, Any] = {"keys": k, "n": n, "load": [os.getloadavg()[0]]}
+    nss = {c: b.ns(f"k{k}-{c}") for c in CTLS}
+    for ctl in order(i):
+        objs = b.seal(nss[ctl], n, b.oldest.public_key)
+        row[ctl] = b.converge(ctl, b.keyns(k), nss[ctl], objs)
+        print(f"keys {k} {ctl}: {json.dumps(row[ctl])}", flush=True)
+    row["load"].append(os.getloadavg()[0])
+    row["ratio_cpu_per_ss"] = pair(row, "cpu_per_ss_ms")
+    return row
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="CI smoke: 20 SS, 1 and 2 keys")
-    ap.add_argument("--n", type=int, nargs="+", default=[1000, 10000])
+    ap.add_argument("--n", type=int, nargs="*", default=[1000, 10000], help="none: skip")
     ap.add_argument("--keys", type=int, nargs="+", default=[1, 12, 24])
     ap.add_argument("--keys-n", type=int, default=100, help="SealedSecrets per key count")
-    ap.add_argument("--startup-rounds", type=int, default=3)
+    ap.add_argument("--startup-rounds", type=int, default=3, help="0: skip")
     ap.add_argument("--qps", type=float, default=500, help="both controllers' client QPS")
     ap.add_argument("--burst", type=int, default=1000, help="both controllers' client burst")
     ap.add_argument("--settle", type=float, default=20, help="quiet seconds before steady RSS")
@@ -322,6 +332,9 @@ def main() -> int:
         )
         return 1
     import devstack
+
+    # SIGTERM (CI's timeout, a Ctrl-C'ed make) unwinds, so the `finally`s stop the controllers
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
 
     work = Path(tempfile.mkdtemp(prefix="ctl-vs-upstream-"))
     stack = devstack.load_healthy(REPO / ".devstack")
