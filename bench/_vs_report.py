@@ -76,6 +76,7 @@ def tables(res: dict[str, Any]) -> str:
         rows = []
         for run in res["throughput"]:
             for m, key in (
+                ("Secrets written (partial if < N)", "secrets"),
                 ("wall s (create -> all Secrets)", "wall_s"),
                 ("controller CPU-s", "cpu_s"),
                 ("CPU ms per SealedSecret", "cpu_per_ss_ms"),
