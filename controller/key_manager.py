@@ -243,10 +243,13 @@ class KeyManager:
         with self._lead_lock:
             if self._leading:
                 return
-            self._leading = True
             self._stop.clear()
-            self._thread = threading.Thread(target=self._loop, name="key-manager", daemon=True)
-            self._thread.start()
+            thread = threading.Thread(target=self._loop, name="key-manager", daemon=True)
+            thread.start()
+            # In this order: the supervisor probes `_thread` while `_leading`, and a thread not
+            # yet started (or the previous term's, ended) would count as dead.
+            self._thread = thread
+            self._leading = True
 
     def stop_leading(self, timeout: float = 10.0) -> None:
         with self._lead_lock:
