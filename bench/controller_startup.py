@@ -16,8 +16,8 @@ exported to a temporary directory and put first on ``PYTHONPATH``). Without one 
 is measured. ``--quick`` (CI) starts one small run of each phase, only to check that the
 benchmark works and its ratios are computed.
 
-Usage: python bench/controller_startup.py [--baseline-ref REF] [--n 1000] [--rss-n 10000]
-       [--rounds 3] [--kubeconfig PATH] [--quick]
+Usage: python bench/controller_startup.py [--baseline-ref REF] [--after-ref REF] [--n 1000]
+       [--rss-n 10000] [--rounds 3] [--kubeconfig PATH] [--quick]
 """
 
 from __future__ import annotations
@@ -259,6 +259,9 @@ def ratio(a: float, b: float) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--baseline-ref", default="", help="git ref of the 'before' tree")
+    ap.add_argument(
+        "--after-ref", default="", help="git ref of the 'after' tree (default: this checkout)"
+    )
     ap.add_argument("--n", type=int, default=1000, help="settled SealedSecrets at start-up")
     ap.add_argument("--rss-n", type=int, default=10000, help="0 skips the memory phase")
     ap.add_argument("--rounds", type=int, default=3)
@@ -273,7 +276,7 @@ def main() -> int:
     trees: dict[str, Path | None] = {}
     if args.baseline_ref:
         trees["before"] = export_tree(args.baseline_ref, work / "before")
-    trees["after"] = None
+    trees["after"] = export_tree(args.after_ref, work / "after") if args.after_ref else None
     stack = None
     kubeconfig = os.path.abspath(args.kubeconfig) if args.kubeconfig else ""
     if not kubeconfig:
