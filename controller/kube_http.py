@@ -116,7 +116,8 @@ class KubeHttp:
         """``--kubeconfig``/``--context`` (kubectl's loading rules, ``$KUBECONFIG`` too)."""
         from sealkit.kubeconfig import rest_config
 
-        return cls(rest_config(_Options(kubeconfig=kubeconfig, context=context)), **kw)
+        opts = _Options(kubeconfig=kubeconfig, context=context)
+        return cls(rest_config(opts), **kw)  # type: ignore[arg-type]  # the fields it reads
 
     @classmethod
     def in_cluster(cls, **kw: Any) -> KubeHttp:
