@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from controller.kube_gateway import ApiError
+from controller.kube_http import iter_lines
 
 __all__ = [
     "Handlers",
@@ -83,8 +84,6 @@ class RawListWatch:
         return self.gw.request("GET", self.path, query=q, limit=False)
 
     def watch(self, *, resource_version: str, timeout_seconds: int) -> Iterator[dict[str, Any]]:
-        from kubernetes.watch.watch import iter_resp_lines
-
         q = self._selectors() + [
             ("watch", "true"),
             ("allowWatchBookmarks", "true"),
@@ -98,7 +97,7 @@ class RawListWatch:
         with self._lock:
             self._resp = resp
         try:
-            for line in iter_resp_lines(resp):
+            for line in iter_lines(resp):
                 if line:
                     yield json.loads(line)
         finally:
@@ -210,9 +209,10 @@ class Informer:
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> threading.Thread:
-        self._thread = threading.Thread(target=self.run, name=self.name, daemon=True)
-        self._thread.start()
-        return self._thread
+        thread = threading.Thread(target=self.run, name=self.name, daemon=True)
+        thread.start()
+        self._thread = thread  # once started: the supervisor counts unstarted as dead
+        return thread
 
     def stop(self, timeout: float | None = 5.0) -> None:
         self._stop.set()

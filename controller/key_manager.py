@@ -154,8 +154,8 @@ class KeyManager:
             _LOG.info("sealing key %s loaded from Secret %s", entry.fingerprint, name)
 
     def _already_loaded(self, name: str, secret: Mapping[str, Any]) -> bool:
-        """Same Secret, same certificate: skip the private-key parse (RSA key validation
-        costs ~2 s per 4096-bit key on a loaded machine) and, for wrapped keys, the unwrap."""
+        """Same Secret, same certificate: skip the private-key parse (a few ms with
+        `sealkit.keys.check_rsa_key`) and, for wrapped keys, the Vault unwrap."""
         from controller.key_backup import cert_fingerprint
 
         try:
@@ -243,10 +243,13 @@ class KeyManager:
         with self._lead_lock:
             if self._leading:
                 return
-            self._leading = True
             self._stop.clear()
-            self._thread = threading.Thread(target=self._loop, name="key-manager", daemon=True)
-            self._thread.start()
+            thread = threading.Thread(target=self._loop, name="key-manager", daemon=True)
+            thread.start()
+            # In this order: the supervisor probes `_thread` while `_leading`, and a thread not
+            # yet started (or the previous term's, ended) would count as dead.
+            self._thread = thread
+            self._leading = True
 
     def stop_leading(self, timeout: float = 10.0) -> None:
         with self._lead_lock:

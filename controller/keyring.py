@@ -87,11 +87,14 @@ def _parse_time(value: Any) -> datetime:
 def entry_from_secret(secret: Mapping[str, Any]) -> KeyEntry:
     """Load one Bitnami-format key Secret with `sealkit.keys.parse_key_secret`.
 
-    The ring needs a matching ``tls.crt`` too (it serves the certificate). Raises `ValueError`
-    with a one-line reason (never key material) when the Secret is unusable.
+    The ring needs a matching ``tls.crt`` too (it serves the certificate). The key is loaded
+    with `sealkit.keys.check_rsa_key` instead of OpenSSL's full validation (its primality
+    proof cost ~2 s of CPU per 4096-bit key under load, so start-up grew with every key); a
+    corrupt or mismatched key is still refused. Raises `ValueError` with a one-line reason
+    (never key material) when the Secret is unusable.
     """
     try:
-        parsed = parse_key_secret(secret, need_cert=True)
+        parsed = parse_key_secret(secret, need_cert=True, quick_check=True)
     except InputError as exc:
         raise ValueError(exc.message) from None
     cert, key = parsed.certificate, parsed.private_key

@@ -1,9 +1,11 @@
 """The controller's only door to the apiserver: a `KubeGateway` Protocol and its real version.
 
-Everything goes through `ApiClient.call_api` with dict bodies and `_preload_content=False`, so
-we never build (or pay for) the client's model classes, and SealedSecrets (a CRD) and core
-objects are handled alike. Every request carries `_request_timeout`, so a network outage can
-never hang a worker. The in-memory twin for pure tests is `controller.testing.FakeKubeGateway`.
+Everything goes through one `request()` on `controller.kube_http.KubeHttp` (a urllib3 pool;
+the official client's ~1,250 modules are never imported by the controller) with dict bodies,
+so SealedSecrets (a CRD) and core objects are handled alike. Every request carries a timeout,
+so a network outage can never hang a worker. Handing it a `kubernetes.client.ApiClient`
+instead (benchmarks and tests that already hold one) still works, through `_ApiClientHttp`.
+The in-memory twin for pure tests is `controller.testing.FakeKubeGateway`.
 
 Errors become `ApiError` (with `.status`); messages are kept short and never include request
 bodies.
@@ -21,8 +23,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from kubernetes.client.exceptions import ApiException
-
+from controller.kube_http import HttpError, KubeHttp
 from sealkit import ClusterError
 
 __all__ = [
@@ -168,13 +169,49 @@ def event_body(
     }
 
 
+class _ApiClientHttp:
+    """`KubeHttp.request` on a `kubernetes.client.ApiClient` (for callers that hold one)."""
+
+    def __init__(self, api_client: Any) -> None:
+        self.api = api_client
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Any = (),
+        headers: dict[str, str] | None = None,
+        body: Any = None,
+        timeout: Any = 30.0,
+        stream: bool = False,
+    ) -> Any:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            return self.api.call_api(
+                path,
+                method,
+                query_params=list(query),
+                header_params=headers or {},
+                body=body,
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _request_timeout=timeout,
+                _return_http_data_only=True,
+            )
+        except ApiException as exc:
+            body_ = exc.body if isinstance(exc.body, bytes) else str(exc.body or "").encode()
+            raise HttpError(int(exc.status or 0), str(exc.reason or ""), body_) from None
+
+
 class RealKubeGateway:
-    """`KubeGateway` on the official client (`kubernetes.client.ApiClient`)."""
+    """`KubeGateway` on `controller.kube_http.KubeHttp` (or a `kubernetes` ApiClient)."""
 
     def __init__(
-        self, api_client: Any, *, qps: float = 5.0, burst: int = 10, request_timeout: float = 30.0
+        self, http: Any, *, qps: float = 5.0, burst: int = 10, request_timeout: float = 30.0
     ) -> None:
-        self.api = api_client
+        self.http = http if isinstance(http, KubeHttp) else _ApiClientHttp(http)
         self.limiter = TokenBucket(qps, burst)
         self.timeout = request_timeout
         self._event_counts: OrderedDict[str, int] = OrderedDict()
@@ -198,18 +235,16 @@ class RealKubeGateway:
             self.limiter.take()
         headers = {"Accept": "application/json", "Content-Type": content_type}
         try:
-            resp = self.api.call_api(
-                path,
+            resp = self.http.request(
                 method,
-                query_params=query or [],
-                header_params=headers,
+                path,
+                query=query or [],
+                headers=headers,
                 body=body,
-                auth_settings=["BearerToken"],
-                _preload_content=False,
-                _request_timeout=timeout if timeout is not None else self.timeout,
-                _return_http_data_only=True,
+                timeout=timeout if timeout is not None else self.timeout,
+                stream=stream,
             )
-        except ApiException as exc:
+        except HttpError as exc:
             raise _api_error(exc, method, path) from None
         except Exception as exc:  # urllib3 / socket errors: no answer
             raise ApiError(f"{method} {path}: {type(exc).__name__}", 0) from None
@@ -320,7 +355,7 @@ class RealKubeGateway:
             raise
 
 
-def _api_error(exc: ApiException, method: str, path: str) -> ApiError:
+def _api_error(exc: HttpError, method: str, path: str) -> ApiError:
     status = int(exc.status or 0)
     reason = ""
     message = str(exc.reason or "")

@@ -2,8 +2,9 @@
 
 Why our own: the `kubernetes` 36.x client ships only a ConfigMap lock whose `run()` blocks with
 no stop and no release, and calls `sys.exit` on configuration errors. This elector is the
-client-go algorithm (`tools/leaderelection`) on `CoordinationV1Api`, with dict bodies so the
-client's model classes (and their MicroTime quirks) stay out of the way:
+client-go algorithm (`tools/leaderelection`) with dict bodies, on `LeaseApi` (three calls over
+`controller.kube_gateway.RealKubeGateway`, so the controller never imports the official
+client) or on the official client's `CoordinationV1Api` (same method names; the tests use it):
 
 - a candidate GETs the Lease; if it is missing it CREATEs it (409 = another candidate won);
 - a Lease held by someone else counts as expired only when the record has not changed for
@@ -23,7 +24,7 @@ workers), and ``on_stopped_leading`` must return only once leader-only work has 
 
 Example::
 
-    elector = LeaseElector(CoordinationV1Api(api_client), namespace="kube-system",
+    elector = LeaseElector(LeaseApi(gateway), namespace="kube-system",
                            on_started_leading=start_workers, on_stopped_leading=stop_workers)
     thread = elector.start()          # or elector.run() on your own thread
     ...
@@ -44,10 +45,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from kubernetes.client.exceptions import ApiException
-
 __all__ = [
     "DEFAULT_LEASE_NAME",
+    "LeaseApi",
     "LeaseElector",
     "LeaderStatusSink",
     "default_identity",
@@ -56,6 +56,43 @@ __all__ = [
 DEFAULT_LEASE_NAME = "sealed-secrets-controller"
 _LOG = logging.getLogger(__name__)
 _JITTER = 1.2  # client-go's JitterFactor for the acquire loop
+
+
+def _http_status(exc: BaseException) -> int:
+    """The HTTP status of an apiserver error (`ApiError` or the client's `ApiException`);
+    0 when there was no answer at all (refused, timeout)."""
+    status = getattr(exc, "status", 0)
+    return status if isinstance(status, int) else 0
+
+
+class _Body:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+class LeaseApi:
+    """The three Lease calls of `CoordinationV1Api` the elector makes, on our gateway."""
+
+    def __init__(self, gateway: Any) -> None:
+        self.gw = gateway
+
+    def _call(self, method: str, path: str, body: Any, timeout: Any) -> _Body:
+        got = self.gw.request(method, path, body=body, timeout=timeout, limit=False)
+        return _Body(json.dumps(got).encode())
+
+    @staticmethod
+    def _path(namespace: str, name: str = "") -> str:
+        base = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
+        return f"{base}/{name}" if name else base
+
+    def read_namespaced_lease(self, name: str, namespace: str, **kw: Any) -> _Body:
+        return self._call("GET", self._path(namespace, name), None, kw.get("_request_timeout"))
+
+    def replace_namespaced_lease(self, name: str, namespace: str, body: Any, **kw: Any) -> _Body:
+        return self._call("PUT", self._path(namespace, name), body, kw.get("_request_timeout"))
+
+    def create_namespaced_lease(self, namespace: str, body: Any, **kw: Any) -> _Body:
+        return self._call("POST", self._path(namespace), body, kw.get("_request_timeout"))
 
 
 class LeaderStatusSink(Protocol):
@@ -137,8 +174,10 @@ class LeaseElector:
     def start(self) -> threading.Thread:
         """Run the election on a daemon thread and return it."""
         thread = threading.Thread(target=self.run, name=f"lease-elector-{self.name}", daemon=True)
-        self._thread = thread
         thread.start()
+        # Published only once started: the supervisor's probe (/healthz) would count a
+        # created-but-not-started thread as dead, and the controller would exit.
+        self._thread = thread
         return thread
 
     def stop(self, *, release: bool | None = None, timeout: float | None = 15.0) -> None:
@@ -197,14 +236,13 @@ class LeaseElector:
                     _preload_content=False,
                     _request_timeout=self._timeout(),
                 )
-            except ApiException as exc:
-                _LOG.warning(
-                    "lease %s/%s: release failed: HTTP %s", self.namespace, self.name, exc.status
-                )
-                return False
             except Exception as exc:  # network errors: the lease simply expires
+                status = _http_status(exc)
                 _LOG.warning(
-                    "lease %s/%s: release failed: %s", self.namespace, self.name, type(exc).__name__
+                    "lease %s/%s: release failed: %s",
+                    self.namespace,
+                    self.name,
+                    f"HTTP {status}" if status else type(exc).__name__,
                 )
                 return False
             self._observed_record = dict(body["spec"])
@@ -270,14 +308,13 @@ class LeaseElector:
         with self._lock:
             try:
                 return self._attempt()
-            except ApiException as exc:
+            except Exception as exc:  # HTTP errors, connection refused, timeouts: retry later
+                status = _http_status(exc)
                 _LOG.info(
-                    "lease %s/%s: attempt failed: HTTP %s", self.namespace, self.name, exc.status
-                )
-                return False
-            except Exception as exc:  # connection refused, timeouts: retry later
-                _LOG.info(
-                    "lease %s/%s: attempt failed: %s", self.namespace, self.name, type(exc).__name__
+                    "lease %s/%s: attempt failed: %s",
+                    self.namespace,
+                    self.name,
+                    f"HTTP {status}" if status else type(exc).__name__,
                 )
                 return False
 
@@ -291,8 +328,8 @@ class LeaseElector:
                 _preload_content=False,
                 _request_timeout=self._timeout(),
             )
-        except ApiException as exc:
-            if exc.status != 404:
+        except Exception as exc:
+            if _http_status(exc) != 404:
                 raise
             return self._create(stamp, now_local)
         lease = json.loads(resp.data)
@@ -331,8 +368,8 @@ class LeaseElector:
                 _preload_content=False,
                 _request_timeout=self._timeout(),
             )
-        except ApiException as exc:
-            if exc.status == 409:
+        except Exception as exc:
+            if _http_status(exc) == 409:
                 return False  # lost the race: someone wrote after our read
             raise
         self._record_written(resp, new_spec, self._clock())
@@ -356,8 +393,8 @@ class LeaseElector:
             resp = self._api.create_namespaced_lease(
                 self.namespace, body, _preload_content=False, _request_timeout=self._timeout()
             )
-        except ApiException as exc:
-            if exc.status == 409:
+        except Exception as exc:
+            if _http_status(exc) == 409:
                 return False
             raise
         self._record_written(resp, spec, now_local)

@@ -145,12 +145,15 @@ class SealedSecretController:
         self._leading.set()
         for key in self.sealed_keys():
             self.queue.add(key)
-        self._workers = [
+        workers = [
             threading.Thread(target=self._work, name=f"worker-{i}", daemon=True)
             for i in range(self.n_workers)
         ]
-        for t in self._workers:
+        for t in workers:
             t.start()
+        # Published only once started: `workers_alive()` (a /healthz probe) must never see a
+        # created-but-not-started thread, which it would report as dead (and the process exit).
+        self._workers = workers
         _LOG.info("reconciling with %d workers", self.n_workers)
 
     def workers_alive(self) -> bool:

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from sealkit.kubeconfig import RestConfig
 
-__all__ = ["HttpFailure", "Session", "request"]
+__all__ = ["HttpFailure", "Session", "request", "ssl_context"]
 
 _MAX_BODY = 16 << 20  # a certificate or one SealedSecret; far more is not an answer
 _MAX_LINE = 64 << 10
@@ -129,6 +129,12 @@ def _ssl_context(rc: RestConfig, cert: bytes | None, key: bytes | None) -> ssl.S
     return ctx
 
 
+def ssl_context(rc: RestConfig, cert: bytes | None, key: bytes | None) -> ssl.SSLContext:
+    """The TLS context of `Session`, for a caller with its own connection pool (the
+    sealkit-controller's `controller.kube_http`)."""
+    return _ssl_context(rc, cert, key)
+
+
 def _load_client_pair(ctx: ssl.SSLContext, cert: bytes, key: bytes) -> None:
     """ssl loads client keys from files only: anonymous memory files where Linux has them
     (nothing touches a disk), else a private temp dir removed at once."""
@@ -220,6 +226,16 @@ class Session:
             headers["Impersonate-Uid"] = rc.impersonate_uid
         self._headers = headers
         return headers
+
+    def credentials(self) -> tuple[dict[str, str], bytes | None, bytes | None]:
+        """Request headers that authenticate (bearer, basic, impersonation; an ``exec`` plugin
+        runs once) and the client certificate and key, for a caller with its own pool."""
+        headers = {
+            k: v
+            for k, v in self._auth_headers().items()
+            if k not in ("Host", "User-Agent", "Accept-Encoding")
+        }
+        return headers, self._cert[0], self._cert[1]
 
     # -- connection ----------------------------------------------------------------------------
     def _connect(self) -> None:

@@ -41,11 +41,19 @@ class Recorder:
             return [k for k, _ in self.events]
 
 
-@pytest.fixture
-def coordination(kube_api: Any) -> Any:
-    from kubernetes import client
+@pytest.fixture(params=["lease-api", "client"])
+def coordination(request: pytest.FixtureRequest, kube_api: Any, stack: Any) -> Any:
+    """Every test runs on both: the controller's own `LeaseApi` over `KubeHttp` (what
+    sealkit-controller uses) and the official client's `CoordinationV1Api`."""
+    if request.param == "client":
+        from kubernetes import client
 
-    return client.CoordinationV1Api(kube_api)
+        return client.CoordinationV1Api(kube_api)
+    from controller.kube_gateway import RealKubeGateway
+    from controller.kube_http import KubeHttp
+    from controller.leader import LeaseApi
+
+    return LeaseApi(RealKubeGateway(KubeHttp.from_kubeconfig(stack.kubeconfig), qps=0))
 
 
 @pytest.fixture
