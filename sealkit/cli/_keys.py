@@ -389,8 +389,14 @@ def import_(
     file: str | None, activate: bool, fingerprints: tuple[str, ...], wait: float, **opts: Any
 ) -> int:
     from sealkit._exceptions import InputError, UsageError
-    from sealkit.keyops import KEY_LABEL, fingerprint_of_secret
-    from sealkit.keyops._import import PENDING, PENDING_LABEL, activated, check_pending
+    from sealkit.keyops import (
+        KEY_LABEL,
+        PENDING,
+        PENDING_LABEL,
+        activated,
+        check_pending,
+        fingerprint_of_secret,
+    )
 
     if not file and not (activate and fingerprints):
         raise UsageError("give the FILE `keys export` wrote, or --activate --fingerprint FP...")
@@ -435,10 +441,10 @@ def import_(
         sys.stderr.write(f"activated key {fp} (Secret {ns}/{name}): labelled active\n")
     named = {id(s) for _, s in todo}
     for s in pending:
-        fp = fingerprint_of_secret(s)
-        if id(s) not in named and fp not in wanted:
+        found = fingerprint_of_secret(s)
+        if id(s) not in named and found not in wanted:
             sys.stderr.write(
-                f"note: pending Secret {ns}/{s['metadata']['name']} (key {fp}) was not "
+                f"note: pending Secret {ns}/{s['metadata']['name']} (key {found}) was not "
                 "named, left pending\n"
             )
     return 0
@@ -451,9 +457,14 @@ def _apply_export(file: str, gw: Any, ns: str, wait: float) -> dict[str, str]:
     from sealkit._exceptions import ClusterError, InputError
     from sealkit.documents import load_documents
     from sealkit.files import read_input
-    from sealkit.keyops import KEY_LABEL, fingerprint_of_secret, is_key_export
-    from sealkit.keyops._export import export_fingerprint, is_old_export
-    from sealkit.keyops._import import check_pending
+    from sealkit.keyops import (
+        KEY_LABEL,
+        check_pending,
+        export_fingerprint,
+        fingerprint_of_secret,
+        is_key_export,
+        is_old_export,
+    )
 
     docs = [d for d in load_documents(read_input(file), source=file) if d is not None]
     items = [

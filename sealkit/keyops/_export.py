@@ -53,7 +53,7 @@ def export_keys(
         if not data.get("tls.key") or not data.get("tls.crt"):
             raise InputError(f"key Secret {meta.get('name')!r} has no tls.key/tls.crt")
         name = f"{IMPORT_PREFIX}{meta.get('name')}"
-        plain = {
+        plain: dict[str, Any] = {
             "apiVersion": "v1",
             "kind": "Secret",
             "type": "kubernetes.io/tls",
