@@ -167,7 +167,7 @@ class Reconciler:
                     sealed,
                     existing,
                     self.keys.entries(),
-                    hint=self.keys.hint(key),
+                    hint=self.keys.first_try(key),
                     accept_v1_data=self.opts.accept_v1_data,
                     update_status=self.opts.update_status,
                 )

@@ -115,6 +115,7 @@ def entry_from_secret(secret: Mapping[str, Any]) -> KeyEntry:
 class _Usage:
     by_object: dict[str, str] = field(default_factory=dict)  # "ns/name" -> fingerprint
     counts: dict[str, int] = field(default_factory=dict)  # fingerprint -> objects
+    last: str | None = None  # the key that opened a SealedSecret most recently
 
 
 class KeyRing:
@@ -216,6 +217,14 @@ class KeyRing:
         with self._lock:
             return self._usage.by_object.get(object_key)
 
+    def first_try(self, object_key: str) -> str | None:
+        """The key to try first for `object_key`: its own hint, else the key that opened the
+        most recent SealedSecret. SealedSecrets arrive in batches sealed by one key (a tree
+        sealed on the same day, a restore after a cutoff), so on first sight the last key that
+        worked costs one RSA attempt per value where newest-first costs one per newer key."""
+        with self._lock:
+            return self._usage.by_object.get(object_key) or self._usage.last
+
     def record_usage(self, object_key: str, fingerprint: str | None) -> None:
         """Remember which key opened `object_key`; None forgets it (deleted or failing)."""
         with self._lock:
@@ -226,6 +235,7 @@ class KeyRing:
                 if not u.counts[old]:
                     del u.counts[old]
             if fingerprint is not None:
+                u.last = fingerprint
                 u.by_object[object_key] = fingerprint
                 u.counts[fingerprint] = u.counts.get(fingerprint, 0) + 1
 

@@ -394,3 +394,25 @@ def test_settled_sealed_secrets_are_cached_as_digests_and_fetched_when_needed() 
     assert spec_key(slim) == spec_key(gw.get_sealed("app", "db"))
     gw.secrets.clear()  # deleted out of band: the full object is fetched, Secret re-created
     assert rec.reconcile("app/db") is Outcome.DONE and ("app", "db") in gw.secrets
+
+
+def test_first_sight_tries_the_key_that_opened_the_last_sealedsecret() -> None:
+    """A batch sealed by an old key: after the first, each opens on its first try."""
+    gw, ring = FakeKubeGateway(), KeyRing()
+    keys = entries(3)
+    ring.replace_all(keys)
+    oldest = keys[0]
+    assert ring.first_try("app/b") is None  # nothing opened yet: newest first
+    gw.put_sealed(sealed_obj("a", key=oldest))
+    gw.put_sealed(sealed_obj("b", key=oldest))
+    rec = make_reconciler(gw, ring)
+    assert rec.reconcile("app/a") is Outcome.DONE
+    assert ring.hint("app/b") is None  # b was never seen ...
+    assert (
+        ring.first_try("app/b") == oldest.fingerprint
+    )  # ... but the last key that worked goes first
+    assert rec.reconcile("app/b") is Outcome.DONE
+    assert ring.hint("app/b") == oldest.fingerprint
+    gw.put_sealed(sealed_obj("c", key=keys[2]))  # a stale first try still opens with the rest
+    assert rec.reconcile("app/c") is Outcome.DONE
+    assert ring.first_try("app/zzz") == keys[2].fingerprint
