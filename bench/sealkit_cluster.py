@@ -7,13 +7,16 @@ real HTTP API runs in this process behind a Service in a fresh namespace. Each r
 command once as a fresh process, alternating the order. Reports median/min wall time and the
 ratio to kubeseal (target: <= 2x).
 
-    .venv/bin/python bench/sealkit_cluster.py [--rounds 20] [--json]
+    .venv/bin/python bench/sealkit_cluster.py [--rounds 20] [--json] [--quick]
+
+``--quick`` (CI, ``bench/run.sh --quick``): 2 rounds, exit 1 unless every ratio is computed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import secrets
 import statistics
@@ -132,7 +135,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--quick", action="store_true", help="CI: 2 rounds; exit 1 unless every ratio computes"
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.rounds = 2
 
     import devstack
     from devstack import binaries
@@ -218,6 +226,12 @@ def main() -> int:
                 f"{runs['sealkit']['cpu_median_ms']:.1f} ms = {runs['ratio_cpu']:.2f}x"
             )
         print(f"load: {report['uptime']}")
+    ratios = [
+        r[k] for c, r in report.items() if c != "uptime" for k in ("ratio_median", "ratio_cpu")
+    ]
+    if not ratios or not all(math.isfinite(x) and x > 0 for x in ratios):
+        print("error: a ratio could not be computed", file=sys.stderr)
+        return 1
     return 0
 
 
