@@ -366,7 +366,8 @@ def main() -> int:
         )
     stack, own, tag = None, False, ""
     if not (args.skip_throughput and args.skip_rss):
-        shared = devstack.load_healthy() if args.quick else None
+        stack_dir = os.environ.get("SEALKIT_BENCH_STACK_DIR") or None
+        shared = devstack.load_healthy(stack_dir) if args.quick else None
         if shared is not None and shared.kubeconfig and "kube" not in shared.missing:
             stack, tag = shared, f"-q{os.getpid()}"
         else:

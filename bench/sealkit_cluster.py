@@ -146,7 +146,7 @@ def main() -> int:
     from devstack import binaries
     from devstack.netns import private_host
 
-    stack = devstack.load_healthy()
+    stack = devstack.load_healthy(os.environ.get("SEALKIT_BENCH_STACK_DIR") or None)
     own = None
     if stack is None:
         own = stack = devstack.up(Path(tempfile.mkdtemp(prefix="bench-cluster-")), quiet=True)
