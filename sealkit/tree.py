@@ -8,6 +8,14 @@ gets ONE twin beside it: ``foo.yaml`` → ``foo.sealed.yaml``, ``foo.yml`` → `
 one SealedSecret per sealable Secret, in source order; a `kind: List` becomes a List of
 SealedSecrets (same apiVersion). Other documents (Deployments, empty Secrets, SealedSecrets) are
 not copied. Files named ``*.sealed.{yaml,yml,json}`` are twins and are never read as sources.
+With a clusters file (`sealkit.clusters`, one `Target` per cluster) each source gets one twin
+per cluster instead: ``foo.<cluster>.sealed.yaml`` beside it, or ``<dir>/…/foo.sealed.yaml``.
+
+Streamed
+--------
+`run_tree` walks lazily and hands files to forked workers in small chunks with a bounded number
+in flight (`sealkit.forkpool.imap_chunks`); the parent keeps counters and journals the staged
+twins on disk (`sealkit.staging`), so memory stays flat however big the tree is.
 
 Up to date, without the private key
 -----------------------------------
