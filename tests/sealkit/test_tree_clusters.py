@@ -94,7 +94,8 @@ def test_one_twin_per_cluster_beside_or_in_its_dir(repo: Path) -> None:
 
 def test_check_is_per_cluster(repo: Path, prod: KeyPair, tmp_path: Path) -> None:
     assert seal(repo).code == 0
-    other = make_keypair(tmp_path / "o" if (tmp_path / "o").mkdir() is None else tmp_path)
+    (tmp_path / "other").mkdir()
+    other = make_keypair(tmp_path / "other")
     (repo / "certs" / "staging.pem").write_bytes(other.cert.read_bytes())  # staging re-keyed
     result = seal(repo, "--check")
     assert result.code == 1
