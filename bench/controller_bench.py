@@ -154,6 +154,23 @@ class Controller:
         self.log.close()
 
 
+def start_controller(
+    kubeconfig: str, key_ns: str, ns: str, log: Path, timeout: float = 120
+) -> Controller:
+    """A ready controller; one retry, because on a shared, overloaded machine a start can fail
+    its own liveness checks. The log's tail is printed when the retry fails too."""
+    for attempt in (1, 2):
+        ctl = Controller(kubeconfig, key_ns, ns, log.with_suffix(f".{attempt}.log"))
+        try:
+            ctl.wait_ready(timeout)
+            return ctl
+        except RuntimeError:
+            ctl.stop()
+            tail = log.with_suffix(f".{attempt}.log").read_text(errors="replace")[-1500:]
+            print(f"controller start {attempt} failed; its log ends:\n{tail}", file=sys.stderr)
+    raise RuntimeError("controller not ready (twice)")
+
+
 def install_crd(gw: RealKubeGateway) -> None:
     import yaml
 
@@ -229,9 +246,8 @@ def bench_throughput(
     floor = max(t_direct, t_rsa)
 
     sealed = [seal_secret(secret(f"s{i}", app_ns, i), ent.public_key) for i in range(n)]
-    ctl = Controller(kubeconfig, keys_ns, app_ns, work / "controller-throughput.log")
+    ctl = start_controller(kubeconfig, keys_ns, app_ns, work / "controller-throughput.log")
     try:
-        ctl.wait_ready()
         servers0 = sum(cpu_s(p) for p in server_pids or [])
         ctl0 = cpu_s(ctl.proc.pid)
         t0 = time.monotonic()
@@ -321,9 +337,8 @@ def bench_rss(
     print(
         f"memory: {m} SealedSecrets created in {t_fill:.0f}s; starting the controller", flush=True
     )
-    ctl = Controller(kubeconfig, keys_ns, rss_ns, work / "controller-rss.log")
+    ctl = start_controller(kubeconfig, keys_ns, rss_ns, work / "controller-rss.log", 300)
     try:
-        ctl.wait_ready(300)
         t_start = time.monotonic()
         t_sync = count_secrets_until(gw, rss_ns, m, 1800) - t_start
         time.sleep(settle_s)  # steady state: let the controller settle (and trim its heap)
