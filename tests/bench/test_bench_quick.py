@@ -39,6 +39,7 @@ def test_run_sh_calls_every_listed_script() -> None:
 
 
 @pytest.mark.stack
+@pytest.mark.timeout(1200)  # ~4 min on a quiet machine; far more on the loaded shared one
 def test_every_bench_runs_quick(stack: Any) -> None:
     require(stack, "kube", "node", "kubectl", "kubeseal")
     env = {**os.environ, "SEALKIT_BENCH_STACK_DIR": str(Path(stack.dir).resolve())}
@@ -48,7 +49,7 @@ def test_every_bench_runs_quick(stack: Any) -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=1100,
         check=False,
     )
     out = proc.stdout + proc.stderr
