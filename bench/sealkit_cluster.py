@@ -66,6 +66,9 @@ def _setup(stack, host, namespace: str):  # noqa: ANN001, ANN202
                     "metadata": {"name": "controller-0"},
                     "spec": {
                         "automountServiceAccountToken": False,
+                        # A scheduling gate keeps it off the stack's real node: no kubelet
+                        # runs it or overwrites the podIP patched below (as tests/sealkit).
+                        "schedulingGates": [{"name": "sealkit.dev/not-a-real-pod"}],
                         "containers": [{"name": "c", "image": "placeholder.invalid/x"}],
                     },
                 },
