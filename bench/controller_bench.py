@@ -137,7 +137,7 @@ class Controller:
         import urllib.request
 
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and self.proc.poll() is None:  # exited: no wait
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2)
                 return
