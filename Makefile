@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 
-.PHONY: bootstrap test demo demo-down stack-up stack-down stack-status bench lint
+.PHONY: bootstrap test demo demo-down stack-up stack-down stack-status bench bench-quick lint
 
 bootstrap:
 	bash scripts/bootstrap.sh
@@ -27,8 +27,12 @@ demo: bootstrap
 demo-down:
 	bash scripts/demo.sh down
 
+# `make bench QUICK=1` is `make bench-quick`: every bench with --quick (runs, ratios computed).
 bench: bootstrap
-	bash bench/run.sh
+	bash bench/run.sh $(if $(QUICK),--quick)
+
+bench-quick: bootstrap
+	bash bench/run.sh --quick
 
 lint:
 	bash scripts/lint.sh

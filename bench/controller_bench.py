@@ -9,13 +9,17 @@
    (steady state) and without (first sight, sealed by the oldest key: worst case).
 3. **memory**: RSS of the controller process holding M SealedSecrets (and their M Secrets).
 
-Usage: python bench/controller_bench.py [--n 1000] [--rss-n 10000] [--skip-rss]
+Usage: python bench/controller_bench.py [--n 1000] [--rss-n 10000] [--skip-rss] [--quick]
+
+``--quick`` (CI, ``bench/run.sh --quick``): tiny sizes on the running stack; exit 1 unless the
+ratio and figures are computed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import signal
@@ -133,7 +137,7 @@ class Controller:
         import urllib.request
 
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and self.proc.poll() is None:  # exited: no wait
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2)
                 return
@@ -148,6 +152,23 @@ class Controller:
         except subprocess.TimeoutExpired:
             self.proc.kill()
         self.log.close()
+
+
+def start_controller(
+    kubeconfig: str, key_ns: str, ns: str, log: Path, timeout: float = 120
+) -> Controller:
+    """A ready controller; one retry, because on a shared, overloaded machine a start can fail
+    its own liveness checks. The log's tail is printed when the retry fails too."""
+    for attempt in (1, 2):
+        ctl = Controller(kubeconfig, key_ns, ns, log.with_suffix(f".{attempt}.log"))
+        try:
+            ctl.wait_ready(timeout)
+            return ctl
+        except RuntimeError:
+            ctl.stop()
+            tail = log.with_suffix(f".{attempt}.log").read_text(errors="replace")[-1500:]
+            print(f"controller start {attempt} failed; its log ends:\n{tail}", file=sys.stderr)
+    raise RuntimeError("controller not ready (twice)")
 
 
 def install_crd(gw: RealKubeGateway) -> None:
@@ -192,7 +213,7 @@ def count_secrets_until(gw: RealKubeGateway, ns: str, n: int, timeout: float) ->
 
 
 def bench_throughput(
-    kubeconfig: str, n: int, work: Path, server_pids: list[int] | None = None
+    kubeconfig: str, n: int, work: Path, server_pids: list[int] | None = None, tag: str = ""
 ) -> dict[str, float]:
     from kubernetes import config
 
@@ -200,16 +221,17 @@ def bench_throughput(
     api.configuration.connection_pool_maxsize = THREADS * 2
     gw = RealKubeGateway(api, qps=0, burst=1)
     install_crd(gw)
-    for ns in ("floor", "app", "keys"):
+    floor_ns, app_ns, keys_ns = f"floor{tag}", f"app{tag}", f"keys{tag}"
+    for ns in (floor_ns, app_ns, keys_ns):
         gw.request("POST", "/api/v1/namespaces", body={"metadata": {"name": ns}})
     # the controller's key: made here (RSA-4096) and stored as a Bitnami key Secret
     ent, manifest = entry(4096)
-    manifest["metadata"]["namespace"] = "keys"
-    gw.create_secret("keys", manifest)
+    manifest["metadata"]["namespace"] = keys_ns
+    gw.create_secret(keys_ns, manifest)
 
     # floor (a): the same client creating n Secrets directly
     t_direct = parallel(
-        lambda i: gw.create_secret("floor", secret(f"s{i}", "floor", i)), list(range(n))
+        lambda i: gw.create_secret(floor_ns, secret(f"s{i}", floor_ns, i)), list(range(n))
     )
     # floor (b): 3n raw RSA-OAEP decryptions over all cores
     oaep = padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=b"x")
@@ -223,19 +245,18 @@ def bench_throughput(
     t_rsa_cpu = time.process_time() - cpu0
     floor = max(t_direct, t_rsa)
 
-    sealed = [seal_secret(secret(f"s{i}", "app", i), ent.public_key) for i in range(n)]
-    ctl = Controller(kubeconfig, "keys", "app", work / "controller-throughput.log")
+    sealed = [seal_secret(secret(f"s{i}", app_ns, i), ent.public_key) for i in range(n)]
+    ctl = start_controller(kubeconfig, keys_ns, app_ns, work / "controller-throughput.log")
     try:
-        ctl.wait_ready()
         servers0 = sum(cpu_s(p) for p in server_pids or [])
         ctl0 = cpu_s(ctl.proc.pid)
         t0 = time.monotonic()
         done: list[float] = []
         watcher = threading.Thread(
-            target=lambda: done.append(count_secrets_until(gw, "app", n, 900)), daemon=True
+            target=lambda: done.append(count_secrets_until(gw, app_ns, n, 900)), daemon=True
         )
         watcher.start()
-        t_create = parallel(lambda o: gw.request("POST", sealed_path("app"), body=o), sealed)
+        t_create = parallel(lambda o: gw.request("POST", sealed_path(app_ns), body=o), sealed)
         watcher.join()
         total = done[0] - t0
         rss = rss_mb(ctl.proc.pid)
@@ -259,8 +280,8 @@ def bench_throughput(
     }
 
 
-def bench_keys(rounds: int) -> list[dict[str, float]]:
-    keys = [entry(4096, days_old=24 - i)[0] for i in range(24)]  # oldest first
+def bench_keys(rounds: int, bits: int = 4096) -> list[dict[str, float]]:
+    keys = [entry(bits, days_old=24 - i)[0] for i in range(24)]  # oldest first
     out = []
     for count in (1, 12, 24):
         ring = keys[:count]
@@ -285,40 +306,42 @@ def bench_keys(rounds: int) -> list[dict[str, float]]:
     return out
 
 
-def bench_rss(kubeconfig: str, m: int, work: Path) -> dict[str, float]:
+def bench_rss(
+    kubeconfig: str, m: int, work: Path, tag: str = "", settle_s: float = 35
+) -> dict[str, float]:
     from kubernetes import config
 
     api = config.new_client_from_config(config_file=kubeconfig)
     api.configuration.connection_pool_maxsize = THREADS * 2
     gw = RealKubeGateway(api, qps=0, burst=1)
     install_crd(gw)
-    for ns in ("rss", "rsskeys"):
+    rss_ns, keys_ns = f"rss{tag}", f"rsskeys{tag}"
+    for ns in (rss_ns, keys_ns):
         gw.request("POST", "/api/v1/namespaces", body={"metadata": {"name": ns}})
     ent, manifest = entry(4096)
-    manifest["metadata"]["namespace"] = "rsskeys"
-    gw.create_secret("rsskeys", manifest)
-    one = seal_secret(secret("x", "rss", 0), ent.public_key, scope=None)
+    manifest["metadata"]["namespace"] = keys_ns
+    gw.create_secret(keys_ns, manifest)
+    one = seal_secret(secret("x", rss_ns, 0), ent.public_key, scope=None)
     # namespace-wide scope: one sealed spec serves every name (sealing 10k is not the point)
     from sealkit.scopes import Scope
 
-    one = seal_secret(secret("x", "rss", 0), ent.public_key, scope=Scope.NAMESPACE_WIDE)
+    one = seal_secret(secret("x", rss_ns, 0), ent.public_key, scope=Scope.NAMESPACE_WIDE)
 
     def make(i: int) -> None:
         obj = json.loads(json.dumps(one))
         obj["metadata"]["name"] = f"s{i:05d}"
         obj["spec"]["template"]["metadata"]["name"] = f"s{i:05d}"
-        gw.request("POST", sealed_path("rss"), body=obj)
+        gw.request("POST", sealed_path(rss_ns), body=obj)
 
     t_fill = parallel(make, list(range(m)))
     print(
         f"memory: {m} SealedSecrets created in {t_fill:.0f}s; starting the controller", flush=True
     )
-    ctl = Controller(kubeconfig, "rsskeys", "rss", work / "controller-rss.log")
+    ctl = start_controller(kubeconfig, keys_ns, rss_ns, work / "controller-rss.log", 300)
     try:
-        ctl.wait_ready(300)
         t_start = time.monotonic()
-        t_sync = count_secrets_until(gw, "rss", m, 1800) - t_start
-        time.sleep(35)  # steady state: let the controller settle (and trim its heap)
+        t_sync = count_secrets_until(gw, rss_ns, m, 1800) - t_start
+        time.sleep(settle_s)  # steady state: let the controller settle (and trim its heap)
         rss = rss_mb(ctl.proc.pid)
     finally:
         ctl.stop()
@@ -334,27 +357,42 @@ def main() -> int:
     ap.add_argument("--skip-rss", action="store_true")
     ap.add_argument("--skip-throughput", action="store_true")
     ap.add_argument("--skip-keys", action="store_true")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="CI: 20 and 50 SealedSecrets, RSA-2048 keys for the key rows, no settling; reuses "
+        "a healthy .devstack stack (own namespaces, deleted after); exit 1 unless ratios compute",
+    )
     args = ap.parse_args()
     import devstack
 
+    if args.quick:
+        args.n, args.rss_n, args.key_rounds = 20, 50, 1
     work = Path(tempfile.mkdtemp(prefix="controller-bench-"))
-    results: dict[str, Any] = {"cpus": os.cpu_count()}
-    results["keys"] = [] if args.skip_keys else bench_keys(args.key_rounds)
+    results: dict[str, Any] = {"cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0]}
+    results["keys"] = (
+        [] if args.skip_keys else bench_keys(args.key_rounds, 2048 if args.quick else 4096)
+    )
     for row in results["keys"]:
         print(
             f"keys={row['keys']:2d}  unseal with hint {row['hinted_ms']:.1f} ms   "
             f"without hint (oldest key) {row['unhinted_ms']:.1f} ms",
             flush=True,
         )
-    stack = None
+    stack, own, tag = None, False, ""
     if not (args.skip_throughput and args.skip_rss):
-        stack = devstack.up(work / "stack", parts=("kube",), quiet=True)
+        stack_dir = os.environ.get("SEALKIT_BENCH_STACK_DIR") or None
+        shared = devstack.load_healthy(stack_dir) if args.quick else None
+        if shared is not None and shared.kubeconfig and "kube" not in shared.missing:
+            stack, tag = shared, f"-q{os.getpid()}"
+        else:
+            stack, own = devstack.up(work / "stack", parts=("kube",), quiet=True), True
     try:
         if stack is not None and not args.skip_throughput:
             pids = [
                 r.pid for name, r in stack.processes.items() if name in ("etcd", "kube-apiserver")
             ]
-            t = bench_throughput(stack.kubeconfig, args.n, work, pids)
+            t = bench_throughput(stack.kubeconfig, args.n, work, pids, tag=tag)
             results["throughput"] = t
             print(
                 f"throughput: {t['n']} SealedSecrets -> Secrets in {t['controller_s']:.1f}s; "
@@ -366,7 +404,9 @@ def main() -> int:
                 flush=True,
             )
         if stack is not None and not args.skip_rss:
-            r = bench_rss(stack.kubeconfig, args.rss_n, work)
+            r = bench_rss(
+                stack.kubeconfig, args.rss_n, work, tag=tag, settle_s=1 if args.quick else 35
+            )
             results["rss"] = r
             print(
                 f"memory: {r['m']} SealedSecrets (+{r['m']} Secrets) -> RSS {r['rss_mb']:.0f} "
@@ -374,11 +414,35 @@ def main() -> int:
                 flush=True,
             )
     finally:
-        if stack is not None:
+        if stack is not None and own:
             stack.stop()
+        elif stack is not None and tag:
+            _delete_namespaces(stack.kubeconfig, tag)
     print(json.dumps(results, indent=2))
     shutil.rmtree(work, ignore_errors=True)
+    computed = [row[k] for row in results["keys"] for k in ("hinted_ms", "unhinted_ms")]
+    if "throughput" in results:
+        computed.append(results["throughput"]["ratio"])
+    if "rss" in results:
+        computed.append(results["rss"]["rss_mb"])
+    if not all(math.isfinite(v) and v > 0 for v in computed):
+        print("error: a ratio or figure could not be computed", file=sys.stderr)
+        return 1
     return 0
+
+
+def _delete_namespaces(kubeconfig: str, tag: str) -> None:
+    """The shared stack keeps running: remove what the quick run created there."""
+    from kubernetes import config
+
+    api = config.new_client_from_config(config_file=kubeconfig)
+    gw = RealKubeGateway(api, qps=0, burst=1)
+    for ns in ("floor", "app", "keys", "rss", "rsskeys"):
+        try:
+            gw.request("DELETE", f"/api/v1/namespaces/{ns}{tag}")
+        except Exception as exc:  # noqa: BLE001 - best effort: the namespace may not exist
+            print(f"warning: namespace {ns}{tag} not deleted: {exc}", file=sys.stderr)
+    api.close()
 
 
 if __name__ == "__main__":

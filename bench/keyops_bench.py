@@ -17,12 +17,16 @@ Load is recorded (`os.getloadavg`) before and after: the machine is shared with 
 Usage::
 
     .venv/bin/python bench/keyops_bench.py [--secrets 1000] [--kubeseal-sample 100] [--json F]
+
+``--quick`` (CI, ``bench/run.sh --quick``): 20 Secrets, 3 kubeseal runs; exit 1 unless every
+ratio is computed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -96,7 +100,12 @@ def main() -> int:
     parser.add_argument("--kubeseal", default=None, help="kubeseal binary (default: devstack's)")
     parser.add_argument("--no-kubeseal", action="store_true")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--quick", action="store_true", help="CI: 20 Secrets, 3 kubeseal runs; ratios must compute"
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.secrets, args.kubeseal_sample = 20, 3
     if args.kubeseal is None and not args.no_kubeseal:
         from devstack.binaries import kubeseal as find_kubeseal
 
@@ -242,9 +251,24 @@ def main() -> int:
     ]
     for label, (w, c) in rows:
         print(f"  {label:52} {w:8.2f} {c:8.2f}")
+    ratios = {
+        "keys_report_vs_kubeseal": _ratio(report[0], ks[0]),
+        "reencrypt_vs_kubeseal": _ratio(reenc[0], ks[0]),
+        "keys_report_vs_floor": _ratio(report[0], floor[0]),
+    }
+    result["ratios_wall"] = {k: round(v, 3) for k, v in ratios.items()}
+    print("  ratios (wall): " + ", ".join(f"{k} {v:.3f}x" for k, v in ratios.items()))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
+    checked = [v for k, v in ratios.items() if not (args.no_kubeseal and "kubeseal" in k)]
+    if not all(math.isfinite(v) and v > 0 for v in checked):
+        print("error: a ratio could not be computed", file=sys.stderr)
+        return 1
     return 0
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b and math.isfinite(a) and math.isfinite(b) else float("nan")
 
 
 if __name__ == "__main__":

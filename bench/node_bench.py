@@ -1,6 +1,8 @@
 """The node's costs on the running stack (`make stack-up` first): pod start, rollout, memory.
 
-    .venv/bin/python bench/node_bench.py [--pods 10]
+    .venv/bin/python bench/node_bench.py [--pods 10] [--quick]
+
+``--quick`` (CI, ``bench/run.sh --quick``): one pod; exit 1 unless every figure is measured.
 
 - pod create-to-Ready: N one-container pods (the sealkit image, `sleep`), created one at a
   time; the median and max of create -> Ready as the kubelet reports it;
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import sys
@@ -84,8 +87,13 @@ def memory(stack) -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pods", type=int, default=10)
+    parser.add_argument(
+        "--quick", action="store_true", help="CI: 1 pod; exit 1 unless every figure is measured"
+    )
     args = parser.parse_args()
-    stack = load()
+    if args.quick:
+        args.pods = 1
+    stack = load(os.environ.get("SEALKIT_BENCH_STACK_DIR") or None)
     if stack is None or not stack.node:
         print("node_bench: no stack with a node; run `make stack-up` first", file=sys.stderr)
         return 2
@@ -101,10 +109,14 @@ def main() -> int:
     for name, mib in sorted(mem.items(), key=lambda kv: -kv[1]):
         print(f"  {name:34} {mib:7.1f} MiB")
     print(f"stack memory with the node and the controller: {sum(mem.values()):.0f} MiB")
+    figures = [*times, seconds, sum(mem.values())]
     # Tests run controllers of their own: leave no cluster-wide one behind.
     run_kubectl(stack, "-n", CONTROLLER_NAMESPACE, "delete", "deployment", CONTROLLER_DEPLOYMENT,
                 "--ignore-not-found", "--wait=false")  # fmt: skip
     print(f"load average: {os.getloadavg()}")
+    if not all(math.isfinite(v) and v > 0 for v in figures):
+        print("node_bench: a figure could not be measured", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -13,13 +13,16 @@ RSA-4096, like a controller's. Commands:
   path-only ``.pth`` (what a wheel install looks like to the interpreter);
 - ``python -c pass``: the bare interpreter start, the floor of any Python CLI.
 
-    .venv/bin/python bench/sealkit_cold.py [--rounds 40] [--json]
+    .venv/bin/python bench/sealkit_cold.py [--rounds 40] [--json] [--quick]
+
+``--quick`` (CI, ``bench/run.sh --quick``): 3 rounds, exit 1 unless every ratio is computed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import statistics
@@ -86,11 +89,16 @@ def _installed_python(tmp: str) -> str:
     return str(target / "bin" / "python")
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--quick", action="store_true", help="CI: 3 rounds; exit 1 unless every ratio computes"
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.rounds = 3
 
     from cryptography.hazmat.primitives import serialization
 
@@ -146,9 +154,11 @@ def main() -> None:
         "stats": stats,
         "target_ratio": 1.5,
     }
+    ratios = [v for s in stats.values() for k, v in s.items() if k.startswith("ratio_")]
+    computed = all(math.isfinite(r) and r > 0 for r in ratios)
     if args.json:
         print(json.dumps(result, indent=2))
-        return
+        return 0 if computed else 1
     print(
         f"cold start, seal one Secret with --cert (RSA-4096), {args.rounds} rounds, "
         f"alternating; load average {os.getloadavg()[0]:.1f}"
@@ -166,7 +176,10 @@ def main() -> None:
             f"{s['cpu_median_ms']:>11.1f}{ratios:>34}"
         )
     print("target: sealkit <= 1.5x kubeseal")
+    if not computed:
+        print("error: a ratio could not be computed", file=sys.stderr)
+    return 0 if computed else 1
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -16,6 +16,8 @@ vault-bootstrap / script (targets: first apply <= 0.5x, re-run <= 0.3x), per fla
 
     .venv/bin/python bench/vault_bootstrap_bench.py [--rounds 5] [--flavor both] [--json out]
 
+``--quick`` (CI, ``bench/run.sh --quick``): 1 round; exit 1 unless every ratio is computed.
+
 A flavour whose binary is missing is reported as such and skipped (`--flavor` names it
 explicitly to make that an error).
 """
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -102,12 +105,17 @@ LABELS = {
 }
 
 
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--flavor", choices=("openbao", "vault", "both"), default="both")
     ap.add_argument("--json", dest="json_out")
+    ap.add_argument(
+        "--quick", action="store_true", help="CI: 1 round; exit 1 unless every ratio computes"
+    )
     args = ap.parse_args()
+    if args.quick:
+        args.rounds = 1
 
     from devstack import binaries
     from devstack.components import PostgresServer
@@ -138,6 +146,11 @@ def main() -> None:
     print("targets: first apply <= 0.5x the script, re-run <= 0.3x")
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(results, indent=2) + "\n")
+    ratios = [v for r in results.values() for v in r["ratios"].values()]
+    if not ratios or not all(math.isfinite(v) and v > 0 for v in ratios):
+        print("error: a ratio could not be computed (no server flavour ran?)", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _bench_flavor(flavor: str, bao: Any, pg: Any, ca: Path, work: Path, rounds: int) -> dict:
@@ -220,4 +233,4 @@ def _print(flavor: str, result: dict, rounds: int) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

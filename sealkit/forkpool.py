@@ -1,74 +1,102 @@
-"""Map a function over index ranges, in forked workers when the work is big enough.
+"""Stream items through forked workers in small chunks, with a bound on the work in flight.
 
-Why fork: seal-tree's workers need the parent's state (options, the RSA public key, callables),
-which does not pickle. A forked child inherits it instead, so only ``(lo, hi)`` ranges go out and
-small results come back. The state is explicit: `map_chunks` calls ``func(state, lo, hi)`` and
-keeps ``(func, state)`` in `_INHERITED` under a token only while its pool runs; nothing else
-is module-level. Example::
+Why fork: seal-tree's workers need the parent's state (options, the RSA public keys, callables),
+which does not pickle. A forked child inherits it instead, so only chunks of small items (paths)
+go out and small results come back. The state is explicit: `imap_chunks` calls
+``func(state, chunk)`` and keeps ``(func, state)`` in `_INHERITED` under a token only while its
+pool runs; nothing else is module-level.
 
-    squares = map_chunks(lambda xs, lo, hi: [x * x for x in xs[lo:hi]], list(range(500)), 500,
-                         jobs=4)
+Why stream: a tree of 10,000 files must not cost 10,000 files of memory. Items are pulled from
+the caller's iterator lazily, at most ``max_in_flight`` chunks are submitted and not yet handed
+back, and results come back chunk by chunk, in order, for the caller to consume and drop. So
+the parent holds O(jobs × chunk) items whatever the tree size. Example::
+
+    for chunk in imap_chunks(lambda _, xs: [x * x for x in xs], None, range(500), jobs=4):
+        ...
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
-__all__ = ["MIN_PER_WORKER", "map_chunks"]
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+__all__ = ["CHUNK_SIZE", "MIN_PER_WORKER", "imap_chunks"]
 
 S = TypeVar("S")
+T = TypeVar("T")
 R = TypeVar("R")
 
 # Forking costs more than sealing a few files: below this many items per worker, stay in-process.
 MIN_PER_WORKER = 50
-_INHERITED: dict[int, tuple[Callable[[Any, int, int], list[Any]], Any]] = {}
+# Items per submitted chunk: big enough that pickling and queueing are noise, small enough that
+# a worker's results (and the parent's window) stay tiny.
+CHUNK_SIZE = 16
+_INHERITED: dict[int, tuple[Callable[[Any, list[Any]], list[Any]], Any]] = {}
 _TOKENS = itertools.count()
 
 
-def _call(token: int, lo: int, hi: int) -> list[Any]:
+def _call(token: int, chunk: list[Any]) -> list[Any]:
     """Worker entry (pickled by name): the inherited function on its inherited state."""
     func, state = _INHERITED[token]
-    return func(state, lo, hi)
+    return func(state, chunk)
 
 
-def map_chunks(
-    func: Callable[[S, int, int], list[R]],
+def _chunks(items: Iterator[T], size: int) -> Iterator[list[T]]:
+    while chunk := list(itertools.islice(items, size)):
+        yield chunk
+
+
+def imap_chunks(
+    func: Callable[[S, list[T]], list[R]],
     state: S,
-    count: int,
+    items: Iterable[T],
     *,
     jobs: int,
-    on_chunk: Callable[[int], None] | None = None,
-    cleanup: Callable[[list[R]], None] | None = None,
+    chunk_size: int = CHUNK_SIZE,
+    max_in_flight: int | None = None,
     min_per_worker: int | None = None,
-) -> list[R]:
-    """``func(state, lo, hi)`` over ranges covering ``count`` items, results in order.
+    cleanup: Callable[[list[R]], None] | None = None,
+) -> Iterator[list[R]]:
+    """Yield ``func(state, chunk)`` for consecutive chunks of ``items``, in order.
 
-    At most ``jobs`` workers, and only with at least ``min_per_worker`` (default
-    `MIN_PER_WORKER`; tests pass a small one) items each. ``on_chunk(n)`` reports progress. If any
-    chunk fails, ``cleanup`` gets the results of every chunk that did not (so staged files never
-    leak) and the first error is raised.
+    Forks up to ``jobs`` workers, and only when the first ``jobs × min_per_worker`` items (default
+    `MIN_PER_WORKER`; tests pass a small one) give each worker that many. At most
+    ``max_in_flight`` chunks (default 4 per worker) are submitted and not yet yielded. If a chunk
+    fails, or the consumer stops early, ``cleanup`` gets the result of every finished chunk that
+    was never yielded (so staged files never leak) and the error propagates; chunks already
+    yielded are the consumer's to clean up. ``func`` cleans up after itself when it raises.
     """
+    source = iter(items)
+    threshold = max(1, min_per_worker or MIN_PER_WORKER)
+    head = list(itertools.islice(source, jobs * threshold)) if jobs > 1 else []
+    workers = jobs if len(head) == jobs * threshold else min(jobs, len(head) // threshold)
     import multiprocessing
 
-    workers = min(jobs, count // max(1, min_per_worker or MIN_PER_WORKER))
     if "fork" not in multiprocessing.get_all_start_methods():
         workers = 1
-    size = max(10, -(-count // (max(workers, 1) * 8)))  # ~8 chunks per worker: steady progress
-    bounds = [(i, min(i + size, count)) for i in range(0, count, size)]
-    results: list[R] = []
+    chunks = _chunks(itertools.chain(head, source), max(1, chunk_size))
+    del head
     if workers <= 1:
-        try:
-            for lo, hi in bounds:
-                results.extend(func(state, lo, hi))
-                if on_chunk:
-                    on_chunk(hi - lo)
-        except BaseException:
-            if cleanup:
-                cleanup(results)
-            raise
-        return results
+        for chunk in chunks:
+            yield func(state, chunk)
+        return
+    yield from _pooled(func, state, chunks, workers, max_in_flight or 4 * workers, cleanup)
+
+
+def _pooled(
+    func: Callable[[S, list[T]], list[R]],
+    state: S,
+    chunks: Iterator[list[T]],
+    workers: int,
+    window: int,
+    cleanup: Callable[[list[R]], None] | None,
+) -> Iterator[list[R]]:
+    import multiprocessing
     import sys
     from concurrent.futures import ProcessPoolExecutor
 
@@ -76,22 +104,35 @@ def map_chunks(
         stream.flush()
     token = next(_TOKENS)
     _INHERITED[token] = (func, state)
-    failure: BaseException | None = None
+    pending: deque[Future[list[R]]] = deque()
     try:
         ctx = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            futures = [pool.submit(_call, token, lo, hi) for lo, hi in bounds]
-            for (lo, hi), future in zip(bounds, futures, strict=True):
-                try:
-                    results.extend(future.result())
-                except BaseException as exc:  # re-raised below, after cleanup
-                    failure = failure or exc
-                if on_chunk and failure is None:
-                    on_chunk(hi - lo)
+            try:
+                for chunk in chunks:
+                    pending.append(pool.submit(_call, token, chunk))
+                    while len(pending) >= window:
+                        yield pending.popleft().result()
+                while pending:
+                    yield pending.popleft().result()
+            except BaseException:
+                _drain(pending, cleanup)
+                raise
     finally:
         _INHERITED.pop(token, None)
-    if failure is not None:
+
+
+def _drain(pending: deque[Future[list[R]]], cleanup: Callable[[list[R]], None] | None) -> None:
+    """Cancel what has not started; hand what finished to ``cleanup``; never raise."""
+    for future in pending:
+        future.cancel()
+    for future in pending:
+        if future.cancelled():
+            continue
+        try:
+            result = future.result()
+        except BaseException:  # noqa: BLE001, S112 - the first error is the one re-raised
+            continue
         if cleanup:
-            cleanup(results)
-        raise failure
-    return results
+            cleanup(result)
+    pending.clear()

@@ -8,6 +8,14 @@ gets ONE twin beside it: ``foo.yaml`` → ``foo.sealed.yaml``, ``foo.yml`` → `
 one SealedSecret per sealable Secret, in source order; a `kind: List` becomes a List of
 SealedSecrets (same apiVersion). Other documents (Deployments, empty Secrets, SealedSecrets) are
 not copied. Files named ``*.sealed.{yaml,yml,json}`` are twins and are never read as sources.
+With a clusters file (`sealkit.clusters`, one `Target` per cluster) each source gets one twin
+per cluster instead: ``foo.<cluster>.sealed.yaml`` beside it, or ``<dir>/…/foo.sealed.yaml``.
+
+Streamed
+--------
+`run_tree` walks lazily and hands files to forked workers in small chunks with a bounded number
+in flight (`sealkit.forkpool.imap_chunks`); the parent keeps counters and journals the staged
+twins on disk (`sealkit.staging`), so memory stays flat however big the tree is.
 
 Up to date, without the private key
 -----------------------------------
@@ -24,10 +32,9 @@ its content changes, so re-running seal-tree produces no Git noise (upstream pai
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,6 +58,7 @@ from sealkit.scan import (
     read_file_text,
 )
 from sealkit.scopes import Scope, scope_of, with_scope_annotations
+from sealkit.staging import Staged, StagingJournal
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
@@ -63,10 +71,9 @@ __all__ = [  # the digest names are re-exported from sealkit.digests for seal-tr
     "FileResult",
     "ListEntry",
     "TreeOptions",
+    "Target",
     "TreeRun",
-    "commit_results",
     "default_digest_key_path",
-    "discard_results",
     "is_twin_path",
     "load_or_create_digest_key",
     "new_digest_key",
@@ -265,20 +272,14 @@ def _staleness(unit: Unit, twin: dict[str, Any] | None, fingerprint: str | None)
     return ""
 
 
-def _plan_file(
-    path: Path, opts: TreeOptions, key: DigestKey | None, fingerprint: str | None
+def _plan_twin(
+    path: Path,
+    layout: list[TwinEntry],
+    twin: Path,
+    key: DigestKey | None,
+    fingerprint: str | None,
 ) -> FilePlan | FileOutcome:
-    """The plan for one discovered file, or its outcome (an error, an orphan twin, nothing)."""
-    if is_twin_path(path):
-        return FileOutcome(orphan=None if twin_path_source(path).exists() else path)
-    try:
-        text = read_file_text(path)
-        layout = _source_units(path, text, opts) if "Secret" in text else []
-    except InputError as exc:
-        return FileOutcome(error=exc.message)
-    twin = twin_path(path)
-    if not layout:
-        return FileOutcome(orphan=twin if twin.exists() else None)
+    """The plan for one source's twin (per target), or an error outcome."""
     plan = FilePlan(path, twin, "json" if path.suffix == ".json" else "yaml", layout)
     if twin.exists():
         try:
@@ -301,6 +302,38 @@ def _plan_file(
     return plan
 
 
+@dataclass(frozen=True)
+class Target:
+    """One set of twins: the plain ``foo.sealed.yaml`` beside each source, or one cluster's.
+
+    A cluster's twins are ``foo.<cluster>.sealed.yaml`` beside the source, or, with ``out_dir``,
+    ``<out_dir>/<path in the tree>/foo.sealed.yaml``. ``public_key`` None means `--check`.
+    """
+
+    name: str = ""
+    public_key: RSAPublicKey | None = None
+    fingerprint: str | None = None
+    out_dir: Path | None = None
+
+    def twin(self, root: Path, source: Path) -> Path:
+        if self.out_dir is not None:
+            return twin_path(self.out_dir / source.relative_to(root))
+        if self.name:
+            return source.with_name(f"{source.stem}.{self.name}{TWIN_MARK}{source.suffix}")
+        return twin_path(source)
+
+    def source_of(self, twin: Path) -> Path | None:
+        """The source a twin beside it belongs to, or None when it is not this target's."""
+        if self.out_dir is not None:
+            return None
+        if not self.name:
+            return twin_path_source(twin)
+        mark = f".{self.name}{TWIN_MARK}"
+        if not twin.stem.endswith(mark):
+            return None
+        return twin.with_name(twin.stem[: -len(mark)] + twin.suffix)
+
+
 @dataclass
 class UnitResult:
     """What the parent needs to report about one Secret (never its values)."""
@@ -317,7 +350,9 @@ class FileResult:
     units: list[UnitResult]
     sealed: int = 0
     staged: Path | None = None  # seal mode: temp file holding the new twin, to rename over it
+    created_dirs: tuple[Path, ...] = ()  # seal mode: directories made for the staged twin
     layout_problem: str = ""  # check mode: why the twin would change although units are fresh
+    target: str = ""  # the cluster's name ("" = the plain twin)
 
 
 @dataclass(frozen=True)
@@ -329,15 +364,33 @@ class FileOutcome:
     orphan: Path | None = None
 
 
+# Errors and orphan warnings kept for the report; beyond these only the count grows, so a tree
+# that is broken everywhere still costs bounded memory.
+MAX_REPORTED = 200
+
+
 @dataclass
 class TreeRun:
-    files: list[FileResult] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    orphans: list[Path] = field(default_factory=list)  # twins whose source has no Secret left
+    """Counters and the staging journal of one run; per-file results are streamed, not kept."""
 
-    @property
-    def secrets(self) -> int:
-        return sum(len(f.units) for f in self.files)
+    staged: StagingJournal = field(default_factory=StagingJournal)
+    files: int = 0  # source files holding at least one plaintext Secret
+    secrets: int = 0
+    sealed: int = 0
+    errors: list[str] = field(default_factory=list)  # the first MAX_REPORTED
+    error_count: int = 0
+    orphans: list[Path] = field(default_factory=list)  # twins whose source has no Secret left
+    orphan_count: int = 0
+
+    def add_error(self, error: str) -> None:
+        self.error_count += 1
+        if len(self.errors) < MAX_REPORTED:
+            self.errors.append(error)
+
+    def add_orphan(self, orphan: Path) -> None:
+        self.orphan_count += 1
+        if len(self.orphans) < MAX_REPORTED:
+            self.orphans.append(orphan)
 
 
 def run_tree(
@@ -345,59 +398,103 @@ def run_tree(
     opts: TreeOptions,
     *,
     key: DigestKey | None,
-    fingerprint: str | None,
+    fingerprint: str | None = None,
     public_key: RSAPublicKey | None = None,
+    targets: Sequence[Target] | None = None,
     force: bool = False,
     jobs: int = 1,
     progress: Callable[[int, int], None] | None = None,
+    on_result: Callable[[FileResult], None] | None = None,
     _min_per_worker: int | None = None,
+    _max_in_flight: int | None = None,
 ) -> TreeRun:
-    """Plan every file and, given ``public_key``, seal and render the changed twins. No writes.
+    """Plan every file and, with public keys, seal and stage the changed twins. No renames.
 
-    Without ``public_key`` this is `--check`: staleness only. With it, each changed twin is
-    written to a hidden temp file beside it (``staged``); the caller then calls
-    `commit_results` (rename them all) if ``errors`` is empty, else `discard_results`: a bad
-    input anywhere never leaves some twins written and others not. With ``jobs`` > 1 the files
-    are split among forked workers (`sealkit.forkpool`), which parse, seal, emit and stage in
-    parallel and send back only these small results. ``key`` None (no digest key yet) makes
-    every twin stale. ``progress(done, total)`` counts source files. ``_min_per_worker`` is a
-    test-only knob (files per worker before forking pays).
+    ``targets`` are the twin sets (default: one plain target from ``public_key`` and
+    ``fingerprint``); without public keys this is `--check`: staleness only, each file's result
+    handed to ``on_result`` as it arrives. When sealing, each changed twin is written to a hidden
+    temp file beside it and journaled in ``run.staged``; the caller then commits the journal
+    (rename them all) if ``run.error_count`` is 0, else discards it: a bad input anywhere never
+    leaves some twins written and others not. Streamed: the walk is lazy, files go to forked
+    workers (`sealkit.forkpool`, ``jobs`` > 1) in small chunks with a bounded number in flight,
+    and the parent keeps counters, not results, so memory does not grow with the tree.
+    ``key`` None (no digest key yet) makes every twin stale. ``progress(done, total)`` counts
+    source files (its total costs one extra walk of names). ``_min_per_worker`` and
+    ``_max_in_flight`` are test-only knobs.
     """
-    from sealkit.forkpool import map_chunks
+    from sealkit.forkpool import imap_chunks
 
     if not root.is_dir():
         raise InputError(f"{root}: not a directory")
+    if targets is None:
+        targets = [Target("", public_key, fingerprint)]
     ignore = IgnoreRules.load(opts.exclude, root=root)
-    paths: list[Path] = []
-    twins: list[Path] = []
-    for path in discover_files([root], ignore=ignore):
-        (twins if is_twin_path(path) else paths).append(path)
-    state = _RunState(opts, key, fingerprint, public_key, force, paths)
-    done = [0]
+    skip = tuple(os.path.abspath(t.out_dir) + os.sep for t in targets if t.out_dir is not None)
+    run = TreeRun()
 
-    def on_chunk(n_files: int) -> None:
-        done[0] += n_files
-        if progress:
-            progress(done[0], len(paths))
+    def sources() -> Iterator[Path]:
+        for path in discover_files([root], ignore=ignore):
+            if skip and os.path.abspath(path).startswith(skip):
+                continue  # a cluster's output tree inside the source tree
+            if is_twin_path(path):
+                if _is_orphan(path, targets):
+                    run.add_orphan(path)
+                continue
+            yield path
 
-    outcomes = map_chunks(
-        _run_files,
-        state,
-        len(paths),
-        jobs=jobs,
-        on_chunk=on_chunk,
-        cleanup=_discard_staged,
-        min_per_worker=_min_per_worker,
-    )
-    run = TreeRun(orphans=[t for t in twins if not twin_path_source(t).exists()])
-    for outcome in outcomes:
-        if outcome.result is not None:
-            run.files.append(outcome.result)
-        if outcome.error is not None:
-            run.errors.append(outcome.error)
-        if outcome.orphan is not None:
-            run.orphans.append(outcome.orphan)
+    total = 0
+    if progress:  # a second walk of names only: streaming means not keeping the first
+        total = sum(1 for p in discover_files([root], ignore=ignore) if not is_twin_path(p))
+    state = _RunState(opts, key, tuple(targets), force, root)
+    done = 0
+    try:
+        for chunk in imap_chunks(
+            _run_files,
+            state,
+            sources(),
+            jobs=jobs,
+            max_in_flight=_max_in_flight,
+            min_per_worker=_min_per_worker,
+            cleanup=_discard_chunk,
+        ):
+            outcomes = [o for per_file in chunk for o in per_file]
+            for outcome in outcomes:  # journal first: from here on the run owns the staged files
+                result = outcome.result
+                if result is not None and result.staged is not None:
+                    run.staged.add(
+                        Staged(result.staged, result.twin, len(result.units), result.created_dirs)
+                    )
+            for outcome in outcomes:
+                _account(run, outcome, on_result)
+            done += len(chunk)
+            if progress:
+                progress(min(done, total), total)
+    except BaseException:
+        run.staged.discard()
+        raise
     return run
+
+
+def _is_orphan(twin: Path, targets: Sequence[Target]) -> bool:
+    claimed = [s for s in (t.source_of(twin) for t in targets) if s is not None]
+    return bool(claimed) and not any(s.exists() for s in claimed)
+
+
+def _account(
+    run: TreeRun, outcome: FileOutcome, on_result: Callable[[FileResult], None] | None
+) -> None:
+    if outcome.error is not None:
+        run.add_error(outcome.error)
+    if outcome.orphan is not None:
+        run.add_orphan(outcome.orphan)
+    result = outcome.result
+    if result is None:
+        return
+    run.files += 1
+    run.secrets += len(result.units)
+    run.sealed += result.sealed
+    if on_result:
+        on_result(result)
 
 
 @dataclass(frozen=True)
@@ -406,78 +503,110 @@ class _RunState:
 
     opts: TreeOptions
     key: DigestKey | None
-    fingerprint: str | None
-    public_key: RSAPublicKey | None
+    targets: tuple[Target, ...]
     force: bool
-    paths: list[Path]
+    root: Path
 
 
-def _discard_staged(outcomes: list[FileOutcome]) -> None:
-    discard_results(TreeRun(files=[o.result for o in outcomes if o.result is not None]))
+def _discard_chunk(chunk: list[list[FileOutcome]]) -> None:
+    """Remove what a chunk staged (a chunk that was never handed to the journal)."""
+    _discard_outcomes([o for per_file in chunk for o in per_file])
 
 
-def _run_files(state: _RunState, lo: int, hi: int) -> list[FileOutcome]:
-    """Worker body: plan (and seal, render, stage) files [lo, hi) of the run's path list."""
-    out: list[FileOutcome] = []
+def _discard_outcomes(outcomes: list[FileOutcome]) -> None:
+    journal = StagingJournal()
+    for outcome in outcomes:
+        result = outcome.result
+        if result is not None and result.staged is not None:
+            journal.add(Staged(result.staged, result.twin, 0, result.created_dirs))
+    journal.discard()
+
+
+def _run_files(state: _RunState, paths: list[Path]) -> list[list[FileOutcome]]:
+    """Worker body: plan (and seal, render, stage) one chunk of source files, every target."""
+    out: list[list[FileOutcome]] = []
     try:
-        for path in state.paths[lo:hi]:
+        for path in paths:
             out.append(_run_file(state, path))
     except BaseException:
-        _discard_staged(out)
+        _discard_chunk(out)
         raise
     return out
 
 
-def _run_file(state: _RunState, path: Path) -> FileOutcome:
-    plan = _plan_file(path, state.opts, state.key, state.fingerprint)
+def _run_file(state: _RunState, path: Path) -> list[FileOutcome]:
+    try:
+        text = read_file_text(path)
+        if "Secret" not in text:
+            layouts = None
+        else:
+            layouts = [_source_units(path, text, state.opts) for _ in state.targets]
+    except InputError as exc:
+        return [FileOutcome(error=exc.message)]
+    out: list[FileOutcome] = []
+    for i, target in enumerate(state.targets):
+        twin = target.twin(state.root, path)
+        if not layouts or not layouts[i]:
+            out.append(FileOutcome(orphan=twin if twin.exists() else None))
+            continue
+        outcome = _run_target(state, target, path, layouts[i], twin)
+        if outcome.error is not None:
+            _discard_outcomes(out)  # one error per file; drop its other targets' twins
+            return [outcome]
+        out.append(outcome)
+    return out
+
+
+def _run_target(
+    state: _RunState, target: Target, path: Path, layout: list[TwinEntry], twin: Path
+) -> FileOutcome:
+    plan = _plan_twin(path, layout, twin, state.key, target.fingerprint)
     if isinstance(plan, FileOutcome):
         return plan
     if state.force:
         for unit in plan.units:
             unit.reason = unit.reason or "forced"
     result = FileResult(
-        plan.source, plan.twin, [UnitResult(u.line, u.ref, u.reason) for u in plan.units]
+        plan.source,
+        plan.twin,
+        [UnitResult(u.line, u.ref, u.reason) for u in plan.units],
+        target=target.name,
     )
-    if state.public_key is None:
+    if target.public_key is None:
         if not any(u.reason for u in plan.units):
             result.layout_problem = check_file_layout(plan)
         return FileOutcome(result)
     try:
         stale = [u for u in plan.units if u.reason]
         for unit in stale:
-            seal_unit(unit, state.public_key, state.opts, state.fingerprint or "")
+            seal_unit(unit, target.public_key, state.opts, target.fingerprint or "")
     except InputError as exc:
         return FileOutcome(error=exc.message)
     result.sealed = len(stale)
     if file_needs_write(plan):
         from sealkit.files import write_temp
 
+        result.created_dirs = _make_parents(plan.twin.parent)
         # Staged, not renamed: the parent commits only if every file succeeded.
         # No fsync per twin: derived files; a torn one is just stale to --check.
         result.staged = write_temp(plan.twin, render(plan), fsync=False)
     return FileOutcome(result)
 
 
-def commit_results(run: TreeRun) -> list[FileResult]:
-    """Rename every staged twin into place (atomic per file); returns those written."""
-    written = [f for f in run.files if f.staged is not None]
-    try:
-        for result in written:
-            os.replace(result.staged or "", result.twin)
-            result.staged = None
-    except BaseException:
-        discard_results(run)
-        raise
-    return written
-
-
-def discard_results(run: TreeRun) -> None:
-    """Remove every staged temp file (after an error or an interrupt)."""
-    for result in run.files:
-        if result.staged is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(result.staged)
-            result.staged = None
+def _make_parents(directory: Path) -> tuple[Path, ...]:
+    """mkdir -p, returning the directories it created (so a discarded run removes them)."""
+    missing: list[Path] = []
+    while not directory.is_dir():
+        missing.append(directory)
+        directory = directory.parent
+    created: list[Path] = []
+    for d in reversed(missing):
+        try:
+            d.mkdir()
+            created.append(d)
+        except FileExistsError:  # another worker made it: theirs to remove
+            pass
+    return tuple(created)
 
 
 def twin_path_source(twin: Path) -> Path:

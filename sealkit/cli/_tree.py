@@ -73,6 +73,13 @@ class _Progress:
     help="Namespace for Secrets that declare none (default: the kubeconfig context's); "
     "declared namespaces are kept.",
 )
+@click.option(
+    "--clusters",
+    "clusters_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Seal for every cluster of this YAML file (name: {cert, dir}); not with --cert.",
+)
 @click.option("--check", is_flag=True, help="Change nothing; exit 1 if any twin is stale.")
 @click.option("--force", is_flag=True, help="Reseal every Secret, even up-to-date ones.")
 @click.option(
@@ -103,6 +110,7 @@ def command(
     directory: Path,
     scope: str,
     namespace: str,
+    clusters_file: Path | None,
     check: bool,
     force: bool,
     exclude: tuple[str, ...],
@@ -117,9 +125,7 @@ def command(
     from sealkit.scopes import parse_scope
     from sealkit.tree import (
         TreeOptions,
-        commit_results,
         default_digest_key_path,
-        discard_results,
         load_or_create_digest_key,
         new_digest_key,
         run_tree,
@@ -148,24 +154,16 @@ def command(
         default_namespace=default_namespace,
         exclude=exclude,
     )
+    targets = _targets(directory, clusters_file, check, cert_opts)
     key_path = default_digest_key_path(directory, digest_key_file)
     key = load_or_create_digest_key(key_path, create=False)
 
-    from sealkit.cli._common import load_public_key_from_options
-    from sealkit.keys import fingerprint as fingerprint_of
-
     if check:
-        fingerprint = None
-        if cert_opts.get("cert"):
-            fingerprint = fingerprint_of(load_public_key_from_options(cert_opts))
-        run = run_tree(directory, opts, key=key, fingerprint=fingerprint, jobs=jobs)
-        _print_errors(run.errors)
-        return _report_check(run, key_path if key is None else None, quiet) or (
-            1 if run.errors else 0
-        )
+        reporter = _CheckReport(key_path if key is None else None)
+        run = run_tree(directory, opts, key=key, targets=targets, jobs=jobs, on_result=reporter)
+        _print_errors(run)
+        return _report_check(run, reporter, len(targets), quiet) or (1 if run.error_count else 0)
 
-    public_key = load_public_key_from_options(cert_opts)
-    fingerprint = fingerprint_of(public_key)
     new_key = key is None
     if key is None:
         key = new_digest_key()
@@ -173,16 +171,15 @@ def command(
         directory,
         opts,
         key=key,
-        fingerprint=fingerprint,
-        public_key=public_key,
+        targets=targets,
         force=force,
         jobs=jobs,
         progress=_Progress(progress and not quiet),
     )
     try:
-        if run.errors:
-            _print_errors(run.errors)
-            discard_results(run)
+        if run.error_count:
+            _print_errors(run)
+            run.staged.discard()
             return 1
         if new_key and run.files:
             save_digest_key(key_path, key)
@@ -191,48 +188,103 @@ def command(
                     f"sealkit seal-tree: created digest key {key_path} (keep it out of Git; "
                     "share it with whoever seals this tree)\n"
                 )
-        written = commit_results(run)
+
+        def announce(entry: Any) -> None:
+            if not quiet:
+                sys.stdout.write(f"wrote {entry.twin} ({entry.documents} SealedSecret(s))\n")
+
+        written = run.staged.commit(announce)
     except BaseException:
-        discard_results(run)
+        run.staged.discard()
         raise
     if not quiet:
-        for result in written:
-            sys.stdout.write(f"wrote {result.twin} ({len(result.units)} SealedSecret(s))\n")
-        for orphan in run.orphans:
-            sys.stderr.write(f"warning: {orphan}: its source holds no plaintext Secret\n")
-        sealed = sum(f.sealed for f in run.files)
+        _print_orphans(run)
+        k = len(targets) if clusters_file else 1
+        for_clusters = f" for {k} cluster(s)" if clusters_file else ""
         sys.stderr.write(
-            f"sealkit seal-tree: {run.secrets} Secret(s) in {len(run.files)} file(s): "
-            f"{sealed} sealed, {run.secrets - sealed} up to date; "
-            f"{len(written)} twin(s) written\n"
+            f"sealkit seal-tree: {run.secrets // k} Secret(s) in {run.files // k} file(s)"
+            f"{for_clusters}: {run.sealed} sealed, {run.secrets - run.sealed} up to date; "
+            f"{written} twin(s) written\n"
         )
     return 0
 
 
-def _print_errors(errors: list[str]) -> None:
-    for error in errors:
+def _targets(
+    directory: Path, clusters_file: Path | None, check: bool, cert_opts: dict[str, Any]
+) -> list[Any]:
+    """The twin sets to write or check: one plain set, or one per cluster of the file."""
+    from sealkit._exceptions import UsageError
+    from sealkit.cli._common import load_public_key_from_options
+    from sealkit.keys import fingerprint as fingerprint_of
+    from sealkit.tree import Target
+
+    if clusters_file is None:
+        if check and not cert_opts.get("cert"):
+            return [Target()]  # --check without --cert: certificates are not compared
+        public_key = load_public_key_from_options(cert_opts)
+        fingerprint = fingerprint_of(public_key)
+        return [Target("", None if check else public_key, fingerprint)]
+    if cert_opts.get("cert"):
+        raise UsageError("--clusters names each cluster's certificate; not with --cert")
+    from sealkit.clusters import load_clusters
+
+    targets = []
+    for entry in load_clusters(clusters_file, directory):
+        if check and entry.cert_is_url:  # --check needs no cluster: URLs are not fetched
+            targets.append(Target(entry.name, out_dir=entry.out_dir))
+            continue
+        public_key = load_public_key_from_options({**cert_opts, "cert": entry.cert})
+        fingerprint = fingerprint_of(public_key)
+        targets.append(
+            Target(entry.name, None if check else public_key, fingerprint, entry.out_dir)
+        )
+    return targets
+
+
+def _print_errors(run: Any) -> None:
+    for error in run.errors:
         sys.stderr.write(f"error: {error}\n")
+    if run.error_count > len(run.errors):
+        sys.stderr.write(f"error: ... and {run.error_count - len(run.errors)} more error(s)\n")
 
 
-def _report_check(run: Any, missing_key: Path | None, quiet: bool) -> int:
-    problems = 0
-    for result in run.files:
-        stale = [u for u in result.units if u.reason]
-        for unit in stale:
+def _print_orphans(run: Any) -> None:
+    for orphan in run.orphans:
+        sys.stderr.write(f"warning: {orphan}: its source holds no plaintext Secret\n")
+    if run.orphan_count > len(run.orphans):
+        more = run.orphan_count - len(run.orphans)
+        sys.stderr.write(f"warning: ... and {more} more twin(s) without a source\n")
+
+
+class _CheckReport:
+    """`--check` findings, printed as each file's result arrives (nothing is kept)."""
+
+    def __init__(self, missing_key: Path | None) -> None:
+        self.missing_key = missing_key
+        self.problems = 0
+
+    def __call__(self, result: Any) -> None:
+        for unit in result.units:
+            if not unit.reason:
+                continue
             reason = unit.reason
-            if missing_key is not None:
-                reason = f"no digest key ({missing_key}); run sealkit seal-tree"
-            sys.stdout.write(f"{result.source}:{unit.line}: Secret {unit.ref}: {reason}\n")
-        problems += len(stale)
+            if self.missing_key is not None:
+                reason = f"no digest key ({self.missing_key}); run sealkit seal-tree"
+            where = f" for cluster {result.target}" if result.target else ""
+            sys.stdout.write(f"{result.source}:{unit.line}: Secret {unit.ref}{where}: {reason}\n")
+            self.problems += 1
         if result.layout_problem:
             sys.stdout.write(f"{result.twin}: {result.layout_problem}\n")
-            problems += 1
+            self.problems += 1
+
+
+def _report_check(run: Any, report: _CheckReport, clusters: int, quiet: bool) -> int:
     if not quiet:
-        for orphan in run.orphans:
-            sys.stderr.write(f"warning: {orphan}: its source holds no plaintext Secret\n")
-        verdict = "out of date" if problems else "up to date"
+        _print_orphans(run)
+        verdict = "out of date" if report.problems else "up to date"
+        secrets = run.secrets // max(1, clusters)
         sys.stderr.write(
-            f"sealkit seal-tree --check: {run.secrets} Secret(s) in {len(run.files)} file(s); "
-            f"{problems} problem(s): {verdict}\n"
+            f"sealkit seal-tree --check: {secrets} Secret(s) in {run.files // max(1, clusters)} "
+            f"file(s); {report.problems} problem(s): {verdict}\n"
         )
-    return 1 if problems else 0
+    return 1 if report.problems else 0

@@ -605,10 +605,10 @@ def test_worker_crash_leaves_no_staged_files(
     assert len(list(root.iterdir())) == 24
 
 
-def _pids(state: list[int], lo: int, hi: int) -> list[tuple[int, int]]:
+def _pids(state: list[int], chunk: list[int]) -> list[tuple[int, int]]:
     import os
 
-    return [(state[i], os.getpid()) for i in range(lo, hi)]
+    return [(state[i], os.getpid()) for i in chunk]
 
 
 def test_fork_pool_passes_state_explicitly_and_keeps_none() -> None:
@@ -617,9 +617,10 @@ def test_fork_pool_passes_state_explicitly_and_keeps_none() -> None:
     from sealkit import forkpool
 
     items = list(range(40))
-    forked = forkpool.map_chunks(_pids, items, len(items), jobs=2, min_per_worker=2)
+    chunks = forkpool.imap_chunks(_pids, items, items, jobs=2, min_per_worker=2, chunk_size=3)
+    forked = [r for chunk in chunks for r in chunk]
     assert [i for i, _ in forked] == items  # in order
     assert {pid for _, pid in forked} - {os.getpid()}  # really ran in children
     assert not forkpool._INHERITED  # the state lived only while the pool ran
-    inline = forkpool.map_chunks(_pids, items, len(items), jobs=2)  # too few to fork
-    assert {pid for _, pid in inline} == {os.getpid()}
+    inline = [r for c in forkpool.imap_chunks(_pids, items, items, jobs=2) for r in c]
+    assert {pid for _, pid in inline} == {os.getpid()}  # too few to fork
