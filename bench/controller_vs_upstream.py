@@ -353,7 +353,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
 
     work = Path(tempfile.mkdtemp(prefix="ctl-vs-upstream-"))
-    stack = devstack.load_healthy(REPO / ".devstack")
+    stack = devstack.load_healthy(os.environ.get("SEALKIT_BENCH_STACK_DIR") or REPO / ".devstack")
     own = stack is None
     if own:
         stack = devstack.up(work / "stack", parts=("kube",), quiet=True)

@@ -116,7 +116,7 @@ def _postgres(work: Path) -> tuple[dict[str, str], Any]:
     """PG* of the stack's PostgreSQL (this checkout's .devstack), else of a private one."""
     import devstack
 
-    stack = devstack.load_healthy()
+    stack = devstack.load_healthy(os.environ.get("SEALKIT_BENCH_STACK_DIR") or None)
     if stack is not None and not stack.missing.get("postgres") and stack.pg_host:
         env = {k: v for k, v in stack.env.items() if k.startswith("PG") and v}
         return env, None

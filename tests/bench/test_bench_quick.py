@@ -21,9 +21,12 @@ from tests.conftest import ROOT, require
 # The scripts run.sh calls; a new bench line must come with its --quick (and a row here).
 SCRIPTS = [
     "vault_bootstrap_bench.py",
+    "vault_bootstrap_scale.py",
     "sealkit_tree.py",
     "sealkit_cold.py",
     "controller_bench.py",
+    "controller_startup.py",
+    "controller_vs_upstream.py",
     "sealkit_cluster.py",
     "keyops_bench.py",
     "node_bench.py",
