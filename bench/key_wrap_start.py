@@ -20,6 +20,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -31,6 +32,23 @@ def load_env(path: Path) -> None:
         if line.startswith("export "):
             name, _, value = line[len("export ") :].partition("=")
             os.environ[name] = shlex.split(value)[0] if value else ""
+
+
+def _ensure_crd(api: Any) -> None:
+    """Install deploy/'s CRD if the stack lacks it: without it the controller's informers never
+    sync and `App.start()` waits its full 60 s sync timeout, which would be timed as start-up."""
+    import yaml
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    ext = client.ApiextensionsV1Api(api)
+    try:
+        ext.create_custom_resource_definition(
+            yaml.safe_load((ROOT / "deploy" / "crd.yaml").read_text())
+        )
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
 
 
 def main() -> int:
@@ -55,6 +73,7 @@ def main() -> int:
 
     api = config.new_client_from_config(config_file=os.environ["KUBECONFIG"])
     core = client.CoreV1Api(api)
+    _ensure_crd(api)
     vault = hvac.Client(url=os.environ["VAULT_ADDR"], token=os.environ["VAULT_TOKEN"])
     tag = secrets.token_hex(3)
     plain_ns, wrapped_ns, mount = f"bench-kw-p-{tag}", f"bench-kw-w-{tag}", f"transit-kw-{tag}"
