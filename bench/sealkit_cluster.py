@@ -199,6 +199,7 @@ def main() -> int:
             core.delete_namespace(namespace)
             if own is not None:
                 own.stop()
+                shutil.rmtree(own.dir, ignore_errors=True)
     report: dict[str, Any] = {
         case: {
             name: {

@@ -29,6 +29,7 @@ import datetime
 import json
 import math
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -141,6 +142,7 @@ def main() -> int:
             results[flavor] = _bench_flavor(flavor, server, pg, ca, work, args.rounds)
     finally:
         pg.destroy()
+        shutil.rmtree(work, ignore_errors=True)  # data dirs of the private servers
     for flavor, result in results.items():
         _print(flavor, result, args.rounds)
     print("targets: first apply <= 0.5x the script, re-run <= 0.3x")
