@@ -186,8 +186,25 @@ class KeyManager:
         self.backup = gate
         gate.on_activated = self._upsert  # load at once; the informer would follow anyway
 
+    def _not_before(self) -> datetime:
+        """Now, or one second after a key made within the last few seconds.
+
+        Certificates carry whole seconds and controllers (upstream's too) order keys by
+        NotBefore: two keys made within one second would tie, and which one is "newest" (the
+        one `/v1/cert.pem` serves) would be arbitrary. Keys dated further ahead (an imported
+        key with a future NotBefore) do not push new keys into the future."""
+        now = datetime.now(UTC).replace(microsecond=0)
+        recent = [
+            e.not_before
+            for e in (*self.ring.entries(), *self.generated)
+            if now <= e.not_before <= now + timedelta(seconds=5)
+        ]
+        return max(recent) + timedelta(seconds=1) if recent else now
+
     def generate(self) -> KeyEntry:
-        key, cert = generate_key_and_cert(self.opts.bits, self.opts.cn, self.opts.ttl)
+        key, cert = generate_key_and_cert(
+            self.opts.bits, self.opts.cn, self.opts.ttl, now=self._not_before()
+        )
         manifest = key_secret_manifest(
             key,
             cert,

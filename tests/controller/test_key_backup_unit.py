@@ -168,3 +168,14 @@ def test_secret_target_copy_is_never_loadable(tmp_path: Path) -> None:
     writes = len(gw.writes)
     assert gate.sweep() is True and len(gw.writes) == writes
     assert yaml.safe_dump(copies[0])  # plain data, serialisable
+
+
+def test_keys_made_within_one_second_never_tie() -> None:
+    """NotBefore has whole seconds: a key made in the same second as the previous one is
+    dated a second later, so the newest key (the one served) is never a coin toss."""
+    gw, ring = FakeKubeGateway(), KeyRing()
+    km = KeyManager(gw, ring, KeyOptions(namespace=NS, bits=2048))
+    made = [km.generate() for _ in range(3)]  # well within a few seconds
+    dates = [e.not_before for e in made]
+    assert dates == sorted(dates) and len(set(dates)) == 3
+    assert ring.latest().fingerprint == made[-1].fingerprint
