@@ -192,6 +192,11 @@ def test_export_import_between_two_controllers(
         kube.create_sealed(sealed("opened-by-a", ns, a_pub))
         wait_for(lambda: value_of(kube, ns, "opened-by-a") == VALUE, 30, "A unseals")
     a_keys = kube.list_secrets(keys_a, KEY_LABEL)
+    # NotBefore has whole seconds: B's key must be made in a later second than A's, or the two
+    # tie and the imported key (whose Secret is created later) could sort as B's newest. Two
+    # real clusters do not make their keys within the same second; two controllers started
+    # back to back here (start-up is now ~0.5 s) can.
+    time.sleep(1.1)
     with (
         temp_namespace(kube_api, "t-ko-kb") as keys_b,
         running_controller(stack.kubeconfig, keys_b, [ns], "--key-renew-period", "0") as b,
