@@ -140,53 +140,14 @@ def main() -> int:
         tree.mkdir()
         items = make_tree(tree, args.secrets, old, new)
 
-        report = run_timed(
-            [
-                sealkit,
-                "keys",
-                "report",
-                str(tree),
-                "--recovery-private-key",
-                str(keys),
-                "-o",
-                "json",
-            ]
-        )
-        reenc = run_timed(
-            [
-                sealkit,
-                "reencrypt-tree",
-                str(tree),
-                "--recovery-private-key",
-                str(keys),
-                "--cert",
-                str(cert),
-            ]
-        )
-        check = run_timed(
-            [
-                sealkit,
-                "reencrypt-tree",
-                str(tree),
-                "--recovery-private-key",
-                str(keys),
-                "--cert",
-                str(cert),
-                "--check",
-            ]
-        )
-        report2 = run_timed(
-            [
-                sealkit,
-                "keys",
-                "report",
-                str(tree),
-                "--recovery-private-key",
-                str(keys),
-                "-o",
-                "json",
-            ]
-        )
+        keys_report = [sealkit, "keys", "report", str(tree), "--recovery-private-key", str(keys)]
+        keys_report += ["-o", "json"]
+        reencrypt = [sealkit, "reencrypt-tree", str(tree), "--recovery-private-key", str(keys)]
+        reencrypt += ["--cert", str(cert)]
+        report = run_timed(keys_report)
+        reenc = run_timed(reencrypt)
+        check = run_timed([*reencrypt, "--check"])
+        report2 = run_timed(keys_report)
         floor = time_floor(items)
         ks = (float("nan"), float("nan"))
         sample = min(args.kubeseal_sample, args.secrets)
