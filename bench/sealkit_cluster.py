@@ -1,11 +1,12 @@
 """Cluster calls, sealkit vs the real kubeseal, side by side: ``--fetch-cert`` and sealing
 without ``--cert`` (Service GET + cert.pem through the apiserver's service proxy).
 
-Needs the local stack (reuses a healthy ``.devstack`` one, else starts a private one) and root
-for the private "test host" netns (`devstack.netns`), as the proxy tests do. The controller's
-real HTTP API runs in this process behind a Service in a fresh namespace. Each round runs every
-command once as a fresh process, alternating the order. Reports median/min wall time and the
-ratio to kubeseal (target: <= 2x).
+Needs the local stack with its node (reuses a healthy ``.devstack`` one, else starts a private
+one). The controller is a real pod on the node: `deploy/` applied into a fresh namespace
+(`devstack.deploy.ControllerVariant`: one replica, a 4096-bit key Secret put there before it
+starts, no rate limit in the way), reached through the apiserver's service proxy as in the
+proxy tests. Each round runs every command once as a fresh process, alternating the order.
+Reports median/min wall time and the ratio to kubeseal (target: <= 2x).
 
     .venv/bin/python bench/sealkit_cluster.py [--rounds 20] [--json] [--quick]
 
@@ -40,80 +41,16 @@ SECRET = (
 SERVICE = "sealed-secrets-controller"
 
 
-def _setup(stack, host, namespace: str):  # noqa: ANN001, ANN202
-    from kubernetes import client, config
-
-    from controller.http_api import ApiOptions, serve_api
-    from controller.keyring import KeyRing, entry_from_secret
+def _variant_and_key() -> tuple[Any, dict[str, Any]]:
+    from devstack.deploy import ControllerVariant
     from sealkit.keys import generate_key_and_cert, key_secret_manifest
 
-    ring = KeyRing()
     key, cert = generate_key_and_cert(4096)
-    ring.add(entry_from_secret(key_secret_manifest(key, cert, name="bench")))
-    api = serve_api(
-        f"{host.host_ip}:0",
-        keys=ring,
-        options=ApiOptions(rate_limit=100000, rate_limit_burst=100000),
+    variant = ControllerVariant(
+        namespace=f"bench-cluster-{secrets.token_hex(3)}",
+        args=("--all-namespaces=false", "--rate-limit=100000", "--rate-limit-burst=100000"),
     )
-    port = host.forward(api.port)
-    kube = config.new_client_from_config(config_file=stack.kubeconfig)
-    core = client.CoreV1Api(kube)
-    core.create_namespace({"metadata": {"name": namespace, "labels": {"sealkit-test": "1"}}})
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            core.create_namespaced_pod(
-                namespace,
-                {
-                    "metadata": {"name": "controller-0"},
-                    "spec": {
-                        "automountServiceAccountToken": False,
-                        # A scheduling gate keeps it off the stack's real node: no kubelet
-                        # runs it or overwrites the podIP patched below (as tests/sealkit).
-                        "schedulingGates": [{"name": "sealkit.dev/not-a-real-pod"}],
-                        "containers": [{"name": "c", "image": "placeholder.invalid/x"}],
-                    },
-                },
-            )
-            break
-        except client.ApiException as exc:
-            if exc.status != 403 or time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
-    core.patch_namespaced_pod_status(
-        "controller-0",
-        namespace,
-        {"status": {"podIP": host.pod_ip, "podIPs": [{"ip": host.pod_ip}]}},
-    )
-    core.create_namespaced_service(
-        namespace,
-        {
-            "metadata": {"name": SERVICE},
-            "spec": {"ports": [{"name": "http", "port": 8080, "targetPort": port}]},
-        },
-    )
-    core.create_namespaced_endpoints(
-        namespace,
-        {
-            "metadata": {"name": SERVICE},
-            "subsets": [
-                {
-                    "addresses": [
-                        {
-                            "ip": host.pod_ip,
-                            "targetRef": {
-                                "kind": "Pod",
-                                "name": "controller-0",
-                                "namespace": namespace,
-                            },
-                        }
-                    ],
-                    "ports": [{"name": "http", "port": port}],
-                }
-            ],
-        },
-    )
-    return api, core
+    return variant, key_secret_manifest(key, cert, name="sealed-secrets-keybench")
 
 
 CPU: dict[str, list[float]] = {}
@@ -149,7 +86,7 @@ def main() -> int:
 
     import devstack
     from devstack import binaries
-    from devstack.netns import private_host
+    from devstack.deploy import running_variant
 
     stack = devstack.load_healthy(os.environ.get("SEALKIT_BENCH_STACK_DIR") or None)
     own = None
@@ -163,12 +100,14 @@ def main() -> int:
     atexit.register(shutil.rmtree, venv_dir, ignore_errors=True)  # leave /tmp as found
     installed = _installed_python(venv_dir)
     entry = "import sys; from sealkit.cli import main; sys.exit(main())"
-    namespace = f"bench-cluster-{secrets.token_hex(3)}"
+    variant, key_secret = _variant_and_key()
+    namespace = variant.namespace
     results: dict[str, dict[str, list[float]]] = {}
     cpu: dict[str, dict[str, float]] = {}
-    with private_host() as host:
-        api, core = _setup(stack, host, namespace)
-        try:
+    try:
+        if not stack.node:
+            raise SystemExit(f"error: the stack has no node: {stack.missing.get('node', '?')}")
+        with running_variant(stack, variant, key_secrets=[key_secret]):
             common = ["--kubeconfig", stack.kubeconfig, "--controller-namespace", namespace]
             deadline = time.monotonic() + 90
             while (
@@ -194,12 +133,10 @@ def main() -> int:
                         runs[name].append(_time([*tool, *common, *extra], stdin))
                 results[case] = runs
                 cpu[case] = {name: statistics.median(CPU[tool[0]]) for name, tool in tools.items()}
-        finally:
-            api.shutdown()
-            core.delete_namespace(namespace)
-            if own is not None:
-                own.stop()
-                shutil.rmtree(own.dir, ignore_errors=True)
+    finally:
+        if own is not None:
+            own.stop()
+            shutil.rmtree(own.dir, ignore_errors=True)
     report: dict[str, Any] = {
         case: {
             name: {

@@ -43,9 +43,10 @@ Fault-test helpers
     ``make stack-up`` stack serves other test runs too): use
     ``up(tmp_path / "stack")`` for a private control plane (~10 s, ~0.6 GB).
 ``processes.ProcessRecord``, ``processes.stop``: stop any recorded process.
-``netns.private_host()`` / ``netns.require_private_host()``
-    A test host in a network namespace of the run's own (veth pair), for tests
-    that need the apiserver to proxy to a "Pod IP" (Endpoints refuse loopback).
+``deploy.ControllerVariant`` / ``deploy.running_variant(stack, variant, key_secrets=...)``
+    The controller from ``deploy/`` as a real pod on the node, changed for a test
+    or bench (namespace, args, replicas, image), for whatever must reach it
+    through the apiserver's service proxy; deleted when the block ends.
 ``testing.require(stack, *parts)``, ``testing.unavailable(reason)``
     Skip with the reason, or fail under ``CI=true``.
 """

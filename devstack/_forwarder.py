@@ -1,15 +1,16 @@
-"""A tiny TCP forwarder, run by `devstack.netns` inside a test network namespace.
+"""A tiny TCP forwarder: the node's relays (`devstack.node.Relay`, `<host_ip>:port ->
+127.0.0.1:port`, so pods reach one stack service).
 
-    python -m devstack._forwarder --listen 10.213.N.2:0 --to 10.213.N.1:PORT
+    python -m devstack._forwarder --listen <host_ip>:PORT --to 127.0.0.1:PORT --parent-pid 0
 
 Listens on ``--listen`` (port 0: the kernel picks one), prints the bound port on
 stdout as one line, then relays every accepted connection to ``--to``. Bounded:
 at most ``--max-connections`` relays at once (more are refused by closing them),
 each socket with an idle timeout (0: none, for the node's long-lived watches).
 Exits on SIGTERM/SIGINT, and by itself when its parent process dies
-(PR_SET_PDEATHSIG, plus a parent-pid watchdog), so a killed test run does not
-leave it behind. The stack's node relays outlive `make stack-up` and pass
-``--parent-pid 0``: they are stopped by pid like every other stack process.
+(PR_SET_PDEATHSIG, plus a parent-pid watchdog), so a killed run does not leave it
+behind. The stack's node relays outlive `make stack-up` and pass ``--parent-pid 0``:
+they are stopped by pid like every other stack process.
 """
 
 from __future__ import annotations

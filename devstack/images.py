@@ -286,6 +286,21 @@ def coredns_image() -> Archive:
     )
 
 
+UPSTREAM_CONTROLLER_IMAGE = "localhost/sealkit/sealed-secrets-controller:v0.40.0"
+
+
+def upstream_controller_image() -> Archive:
+    """Upstream's controller (the static binary `build-binaries.sh sealed-secrets-it` built from
+    the module proxy) in a scratch image, for tests that compare it with ours as a pod."""
+    src = binaries.cache_dir() / "sealed-secrets-it-v0.40.0"
+    if not (src / "controller").exists():
+        raise ImageBuildFailed(f"{src / 'controller'} missing: build-binaries.sh sealed-secrets-it")
+    key = tree_digest(src, ["controller"])
+    return _scratch_image(
+        UPSTREAM_CONTROLLER_IMAGE, {"/controller": src / "controller"}, ["/controller"], key
+    )
+
+
 def node_images() -> list[Archive]:
     """What every node gets: the sandbox, cluster DNS and sealkit's own image."""
     return [pause_image(), coredns_image(), sealkit_image()]

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what `make test` / `make demo` need, idempotently; fast when done:
-#   1. Debian packages: PostgreSQL server, iproute2 (`ip`, for the tests' private
-#      network namespaces; devstack/netns.py) and python3-venv, only when missing;
+#   1. Debian packages: PostgreSQL server, iproute2 (`ip`, for the node's
+#      network namespace and veth; devstack/nodenet.py) and python3-venv, only when missing;
 #   2. the Python venv `.venv` (pip install -e '.[controller,vault,dev]'),
 #      reinstalled only when pyproject.toml changed (stamp file);
 #   3. the Go-built binaries (etcd, the Kubernetes control plane and node
@@ -40,7 +40,7 @@ if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
   apt_install postgresql
 fi
 if ! command -v ip >/dev/null 2>&1 && [[ ! -x /usr/sbin/ip && ! -x /sbin/ip ]]; then
-  # `ip netns` + veth: the private test hosts the service-proxy tests talk to.
+  # `ip` link/addr/route: the node's veth and pod network (devstack/nodenet.py).
   apt_install iproute2
 fi
 # The node: runc and the CNI plugins run pods; nftables holds kube-proxy's rules

@@ -1,3 +1,4 @@
-"""Fixtures shared by the controller tests: the service-proxy setup of test_http_proxy.py."""
+"""Fixtures shared by the controller tests: the controller pod behind the Service, from
+test_http_proxy.py (module-scoped: each module that uses it gets its own)."""
 
 from test_http_proxy import proxied  # noqa: F401 - a fixture, shared with the hostile tests

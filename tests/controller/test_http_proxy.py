@@ -1,21 +1,18 @@
-"""The real kubeseal talks to our HTTP API through the real apiserver's service proxy.
+"""The real kubeseal talks to the controller's HTTP API through the real apiserver's service
+proxy, the controller being a real pod on the stack's node: `deploy/` applied into a namespace
+of this module's own (`devstack.deploy.ControllerVariant`: one replica, watching only that
+namespace), with two key Secrets put there before the pod starts. Every request goes kubeseal
+-> apiserver -> service proxy -> the pod the kubelet runs, exactly like in a cluster.
 
-There is no kubelet in the test stack, so the "pod" behind the Service is simulated the way the
-apiserver checks it: a Pod object whose status carries the pod IP, and an Endpoints object
-pointing at it with a ``targetRef`` (the service proxy refuses addresses without one).
-Endpoints refuse loopback, and test traffic may only go to loopback or to test hosts in
-network namespaces we create, so the pod IP is a private "test host" (`devstack.netns`): a
-netns joined to us by a veth pair, where a forwarder relays to our API server on our end of
-the veth. Every request really goes kubeseal -> apiserver -> service proxy -> (netns
-forwarder) -> our handler, exactly like in a cluster.
-
-Also checks the user-facing Role from ``deploy/rbac.yaml`` by impersonating an ordinary
-authenticated user.
+The proxier Role of ``deploy/rbac.yaml`` is left out of the deployment: the last test grants it
+itself, to check that an ordinary authenticated user needs it and that it is enough.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import secrets
 import subprocess
 import time
 from collections.abc import Iterator
@@ -25,43 +22,48 @@ from typing import Any
 import pytest
 import yaml
 
-from controller.http_api import ApiOptions, ServerHandle, serve_api
-from controller.keyring import KeyRing, entry_from_secret
-from controller.metrics import Metrics
+from sealkit import UnsealError
 from sealkit.crypto import b64decode, unseal
 from sealkit.keys import generate_key_and_cert, key_secret_manifest
 from sealkit.scopes import CLUSTER_WIDE_ANNOTATION
-from tests.controller._ctl import create_unscheduled_pod as _create_unscheduled_pod
 
 pytestmark = pytest.mark.stack
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICE = "sealed-secrets-controller"
+PROXIER = "sealed-secrets-controller-proxy-users"
 
 
-def _entry(name: str, age_days: int) -> Any:
-    import datetime as dt
-
+def _key(name: str, age_days: int) -> tuple[Any, Any, dict[str, Any]]:
     key, cert = generate_key_and_cert(
         bits=2048, now=dt.datetime.now(dt.UTC) - dt.timedelta(days=age_days)
     )
-    return entry_from_secret(key_secret_manifest(key, cert, name=name))
+    return key, cert, key_secret_manifest(key, cert, name=name)
 
 
 class Proxied:
+    """The controller pod of this module and the tools to reach it."""
+
     def __init__(
         self,
-        handle: ServerHandle,
-        ring: KeyRing,
+        stack: Any,
         namespace: str,
-        kubeconfig: str,
         kubeseal: str,
         kubectl: str,
-        metrics: Metrics,
+        keys: dict[str, tuple[Any, Any]],
     ) -> None:
-        self.handle, self.ring, self.namespace = handle, ring, namespace
-        self.kubeconfig, self.kubeseal_path, self.kubectl_path = kubeconfig, kubeseal, kubectl
-        self.metrics = metrics
+        self.stack, self.namespace = stack, namespace
+        self.kubeconfig, self.kubeseal_path, self.kubectl_path = (
+            stack.kubeconfig,
+            kubeseal,
+            kubectl,
+        )
+        self.keys = keys  # name -> (private key, certificate)
+
+    def cert_pem(self, name: str) -> bytes:
+        from cryptography.hazmat.primitives import serialization
+
+        return bytes(self.keys[name][1].public_bytes(serialization.Encoding.PEM))
 
     def kubeseal(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -90,71 +92,48 @@ class Proxied:
             timeout=60,
         )
 
+    def pod(self) -> dict[str, Any]:
+        """The one serving pod: name and IP."""
+        from devstack.deploy import serving_pods
 
-@pytest.fixture
-def proxied(
-    stack: Any, kube_api: Any, namespace: str, kubeseal_path: str, kubectl_path: str
-) -> Iterator[Proxied]:
-    from kubernetes import client
+        (pod,) = serving_pods(self.stack, self.namespace)
+        return pod
 
-    from devstack.netns import require_private_host
-
-    ring = KeyRing()
-    ring.add(_entry("sealed-secrets-keyold", 30))
-    metrics = Metrics()
-    with require_private_host() as host:
-        # Our server listens on our end of the veth; the apiserver connects to the netns
-        # "test host" (pod_ip), whose forwarder relays back to us.
-        handle = serve_api(
-            f"{host.host_ip}:0",
-            keys=ring,
-            metrics=metrics,
-            options=ApiOptions(read_timeout=10, write_timeout=10),
+    def metrics(self) -> str:
+        """The pod's /metrics, through the apiserver's proxy to the metrics Service."""
+        got = self.kubectl(
+            "get",
+            "--raw",
+            f"/api/v1/namespaces/{self.namespace}/services/"
+            f"http:{SERVICE}-metrics:metrics/proxy/metrics",
         )
-        core = client.CoreV1Api(kube_api)
-        try:
-            ip, port = host.pod_ip, host.forward(handle.port)
-            _create_unscheduled_pod(core, namespace, "controller-0")
-            core.patch_namespaced_pod_status(
-                "controller-0", namespace, {"status": {"podIP": ip, "podIPs": [{"ip": ip}]}}
-            )
-            core.create_namespaced_service(
-                namespace,
-                {
-                    "apiVersion": "v1",
-                    "kind": "Service",
-                    "metadata": {"name": SERVICE},
-                    "spec": {"ports": [{"name": "http", "port": 8080, "targetPort": port}]},
-                },
-            )
-            core.create_namespaced_endpoints(
-                namespace,
-                {
-                    "apiVersion": "v1",
-                    "kind": "Endpoints",
-                    "metadata": {"name": SERVICE},
-                    "subsets": [
-                        {
-                            "addresses": [
-                                {
-                                    "ip": ip,
-                                    "targetRef": {
-                                        "kind": "Pod",
-                                        "name": "controller-0",
-                                        "namespace": namespace,
-                                    },
-                                }
-                            ],
-                            "ports": [{"name": "http", "port": port}],
-                        }
-                    ],
-                },
-            )
-            yield Proxied(
-                handle, ring, namespace, stack.kubeconfig, kubeseal_path, kubectl_path, metrics
-            )
-        finally:
-            handle.shutdown()
+        assert got.returncode == 0, got.stderr
+        return got.stdout
+
+
+@pytest.fixture(scope="module")
+def proxied(stack: Any, kubeseal_path: str, kubectl_path: str) -> Iterator[Proxied]:
+    """One controller pod per module (rollouts cost seconds), in a namespace of its own with
+    upstream's default rate limits; deleted with its namespace when the module ends."""
+    from devstack.deploy import ControllerVariant, running_variant
+    from tests.conftest import require
+
+    require(stack, "kube", "node", "kubectl")
+    old_key, old_cert, old_secret = _key("sealed-secrets-keyold", 30)
+    new_key, new_cert, new_secret = _key("sealed-secrets-keynew", 0)
+    variant = ControllerVariant(
+        namespace=f"t-proxy-{secrets.token_hex(3)}",
+        args=("--all-namespaces=false", "--key-size=2048"),
+        omit=(("Role", PROXIER), ("RoleBinding", PROXIER)),
+    )
+    with running_variant(stack, variant, key_secrets=[old_secret, new_secret]):
+        yield Proxied(
+            stack,
+            variant.namespace,
+            kubeseal_path,
+            kubectl_path,
+            {"old": (old_key, old_cert), "new": (new_key, new_cert)},
+        )
 
 
 def _secret(namespace: str, name: str = "db") -> str:
@@ -171,7 +150,7 @@ def _secret(namespace: str, name: str = "db") -> str:
 def test_kubeseal_fetch_cert_seal_validate_through_the_service_proxy(proxied: Proxied) -> None:
     got = proxied.kubeseal("--fetch-cert")
     assert got.returncode == 0, got.stderr
-    assert got.stdout.encode() == proxied.ring.latest().certificate_pem  # type: ignore[union-attr]
+    assert got.stdout.encode() == proxied.cert_pem("new")  # the newest key's certificate
     sealed = proxied.kubeseal("-o", "yaml", stdin=_secret(proxied.namespace))
     assert sealed.returncode == 0, sealed.stderr
     assert proxied.kubeseal("--validate", stdin=sealed.stdout).returncode == 0
@@ -179,25 +158,30 @@ def test_kubeseal_fetch_cert_seal_validate_through_the_service_proxy(proxied: Pr
     bad = proxied.kubeseal("--validate", stdin=renamed)
     assert bad.returncode == 1
     assert "unable to decrypt sealed secret: other" in bad.stderr
-    text = proxied.metrics.exposition().decode()
+    text = proxied.metrics()
     assert 'code="409",method="post",path="/v1/verify"' in text
     assert 'code="200",method="get",path="/v1/cert.pem"' in text
 
 
-def test_kubeseal_re_encrypt_through_the_service_proxy(proxied: Proxied) -> None:
+def test_kubeseal_re_encrypt_through_the_service_proxy(proxied: Proxied, tmp_path: Path) -> None:
     secret = json.loads(_secret(proxied.namespace))
     secret["metadata"]["annotations"] = {"team": "a"}
-    sealed = proxied.kubeseal("-o", "yaml", "--scope", "cluster-wide", stdin=json.dumps(secret))
+    old_cert = tmp_path / "old.pem"
+    old_cert.write_bytes(proxied.cert_pem("old"))
+    sealed = proxied.kubeseal(
+        "-o", "yaml", "--scope", "cluster-wide", "--cert", str(old_cert), stdin=json.dumps(secret)
+    )
     assert sealed.returncode == 0, sealed.stderr
-    newer = _entry("sealed-secrets-keynew", 0)
-    proxied.ring.add(newer)
     out = proxied.kubeseal("--re-encrypt", "-o", "yaml", stdin=sealed.stdout)
     assert out.returncode == 0, out.stderr
     doc = yaml.safe_load(out.stdout)
     assert doc["kind"] == "SealedSecret" and doc["apiVersion"] == "bitnami.com/v1alpha1"
     assert doc["metadata"]["annotations"] == {CLUSTER_WIDE_ANNOTATION: "true"}
     blob = b64decode(doc["spec"]["encryptedData"]["password"])
-    assert unseal(blob, [newer.private_key], b"") == b"proxy-canary-value"
+    newer, older = proxied.keys["new"][0], proxied.keys["old"][0]
+    assert unseal(blob, [newer], b"") == b"proxy-canary-value"
+    with pytest.raises(UnsealError):  # re-encrypted for the newest key only
+        unseal(blob, [older], b"")
     assert "proxy-canary-value" not in out.stdout
     # The re-encrypted object is accepted by the cluster as it is.
     applied = proxied.kubectl("apply", "-n", proxied.namespace, "-f", "-", stdin=out.stdout)
@@ -205,10 +189,12 @@ def test_kubeseal_re_encrypt_through_the_service_proxy(proxied: Proxied) -> None
 
 
 def test_rate_limit_applies_through_the_proxy(proxied: Proxied, kube_api: Any) -> None:
+    """deploy/'s flags keep upstream's limit (--rate-limit 2 --rate-limit-burst 2)."""
     from kubernetes.client.exceptions import ApiException
 
     sealed = proxied.kubeseal("-o", "json", stdin=_secret(proxied.namespace))
     assert sealed.returncode == 0, sealed.stderr
+    time.sleep(2)  # earlier tests of this module used the bucket; it refills in 1.5 s
     path = f"/api/v1/namespaces/{proxied.namespace}/services/http:{SERVICE}:http/proxy/v1/verify"
     codes: list[int] = []
     headers: dict[str, str] = {}

@@ -1,5 +1,5 @@
 """The three controller differences upstream's integration suite found (issue 11), as pure
-planner/executor checks; the suite itself runs in tests/sealkit/test_upstream_suite.py."""
+planner/executor checks; the suite itself runs in tests/node/test_node_upstream_suite.py."""
 
 from __future__ import annotations
 

@@ -137,9 +137,10 @@ def test_key_rotation_with_cutoff_then_re_encrypt(walk, demo):
         assert new_cert and b"BEGIN CERTIFICATE" in new_cert
 
         # Re-encrypt through the controller's /v1/rotate. kubeseal (and sealkit by default) go
-        # through the apiserver's service proxy, which needs a Pod endpoint; with no kubelet
-        # this controller has none (tests/sealkit/test_cluster.py registers a placeholder Pod
-        # to test that path), so sealkit's --controller-url talks to the controller directly.
+        # through the apiserver's service proxy, which needs a Pod endpoint; this controller
+        # is a process of the walkthrough, not a pod (tests/sealkit/test_cluster.py tests that
+        # path against a real controller pod), so sealkit's --controller-url talks to it
+        # directly.
         walk.log.run(
             [
                 walk.sealkit,

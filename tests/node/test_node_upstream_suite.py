@@ -3,9 +3,9 @@ controller deployed from `deploy/` on the stack's real node, so that its RBAC is
 two replicas with leader election, the ServiceAccount and (Cluster)Roles of `deploy/rbac.yaml`,
 the Service of `deploy/service.yaml`; kubeseal reaches it through the apiserver's service proxy
 to the pods the kubelet runs. Once with the real kubeseal, once with `sealkit` as
-``--kubeseal-bin``. `tests/sealkit/test_upstream_suite.py` runs the same suite against a
-host-process controller (admin credentials); the two racy "should not recreate" specs are
-allowed to fail here as there (see docs/compatibility.md).
+``--kubeseal-bin``. The two racy "should not recreate" specs are allowed to fail here; they
+are held to upstream's controller's pass rate in test_node_upstream_racy.py (see
+docs/compatibility.md).
 
 The module-scoped `deployed` fixture deletes the Deployment and waits until its pods are gone,
 so test modules after this one find no cluster-wide controller.
@@ -27,7 +27,7 @@ __all__ = ["suite_binary"]  # the fixture, re-used
 
 
 def _serving_pods(stack: Any) -> list[str]:
-    """The controller pods behind the Service (deploy/'s, not a test's placeholder)."""
+    """The controller pods behind the Service (the Endpoints' targetRefs)."""
     out = kubectl(
         stack,
         "-n",

@@ -1,28 +1,28 @@
 """The certificate / verify / rotate path through the REAL apiserver's service proxy.
 
 kubeseal reaches the controller as ``/api/v1/namespaces/<ns>/services/http:<name>:<port>/proxy``.
-The stack has no kubelet, so no pod runs; but the apiserver only needs an endpoint whose
-``targetRef`` is a Pod with that IP. Endpoints refuse loopback, and test traffic may only go to
-loopback or to test hosts in network namespaces we create, so the `proxied_controller` fixture
-makes a private "test host" (`devstack.netns`: a netns joined to us by a veth pair), runs the
-controller's real HTTP API in-process on our end of the veth, and a forwarder inside the netns
-relays to it. It registers a placeholder Pod (status.podIP patched to the netns address), a
-Service and its Endpoints/EndpointSlice. Both sealkit and the real kubeseal then talk to it
-through the apiserver.
+The `proxied_controller` fixture runs the real controller as a pod on the stack's node:
+`deploy/` applied into a namespace of this module's own (`devstack.deploy.ControllerVariant`:
+one replica watching only that namespace, a rate limit these back-to-back calls stay under),
+with two key Secrets put there before the pod starts (the committed test key, and a newer one:
+the one served). A second Service with an unnamed port selects the same pod. Both sealkit and
+the real kubeseal then talk to it through the apiserver.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import secrets
 import subprocess
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.sealkit.conftest import assert_one_line_error, run_sealkit
+from tests.sealkit.conftest import VECTORS, assert_one_line_error, run_sealkit
 
 pytestmark = pytest.mark.stack
 
@@ -35,6 +35,7 @@ SECRET = json.dumps(
     }
 )
 SERVICE = "sealed-secrets-controller"
+UNNAMED = "sealed-secrets-unnamed-port"
 
 
 def _service(
@@ -66,103 +67,60 @@ def _settle(args: list[str], name: str = SERVICE) -> None:
         time.sleep(0.5)
 
 
-def _register_endpoint(
-    kube_api: Any, namespace: str, ip: str, port: int, port_name: str = "http"
-) -> None:
-    from kubernetes import client
-    from kubernetes.client.rest import ApiException
-
-    core = client.CoreV1Api(kube_api)
-    # A scheduling gate keeps it off the stack's real node: no kubelet ever runs
-    # it or overwrites the podIP set below.
-    pod = {
-        "metadata": {"name": "controller-placeholder"},
-        "spec": {
-            "automountServiceAccountToken": False,
-            "schedulingGates": [{"name": "sealkit.dev/not-a-real-pod"}],
-            "containers": [{"name": "c", "image": "placeholder.invalid/none"}],
-        },
-    }
-    deadline = time.monotonic() + 30
-    while True:  # the namespace's default ServiceAccount may not exist yet
-        try:
-            core.create_namespaced_pod(namespace, pod)
-            break
-        except ApiException as exc:
-            if exc.status != 403 or time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
-    core.patch_namespaced_pod_status(
-        "controller-placeholder", namespace, {"status": {"podIP": ip, "podIPs": [{"ip": ip}]}}
-    )
-    ref = {"kind": "Pod", "name": "controller-placeholder", "namespace": namespace}
-    core.create_namespaced_endpoints(
-        namespace,
-        {
-            "metadata": {"name": SERVICE},
-            "subsets": [
-                {
-                    "addresses": [{"ip": ip, "targetRef": ref}],
-                    "ports": [{"name": port_name, "port": port, "protocol": "TCP"}],
-                }
-            ],
-        },
-    )
-    client.DiscoveryV1Api(kube_api).create_namespaced_endpoint_slice(
-        namespace,
-        {
-            "metadata": {
-                "name": f"{SERVICE}-manual",
-                "labels": {
-                    "kubernetes.io/service-name": SERVICE,
-                    "endpointslice.kubernetes.io/managed-by": "sealkit-tests",
-                },
-            },
-            "addressType": "IPv4",
-            "endpoints": [{"addresses": [ip], "conditions": {"ready": True}, "targetRef": ref}],
-            "ports": [{"name": port_name, "port": port, "protocol": "TCP"}],
-        },
-    )
-
-
-@pytest.fixture(params=["http"])
-def proxied_controller(request, stack, kube_api, namespace, private_key):
-    pytest.importorskip("controller.http_api")
+@pytest.fixture(scope="module")
+def controller_pod(stack: Any, kube_api: Any) -> Iterator[dict[str, Any]]:
+    """The controller pod of this module; deleted with its namespace when the module ends."""
     from cryptography import x509
     from kubernetes import client
 
-    from controller.http_api import ApiOptions, serve_api
-    from controller.keyring import KeyRing, entry_from_secret
-    from devstack.netns import require_private_host
-    from sealkit.keys import generate_key_and_cert, key_secret_manifest
-    from tests.sealkit.conftest import VECTORS
+    from devstack.deploy import ControllerVariant, running_variant
+    from sealkit.keys import generate_key_and_cert, key_secret_manifest, load_private_keys
+    from tests.conftest import require
 
-    ring = KeyRing()
-    old = x509.load_pem_x509_certificate((VECTORS / "test-cert.pem").read_bytes())
-    ring.add(entry_from_secret(key_secret_manifest(private_key, old, name="old")))
+    require(stack, "kube", "node", "kubectl")
+    old_key = load_private_keys((VECTORS / "test-key.pem").read_bytes())[0]
+    old_cert = x509.load_pem_x509_certificate((VECTORS / "test-cert.pem").read_bytes())
     newest_key, newest_cert = generate_key_and_cert(2048)
-    ring.add(entry_from_secret(key_secret_manifest(newest_key, newest_cert, name="new")))
-    with require_private_host() as host:
-        # Our API listens on our end of the veth; the apiserver connects to the netns
-        # "test host" (pod_ip), whose forwarder relays back to us.
-        api = serve_api(
-            f"{host.host_ip}:0",
-            keys=ring,
-            options=ApiOptions(rate_limit=1000, rate_limit_burst=1000),
+    variant = ControllerVariant(
+        namespace=f"t-seal-{secrets.token_hex(3)}",
+        args=("--all-namespaces=false", "--rate-limit=1000", "--rate-limit-burst=1000"),
+    )
+    keys = [
+        key_secret_manifest(old_key, old_cert, name="sealed-secrets-keyold"),
+        key_secret_manifest(newest_key, newest_cert, name="sealed-secrets-keynew"),
+    ]
+    with running_variant(stack, variant, key_secrets=keys):
+        # The same pod behind a Service whose only port has no name (kubeseal then asks the
+        # proxy for "http:<name>:").
+        client.CoreV1Api(kube_api).create_namespaced_service(
+            variant.namespace,
+            {
+                "metadata": {"name": UNNAMED},
+                "spec": {
+                    "selector": {"app.kubernetes.io/name": SERVICE},
+                    "ports": [{"port": 8080, "targetPort": "http", "protocol": "TCP"}],
+                },
+            },
         )
-        try:
-            port = host.forward(api.port)
-            port_name = request.param
-            _service(client.CoreV1Api(kube_api), namespace, port_name or None, port)
-            _register_endpoint(kube_api, namespace, host.pod_ip, port, port_name)
-            args = ["--kubeconfig", stack.kubeconfig, "--controller-namespace", namespace]
-            deadline = time.monotonic() + 90
-            while run_sealkit("--fetch-cert", *args).returncode != 0:  # endpoints propagate
-                assert time.monotonic() < deadline, "proxy never reached the controller"
-                time.sleep(0.5)
-            yield {"args": args, "newest_key": newest_key, "newest_cert": newest_cert}
-        finally:
-            api.shutdown()
+        yield {
+            "namespace": variant.namespace,
+            "newest_key": newest_key,
+            "newest_cert": newest_cert,
+        }
+
+
+@pytest.fixture(params=["http"])
+def proxied_controller(request: Any, stack: Any, controller_pod: dict[str, Any]) -> dict[str, Any]:
+    """sealkit/kubeseal arguments for the module's pod, through its named-port Service
+    ("http") or the unnamed-port one ("")."""
+    args = ["--kubeconfig", stack.kubeconfig, "--controller-namespace", controller_pod["namespace"]]
+    if not request.param:
+        args += ["--controller-name", UNNAMED]
+    deadline = time.monotonic() + 90
+    while run_sealkit("--fetch-cert", *args).returncode != 0:  # endpoints propagate
+        assert time.monotonic() < deadline, "proxy never reached the controller"
+        time.sleep(0.5)
+    return {**controller_pod, "args": args}
 
 
 def kubeseal(path: str, *args: str, input: str = "") -> subprocess.CompletedProcess[str]:

@@ -1,7 +1,7 @@
 """sealkit next to the real kubeseal v0.40.0, row by row: exit code, stdout, stderr.
 
 Two tables, both offline (``--cert``; cluster calls are compared in test_cluster.py and in
-upstream's own suite, test_upstream_suite.py):
+upstream's own suite, tests/node/test_node_upstream_suite.py):
 
 * YAML scalars in ``stringData`` and in metadata: each form is sealed by both tools and the
   plaintexts (and names) they sealed must be identical;
