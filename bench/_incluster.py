@@ -13,31 +13,21 @@ mounted on the host, and the namespace goes away with the process.
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from _proc import cpu_s, free_port, stop_process
+
+__all__ = ["Running", "cpu_s", "free_port", "mem_mb", "start"]
+
 SA_DIR = "/run/secrets/kubernetes.io/serviceaccount"
 _WRAP = (
     "mount -t tmpfs -o size=1m,mode=755 tmpfs /run"
     f' && mkdir -p {SA_DIR} && cp "$SA_SRC"/* {SA_DIR}/ && exec "$@"'
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def cpu_s(pid: int) -> float:
-    """utime + stime of a process (all its threads), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def mem_mb(pid: int) -> dict[str, float]:
@@ -87,13 +77,7 @@ class Running:
         raise RuntimeError(f"{self.name} not ready after {timeout}s; see {self.log}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 def start(

@@ -22,8 +22,6 @@ import json
 import math
 import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,7 +34,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
 
+from _proc import cpu_s, free_port, stop_process  # noqa: E402
 from cryptography.hazmat.primitives import hashes  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import padding  # noqa: E402
 
@@ -47,12 +47,6 @@ from sealkit.keys import generate_key_and_cert, key_secret_manifest  # noqa: E40
 from sealkit.model import seal_secret  # noqa: E402
 
 THREADS = 8
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def secret(name: str, ns: str, i: int) -> dict[str, Any]:
@@ -81,15 +75,6 @@ def parallel(fn: Any, items: list[Any], threads: int = THREADS) -> float:
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(fn, items))
     return time.perf_counter() - t0
-
-
-def cpu_s(pid: int) -> float:
-    """utime + stime of a process, in seconds."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float:
@@ -146,11 +131,7 @@ class Controller:
         raise RuntimeError("controller not ready")
 
     def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        stop_process(self.proc)
         self.log.close()
 
 

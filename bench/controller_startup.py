@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -43,11 +42,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
+from _proc import cpu_s, free_port, stop_process  # noqa: E402
 from controller_bench import (  # noqa: E402
     THREADS,
     count_secrets_until,
-    cpu_s,
-    free_port,
     install_crd,
     parallel,
     rss_mb,
@@ -133,12 +131,7 @@ class Run:
         return seen
 
     def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
         self.log.close()
 
 
