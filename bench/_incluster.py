@@ -19,7 +19,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from _proc import cpu_s, free_port, stop_process
+from _proc import cpu_s, free_port, hwm_mb, rss_mb, stop_process
 
 __all__ = ["Running", "cpu_s", "free_port", "mem_mb", "start"]
 
@@ -32,12 +32,7 @@ _WRAP = (
 
 def mem_mb(pid: int) -> dict[str, float]:
     """VmHWM (peak) and VmRSS (now) of a process, in MB."""
-    out = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key = line.split(":", 1)[0]
-        if key in ("VmHWM", "VmRSS"):
-            out[key] = int(line.split()[1]) / 1024
-    return {"peak_rss_mb": out["VmHWM"], "rss_mb": out["VmRSS"]}
+    return {"peak_rss_mb": hwm_mb(pid), "rss_mb": rss_mb(pid)}
 
 
 def _ok(url: str) -> bool:

@@ -1,4 +1,4 @@
-"""The processes a bench starts: a free port for them, their CPU time, stopping them.
+"""The processes a bench starts: a free port for them, their CPU time and memory, stopping them.
 
 Shared by every bench that starts a controller (`controller_bench.py`, `controller_startup.py`,
 `_incluster.py`), so they measure and stop processes alike. Stopping is SIGTERM, a grace period,
@@ -29,6 +29,23 @@ def cpu_s(pid: int) -> float:
     except OSError:
         return float("nan")
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _status_mb(pid: int, field: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory now (VmRSS), in MB."""
+    return _status_mb(pid, "VmRSS")
+
+
+def hwm_mb(pid: int) -> float:
+    """Peak resident memory so far (VmHWM), in MB."""
+    return _status_mb(pid, "VmHWM")
 
 
 def stop_process(proc: subprocess.Popen[Any], grace: float = 30.0) -> None:

@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from _proc import cpu_s, free_port, stop_process  # noqa: E402
+from _proc import cpu_s, free_port, rss_mb, stop_process  # noqa: E402
 from cryptography.hazmat.primitives import hashes  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import padding  # noqa: E402
 
@@ -75,13 +75,6 @@ def parallel(fn: Any, items: list[Any], threads: int = THREADS) -> float:
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(fn, items))
     return time.perf_counter() - t0
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 class Controller:

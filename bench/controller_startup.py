@@ -42,13 +42,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from _proc import cpu_s, free_port, stop_process  # noqa: E402
+from _proc import cpu_s, free_port, hwm_mb, rss_mb, stop_process  # noqa: E402
 from controller_bench import (  # noqa: E402
     THREADS,
     count_secrets_until,
     install_crd,
     parallel,
-    rss_mb,
     secret,
 )
 
@@ -59,13 +58,6 @@ from sealkit.scopes import Scope  # noqa: E402
 
 PATHS = ("/healthz", "/v1/cert.pem", "/readyz")
 PREFIX = f"startup-{os.getpid()}"  # namespaces of this run (a reused stack keeps old ones)
-
-
-def hwm_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def load() -> str:
