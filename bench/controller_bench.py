@@ -145,6 +145,18 @@ def start_controller(
     raise RuntimeError("controller not ready (twice)")
 
 
+def crd_gateway(kubeconfig: str) -> tuple[Any, RealKubeGateway]:
+    """An API client with a pool for THREADS writers (`.close()` it), its unthrottled gateway,
+    the CRD installed."""
+    from kubernetes import config
+
+    api = config.new_client_from_config(config_file=kubeconfig)
+    api.configuration.connection_pool_maxsize = THREADS * 2
+    gw = RealKubeGateway(api, qps=0, burst=1)
+    install_crd(gw)
+    return api, gw
+
+
 def install_crd(gw: RealKubeGateway) -> None:
     import yaml
 
@@ -189,12 +201,8 @@ def count_secrets_until(gw: RealKubeGateway, ns: str, n: int, timeout: float) ->
 def bench_throughput(
     kubeconfig: str, n: int, work: Path, server_pids: list[int] | None = None, tag: str = ""
 ) -> dict[str, float]:
-    from kubernetes import config
 
-    api = config.new_client_from_config(config_file=kubeconfig)
-    api.configuration.connection_pool_maxsize = THREADS * 2
-    gw = RealKubeGateway(api, qps=0, burst=1)
-    install_crd(gw)
+    api, gw = crd_gateway(kubeconfig)
     floor_ns, app_ns, keys_ns = f"floor{tag}", f"app{tag}", f"keys{tag}"
     for ns in (floor_ns, app_ns, keys_ns):
         gw.request("POST", "/api/v1/namespaces", body={"metadata": {"name": ns}})
@@ -283,12 +291,8 @@ def bench_keys(rounds: int, bits: int = 4096) -> list[dict[str, float]]:
 def bench_rss(
     kubeconfig: str, m: int, work: Path, tag: str = "", settle_s: float = 35
 ) -> dict[str, float]:
-    from kubernetes import config
 
-    api = config.new_client_from_config(config_file=kubeconfig)
-    api.configuration.connection_pool_maxsize = THREADS * 2
-    gw = RealKubeGateway(api, qps=0, burst=1)
-    install_crd(gw)
+    api, gw = crd_gateway(kubeconfig)
     rss_ns, keys_ns = f"rss{tag}", f"rsskeys{tag}"
     for ns in (rss_ns, keys_ns):
         gw.request("POST", "/api/v1/namespaces", body={"metadata": {"name": ns}})

@@ -44,9 +44,8 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from _proc import cpu_s, free_port, hwm_mb, rss_mb, stop_process  # noqa: E402
 from controller_bench import (  # noqa: E402
-    THREADS,
     count_secrets_until,
-    install_crd,
+    crd_gateway,
     parallel,
     secret,
 )
@@ -274,12 +273,7 @@ def main() -> int:
         kubeconfig = stack.kubeconfig
     results: dict[str, Any] = {"cpus": os.cpu_count(), "load_at_start": load()}
     try:
-        from kubernetes import config
-
-        api = config.new_client_from_config(config_file=kubeconfig)
-        api.configuration.connection_pool_maxsize = THREADS * 2
-        gw = RealKubeGateway(api, qps=0, burst=1)
-        install_crd(gw)
+        api, gw = crd_gateway(kubeconfig)
         pub = make_keys(gw, args.keys)
         ns = f"{PREFIX}-app"
         fill(gw, ns, args.n, pub)
