@@ -13,13 +13,15 @@ mounted on the host, and the namespace goes away with the process.
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from _proc import cpu_s, free_port, hwm_mb, rss_mb, stop_process
+
+__all__ = ["Running", "cpu_s", "free_port", "mem_mb", "start"]
 
 SA_DIR = "/run/secrets/kubernetes.io/serviceaccount"
 _WRAP = (
@@ -28,26 +30,9 @@ _WRAP = (
 )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def cpu_s(pid: int) -> float:
-    """utime + stime of a process (all its threads), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def mem_mb(pid: int) -> dict[str, float]:
     """VmHWM (peak) and VmRSS (now) of a process, in MB."""
-    out = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key = line.split(":", 1)[0]
-        if key in ("VmHWM", "VmRSS"):
-            out[key] = int(line.split()[1]) / 1024
-    return {"peak_rss_mb": out["VmHWM"], "rss_mb": out["VmRSS"]}
+    return {"peak_rss_mb": hwm_mb(pid), "rss_mb": rss_mb(pid)}
 
 
 def _ok(url: str) -> bool:
@@ -87,13 +72,7 @@ class Running:
         raise RuntimeError(f"{self.name} not ready after {timeout}s; see {self.log}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 def start(

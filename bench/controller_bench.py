@@ -22,8 +22,6 @@ import json
 import math
 import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,7 +34,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
 
+from _proc import cpu_s, free_port, rss_mb, stop_process  # noqa: E402
 from cryptography.hazmat.primitives import hashes  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import padding  # noqa: E402
 
@@ -47,12 +47,6 @@ from sealkit.keys import generate_key_and_cert, key_secret_manifest  # noqa: E40
 from sealkit.model import seal_secret  # noqa: E402
 
 THREADS = 8
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def secret(name: str, ns: str, i: int) -> dict[str, Any]:
@@ -81,22 +75,6 @@ def parallel(fn: Any, items: list[Any], threads: int = THREADS) -> float:
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(fn, items))
     return time.perf_counter() - t0
-
-
-def cpu_s(pid: int) -> float:
-    """utime + stime of a process, in seconds."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 class Controller:
@@ -146,11 +124,7 @@ class Controller:
         raise RuntimeError("controller not ready")
 
     def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        stop_process(self.proc)
         self.log.close()
 
 
@@ -169,6 +143,18 @@ def start_controller(
             tail = log.with_suffix(f".{attempt}.log").read_text(errors="replace")[-1500:]
             print(f"controller start {attempt} failed; its log ends:\n{tail}", file=sys.stderr)
     raise RuntimeError("controller not ready (twice)")
+
+
+def crd_gateway(kubeconfig: str) -> tuple[Any, RealKubeGateway]:
+    """An API client with a pool for THREADS writers (`.close()` it), its unthrottled gateway,
+    the CRD installed."""
+    from kubernetes import config
+
+    api = config.new_client_from_config(config_file=kubeconfig)
+    api.configuration.connection_pool_maxsize = THREADS * 2
+    gw = RealKubeGateway(api, qps=0, burst=1)
+    install_crd(gw)
+    return api, gw
 
 
 def install_crd(gw: RealKubeGateway) -> None:
@@ -215,12 +201,8 @@ def count_secrets_until(gw: RealKubeGateway, ns: str, n: int, timeout: float) ->
 def bench_throughput(
     kubeconfig: str, n: int, work: Path, server_pids: list[int] | None = None, tag: str = ""
 ) -> dict[str, float]:
-    from kubernetes import config
 
-    api = config.new_client_from_config(config_file=kubeconfig)
-    api.configuration.connection_pool_maxsize = THREADS * 2
-    gw = RealKubeGateway(api, qps=0, burst=1)
-    install_crd(gw)
+    api, gw = crd_gateway(kubeconfig)
     floor_ns, app_ns, keys_ns = f"floor{tag}", f"app{tag}", f"keys{tag}"
     for ns in (floor_ns, app_ns, keys_ns):
         gw.request("POST", "/api/v1/namespaces", body={"metadata": {"name": ns}})
@@ -309,12 +291,8 @@ def bench_keys(rounds: int, bits: int = 4096) -> list[dict[str, float]]:
 def bench_rss(
     kubeconfig: str, m: int, work: Path, tag: str = "", settle_s: float = 35
 ) -> dict[str, float]:
-    from kubernetes import config
 
-    api = config.new_client_from_config(config_file=kubeconfig)
-    api.configuration.connection_pool_maxsize = THREADS * 2
-    gw = RealKubeGateway(api, qps=0, burst=1)
-    install_crd(gw)
+    api, gw = crd_gateway(kubeconfig)
     rss_ns, keys_ns = f"rss{tag}", f"rsskeys{tag}"
     for ns in (rss_ns, keys_ns):
         gw.request("POST", "/api/v1/namespaces", body={"metadata": {"name": ns}})

@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -43,14 +42,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
+from _proc import cpu_s, free_port, hwm_mb, rss_mb, stop_process  # noqa: E402
 from controller_bench import (  # noqa: E402
-    THREADS,
     count_secrets_until,
-    cpu_s,
-    free_port,
-    install_crd,
+    crd_gateway,
     parallel,
-    rss_mb,
     secret,
 )
 
@@ -61,13 +57,6 @@ from sealkit.scopes import Scope  # noqa: E402
 
 PATHS = ("/healthz", "/v1/cert.pem", "/readyz")
 PREFIX = f"startup-{os.getpid()}"  # namespaces of this run (a reused stack keeps old ones)
-
-
-def hwm_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def load() -> str:
@@ -133,12 +122,7 @@ class Run:
         return seen
 
     def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
         self.log.close()
 
 
@@ -289,12 +273,7 @@ def main() -> int:
         kubeconfig = stack.kubeconfig
     results: dict[str, Any] = {"cpus": os.cpu_count(), "load_at_start": load()}
     try:
-        from kubernetes import config
-
-        api = config.new_client_from_config(config_file=kubeconfig)
-        api.configuration.connection_pool_maxsize = THREADS * 2
-        gw = RealKubeGateway(api, qps=0, burst=1)
-        install_crd(gw)
+        api, gw = crd_gateway(kubeconfig)
         pub = make_keys(gw, args.keys)
         ns = f"{PREFIX}-app"
         fill(gw, ns, args.n, pub)

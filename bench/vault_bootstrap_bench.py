@@ -25,7 +25,6 @@ explicitly to make that an error).
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import math
 import os
@@ -40,31 +39,12 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from _vault_env import cli_env, private_postgres, server_version, write_ca  # noqa: E402
+
 CHAPTER = ROOT / "examples" / "vault-bootstrap" / "chapter.yaml"
 SCRIPT = ROOT / "bench" / "vault_chapter.sh"
 CLI = [str(ROOT / ".venv" / "bin" / "vault-bootstrap")]
-
-
-def _ca(path: Path) -> None:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench-ca")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
 def _timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
@@ -119,12 +99,11 @@ def main() -> int:
         args.rounds = 1
 
     from devstack import binaries
-    from devstack.components import PostgresServer
     from devstack.vault_server import dev_server
 
     work = Path(tempfile.mkdtemp(prefix="vb-bench-"))
     ca = work / "ca.crt"
-    _ca(ca)
+    write_ca(ca)
     flavors = ("openbao", "vault") if args.flavor == "both" else (args.flavor,)
     servers = {}
     for flavor in flavors:
@@ -134,12 +113,11 @@ def main() -> int:
             if args.flavor != "both":
                 raise SystemExit(f"vault-bootstrap bench: {err}") from None
             print(f"vault-bootstrap bench: skipping {flavor}: {err}")
-    pg = PostgresServer(work / "pg", name="vb-bench-pg")
-    pg.start()
+    pg_env, pg = private_postgres(work, "vb-bench-pg")
     results = {}
     try:
         for flavor, server in servers.items():
-            results[flavor] = _bench_flavor(flavor, server, pg, ca, work, args.rounds)
+            results[flavor] = _bench_flavor(flavor, server, pg_env, ca, work, args.rounds)
     finally:
         pg.destroy()
         shutil.rmtree(work, ignore_errors=True)  # data dirs of the private servers
@@ -155,25 +133,14 @@ def main() -> int:
     return 0
 
 
-def _bench_flavor(flavor: str, bao: Any, pg: Any, ca: Path, work: Path, rounds: int) -> dict:
+def _bench_flavor(
+    flavor: str, bao: Any, pg_env: dict[str, str], ca: Path, work: Path, rounds: int
+) -> dict:
     """Medians of `rounds` rounds against `bao`, a dev server of `flavor` (stopped at the end)."""
     bao.start()
     try:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_", "PG"))}
-        # VAULT_* reach all three: the vault CLI, the bao CLI (its fallback) and vault-bootstrap.
-        env.update(
-            BAO=bao.binary,
-            VAULT_ADDR=bao.addr,
-            VAULT_TOKEN=bao.token,
-            KUBE_APISERVER_URL="https://127.0.0.1:6443",
-            KUBE_CA_FILE=str(ca),
-            PGHOST=pg.host,
-            PGPORT=str(pg.port),
-            PGUSER=pg.user,
-            PGPASSWORD=pg.password,
-            PGDATABASE=pg.database,
-            NAME_SERVICE_TOKEN="bench-name-service-token",
-        )
+        env = cli_env(bao, ca, pg_env)
+        env["NAME_SERVICE_TOKEN"] = "bench-name-service-token"
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         script = ["bash", str(SCRIPT)]
         apply = [*CLI, "apply", "-f", str(CHAPTER)]
@@ -198,10 +165,9 @@ def _bench_flavor(flavor: str, bao: Any, pg: Any, ca: Path, work: Path, rounds: 
         bao.stop()
     wall = {k: statistics.median(w for w, _ in v) for k, v in times.items()}
     cpu = {k: statistics.median(c for _, c in v) for k, v in times.items()}
-    version = subprocess.run([bao.binary, "version"], capture_output=True, text=True).stdout
     return {
         "flavor": flavor,
-        "server_version": version.strip().splitlines()[0] if version.strip() else "?",
+        "server_version": server_version(bao.binary),
         "rounds": rounds,
         "wall_median_s": {k: round(v, 3) for k, v in wall.items()},
         "cpu_median_s": {k: round(v, 3) for k, v in cpu.items()},

@@ -26,7 +26,6 @@ Exit status: 0 when every run succeeded, the re-run made 0 writes and the ratios
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import re
@@ -42,6 +41,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
+from _vault_env import cli_env, private_postgres, server_version, write_ca  # noqa: E402
+
 CLI = str(ROOT / ".venv" / "bin" / "vault-bootstrap")
 TARGETS = {"apply_first": 0.3, "apply_rerun": 0.1}
 _CALLS = re.compile(
@@ -51,28 +52,6 @@ _CALLS = re.compile(
 
 class BenchFailed(Exception):
     pass
-
-
-def _ca(path: Path) -> None:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench-ca")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
 def parse_calls(stderr: str) -> dict[str, Any]:
@@ -120,18 +99,7 @@ def _postgres(work: Path) -> tuple[dict[str, str], Any]:
     if stack is not None and not stack.missing.get("postgres") and stack.pg_host:
         env = {k: v for k, v in stack.env.items() if k.startswith("PG") and v}
         return env, None
-    from devstack.components import PostgresServer
-
-    pg = PostgresServer(work / "pg", name="vb-scale-pg")
-    pg.start()
-    env = {
-        "PGHOST": pg.host,
-        "PGPORT": str(pg.port),
-        "PGUSER": pg.user,
-        "PGPASSWORD": pg.password,
-        "PGDATABASE": pg.database,
-    }
-    return env, pg
+    return private_postgres(work, "vb-scale-pg")
 
 
 def bench(args: argparse.Namespace) -> dict[str, Any]:
@@ -141,7 +109,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
 
     work = Path(tempfile.mkdtemp(prefix="vb-scale-"))
     ca = work / "ca.crt"
-    _ca(ca)
+    write_ca(ca)
     config, script = write_all(args.apps, work / "gen", db_roles=args.db_roles)
     script_api = script_calls(script)
     pg_env, private_pg = _postgres(work)
@@ -150,15 +118,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     calls: dict[str, dict[str, Any]] = {}
     try:
         bao.start()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_", "PG"))}
-        env.update(pg_env)
-        env.update(
-            BAO=bao.binary,
-            VAULT_ADDR=bao.addr,
-            VAULT_TOKEN=bao.token,
-            KUBE_APISERVER_URL="https://127.0.0.1:6443",
-            KUBE_CA_FILE=str(ca),
-        )
+        env = cli_env(bao, ca, pg_env)
         conc = ["--concurrency", str(args.concurrency)]
 
         def vb_cmd(cmd: str, *extra: str) -> list[str]:
@@ -219,13 +179,12 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     if args.sequential:
         ratios["seq_apply_first"] = med["seq_apply_first"] / med["script_first"]
         ratios["seq_apply_rerun"] = med["seq_apply_rerun"] / med["script_rerun"]
-    version = subprocess.run([bao.binary, "version"], capture_output=True, text=True).stdout
     return {
         "apps": args.apps,
         "db_roles": args.db_roles,
         "rounds": args.rounds,
         "concurrency": args.concurrency,
-        "server_version": version.strip().splitlines()[0] if version.strip() else "?",
+        "server_version": server_version(bao.binary),
         "postgres": "stack" if private_pg is None else "private",
         "wall_median_s": {k: round(v, 3) for k, v in med.items()},
         "ratios": {k: round(v, 4) for k, v in ratios.items()},

@@ -50,6 +50,10 @@ __all__ = ["HttpServer", "Limits", "Request", "Response", "parse_listen_addr"]
 
 _LOG = logging.getLogger(__name__)
 _READ_SIZE = 65536
+# Connections the kernel completes and queues while the loop is busy. asyncio.start_server
+# listens again with its own default (100) unless given this too: a burst of more than 100
+# then had its SYNs dropped and waited a second for the retransmit.
+_BACKLOG = 512
 
 
 @dataclass(frozen=True)
@@ -119,11 +123,15 @@ def _bind(host: str, port: int) -> socket.socket:
     if host == "" and socket.has_dualstack_ipv6():
         # Go's ":8080" listens on every IPv4 and IPv6 address; so do we.
         sock = socket.create_server(
-            ("::", port), family=socket.AF_INET6, dualstack_ipv6=True, reuse_port=False, backlog=512
+            ("::", port),
+            family=socket.AF_INET6,
+            dualstack_ipv6=True,
+            reuse_port=False,
+            backlog=_BACKLOG,
         )
     else:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.create_server((host or "0.0.0.0", port), family=family, backlog=512)
+        sock = socket.create_server((host or "0.0.0.0", port), family=family, backlog=_BACKLOG)
     sock.setblocking(False)
     return sock
 
@@ -184,7 +192,9 @@ class HttpServer:
         asyncio.set_event_loop(self._loop)
         try:
             self._server = self._loop.run_until_complete(
-                asyncio.start_server(self._accept, sock=self._sock, limit=_READ_SIZE)
+                asyncio.start_server(
+                    self._accept, sock=self._sock, limit=_READ_SIZE, backlog=_BACKLOG
+                )
             )
         except BaseException as exc:  # noqa: BLE001 - reported to the constructor's caller
             self._failure = exc
