@@ -14,6 +14,7 @@ Example::
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -74,15 +75,20 @@ def serve_api(
     healthy: Callable[[], bool] | None = None,
     metrics: Metrics | None = None,
     options: ApiOptions | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> ServerHandle:
-    """Start the API listener. ``ready`` defaults to "has keys", ``healthy`` to always."""
+    """Start the API listener. ``ready`` defaults to "has keys", ``healthy`` to always.
+
+    ``clock`` is the rate limiter's: tests pass a manual one, so that a slow machine taking
+    more than a refill interval between requests cannot turn an expected 429 into a 200.
+    """
     opts = options or ApiOptions()
     pool = WorkPool(opts.workers, opts.queue)
     router = api_router(
         keys,
         ready=ready or keys.has_keys,
         healthy=healthy or (lambda: True),
-        limiter=GcraLimiter(opts.rate_limit, opts.rate_limit_burst),
+        limiter=GcraLimiter(opts.rate_limit, opts.rate_limit_burst, clock=clock),
         pool=pool,
         trusted=parse_networks(opts.trusted_proxies),
         metrics=metrics,

@@ -421,11 +421,15 @@ def test_slow_client_is_cut_off_by_the_read_timeout(ring: KeyRing) -> None:
 def test_rate_limit_per_client_and_path(ring: KeyRing, metrics: Metrics) -> None:
     # Defaults: 2/s, burst 2. The test client is a trusted proxy here, so X-Forwarded-For
     # names the client (as the apiserver's service proxy does with --trusted-proxies).
+    # The limiter's clock moves only when the test says so: on a loaded machine the requests
+    # below can take longer than one refill interval (0.5 s), which made this test flaky.
+    now = [1000.0]
     handle = serve_api(
         "127.0.0.1:0",
         keys=ring,
         metrics=metrics,
         options=ApiOptions(trusted_proxies=("127.0.0.1/32",)),
+        clock=lambda: now[0],
     )
     try:
         api = Api(handle)
@@ -444,8 +448,9 @@ def test_rate_limit_per_client_and_path(ring: KeyRing, metrics: Metrics) -> None
         assert api.post("/v1/verify", body, client="spoofed, 192.0.2.1")[0] == 429
         # The certificate and health endpoints are never limited.
         assert all(api.request("GET", "/v1/cert.pem")[0] == 200 for _ in range(10))
-        time.sleep(0.6)
+        now[0] += 0.6  # one token back at 2/s
         assert api.post("/v1/verify", body, client="192.0.2.1")[0] == 200
+        assert api.post("/v1/verify", body, client="192.0.2.1")[0] == 429
         text = metrics.exposition().decode()
         assert 'code="429",method="post",path="/v1/verify"' in text
     finally:
@@ -454,7 +459,10 @@ def test_rate_limit_per_client_and_path(ring: KeyRing, metrics: Metrics) -> None
 
 def test_peer_address_is_the_client_without_forwarded_for(ring: KeyRing) -> None:
     handle = serve_api(
-        "127.0.0.1:0", keys=ring, options=ApiOptions(rate_limit=1, rate_limit_burst=0)
+        "127.0.0.1:0",
+        keys=ring,
+        options=ApiOptions(rate_limit=1, rate_limit_burst=0),
+        clock=lambda: 1000.0,  # frozen: the second request is refused however slow the first
     )
     try:
         api = Api(handle)
