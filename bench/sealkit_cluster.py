@@ -162,6 +162,11 @@ def main() -> int:
     venv_dir = tempfile.mkdtemp(prefix="bench-cluster-venv-")
     atexit.register(shutil.rmtree, venv_dir, ignore_errors=True)  # leave /tmp as found
     installed = _installed_python(venv_dir)
+    import compileall
+
+    # A wheel install byte-compiles; the warm-up would not when PYTHONDONTWRITEBYTECODE is set
+    # (lost in a merge once: every sealkit start then compiled its modules from source).
+    compileall.compile_dir(str(ROOT / "sealkit"), quiet=1)
     entry = "import sys; from sealkit.cli import main; sys.exit(main())"
     namespace = f"bench-cluster-{secrets.token_hex(3)}"
     results: dict[str, dict[str, list[float]]] = {}
