@@ -38,7 +38,11 @@ _MAX_KEY = 1000  # YAML limits implicit keys to 1024 characters
 
 # YAML 1.1 as PyYAML resolves plain scalars (yaml.resolver.Resolver).
 _BOOL = {"yes": True, "no": False, "true": True, "false": False, "on": True, "off": False}
-_BOOL_FORMS = {form for word in _BOOL for form in (word, word.capitalize(), word.upper())}
+_BOOL_FORMS = {
+    form: _BOOL[word] for word in _BOOL for form in (word, word.capitalize(), word.upper())
+}
+# go-yaml v2 (kubeseal's Secret decoder; `sealkit.cli._input`'s loader) also reads y/n.
+_GO_BOOL_FORMS = {**_BOOL_FORMS, "y": True, "Y": True, "n": False, "N": False}
 _NULL_FORMS = {"~", "null", "Null", "NULL"}
 # A plain scalar starting with one of these is an indicator, a number, a timestamp, a merge
 # key, ``=`` or ``.inf``/``.nan``: not a string, or not plain.
@@ -49,9 +53,10 @@ class Unsupported(Exception):  # noqa: N818 - a signal, not an error: "use PyYAM
     """The document is outside the subset (not necessarily invalid): parse it with PyYAML."""
 
 
-def load(data: bytes) -> Any:
+def load(data: bytes, *, go_yaml_v2: bool = False) -> Any:
     """The document in ``data``, as ``yaml.safe_load`` returns it; `Unsupported` if outside
-    the subset."""
+    the subset. With ``go_yaml_v2``, as `sealkit.cli._input`'s go-yaml v2 loader returns it
+    (the same, but ``y``/``Y``/``n``/``N`` are booleans)."""
     if len(data) > MAX_BYTES:
         raise Unsupported
     try:
@@ -76,7 +81,7 @@ def load(data: bytes) -> Any:
         lines.append((indent, content))
     if not lines:
         return None
-    parser = _Parser(lines)
+    parser = _Parser(lines, _GO_BOOL_FORMS if go_yaml_v2 else _BOOL_FORMS)
     doc = parser.block(lines[0][0], 0)
     if parser.i != len(lines):
         raise Unsupported
@@ -90,8 +95,9 @@ def _is_item(text: str) -> bool:
 class _Parser:
     """Recursive descent over the content lines (indent, text without the indent)."""
 
-    def __init__(self, lines: list[tuple[int, str]]) -> None:
+    def __init__(self, lines: list[tuple[int, str]], bools: dict[str, bool]) -> None:
         self.lines = lines
+        self.bools = bools
         self.i = 0
 
     def block(self, indent: int, depth: int) -> Any:
@@ -110,7 +116,7 @@ class _Parser:
                 break
             if ind > indent or _is_item(text):
                 raise Unsupported
-            key, rest = _key(text)
+            key, rest = _key(text, self.bools)
             if key in out:
                 raise Unsupported
             self.i += 1
@@ -121,7 +127,7 @@ class _Parser:
         """The value after ``key:`` on a mapping line at ``indent``."""
         rest = rest.strip(" ")
         if rest and not rest.startswith("#"):
-            value = _scalar(rest)
+            value = _scalar(rest, self.bools)
             self.no_continuation(indent)
             return value
         if self.i < len(self.lines):
@@ -155,7 +161,7 @@ class _Parser:
                 out.append(self.mapping(column, depth + 1))
                 continue
             self.i += 1
-            out.append(_scalar(body))
+            out.append(_scalar(body, self.bools))
             self.no_continuation(indent)
         return out
 
@@ -173,7 +179,7 @@ def _starts_mapping(text: str) -> bool:
     return ": " in text or text.endswith(":")
 
 
-def _key(text: str) -> tuple[str, str]:
+def _key(text: str, bools: dict[str, bool]) -> tuple[str, str]:
     """(key, what follows its colon) of a mapping line."""
     if text[0] in "'\"":
         key, end = _quoted(text)
@@ -187,14 +193,14 @@ def _key(text: str) -> tuple[str, str]:
                 raise Unsupported
             end = len(text) - 1
         key, rest = text[:end], text[end + 1 :]
-        if not key or key[0] == "-" or key[-1] == " " or not isinstance(_plain(key), str):
+        if not key or key[0] == "-" or key[-1] == " " or not isinstance(_plain(key, bools), str):
             raise Unsupported
     if len(key) > _MAX_KEY:
         raise Unsupported
     return key, rest
 
 
-def _scalar(text: str) -> Any:
+def _scalar(text: str, bools: dict[str, bool]) -> Any:
     """A one-line value (non-empty, not a comment)."""
     if text[0] in "'\"":
         value, end = _quoted(text)
@@ -206,7 +212,7 @@ def _scalar(text: str) -> Any:
     cut = text.find(" #")
     if cut >= 0:
         text = text[:cut].rstrip(" ")
-    return _plain(text)
+    return _plain(text, bools)
 
 
 def _only_comment(rest: str) -> None:
@@ -214,12 +220,12 @@ def _only_comment(rest: str) -> None:
         raise Unsupported
 
 
-def _plain(text: str) -> Any:
+def _plain(text: str, bools: dict[str, bool]) -> Any:
     """A plain scalar as YAML 1.1 resolves it, if a string, boolean or null."""
     if ": " in text or text.endswith(":") or " #" in text:
         raise Unsupported
-    if text in _BOOL_FORMS:
-        return _BOOL[text.lower()]
+    if text in bools:
+        return bools[text]
     if text in _NULL_FORMS:
         return None
     first = text[0]

@@ -312,9 +312,9 @@ class Session:
                 sock.close()
                 raise OSError(f"proxyconnect tcp: {status_line.decode('latin-1').strip()}")
         else:
-            sock = socket.create_connection(
-                (_idna_free(self.host), self.port), timeout=self.timeout
-            )
+            # getaddrinfo takes bytes hosts too (typeshed says str only)
+            address = (_idna_free(self.host), self.port)
+            sock = socket.create_connection(address, timeout=self.timeout)  # type: ignore[arg-type]
         if self.scheme == "https":
             ctx = _ssl_context(self.rc, *self._cert)
             name = _idna_free(self.rc.tls_server_name or self.host)

@@ -18,6 +18,7 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from sealkit.cli import _input
 from sealkit.kubeconfig_fast import MAX_BYTES, Unsupported, load
 
 C_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -161,8 +162,16 @@ def _yaml_loads(text: str | bytes) -> list[Any]:
 
 
 def _agree(text: str) -> bool:
-    """True when the fast reader accepted ``text`` (then it matched PyYAML)."""
+    """True when the fast reader accepted ``text`` (then it matched PyYAML, and in go-yaml v2
+    mode the Secret input loader of `sealkit.cli._input`)."""
     data = text.encode("utf-8", "surrogatepass")
+    try:
+        go = load(data, go_yaml_v2=True)
+    except Unsupported:
+        go = Unsupported
+    if go is not Unsupported:
+        expected_go = yaml.load(data, Loader=_input._loader())  # noqa: S506 - a safe loader
+        assert go == expected_go and _types(go) == _types(expected_go), text
     try:
         fast = load(data)
     except Unsupported:
@@ -295,6 +304,8 @@ _WORDS = st.sampled_from(
         "=",
         "y",
         "n",
+        "Y",
+        "N",
         "a b",
         "a:b",
         "a: b",
@@ -409,7 +420,10 @@ def test_generated_block_documents_match_pyyaml(
 ) -> None:
     lines = _emit(doc, 0, level_seq, data)
     if comments:
-        lines = ["# generated", *[line + ("  # c" if i % 2 else "") for i, line in enumerate(lines)]]
+        lines = [
+            "# generated",
+            *[line + ("  # c" if i % 2 else "") for i, line in enumerate(lines)],
+        ]
     _agree("\n".join(lines) + "\n")
 
 
@@ -440,14 +454,13 @@ _TOKENS = st.sampled_from(
 def test_random_yamlish_text_matches_pyyaml_or_is_refused(tokens: list[str]) -> None:
     text = "".join(tokens)
     try:
-        fast = load(text.encode())
+        load(text.encode())
     except Unsupported:
         return
     try:
-        expected = _yaml_loads(text)
+        assert _agree(text)
     except yaml.YAMLError:
         pytest.fail(f"accepted what PyYAML refuses: {text!r}")
-    assert fast == expected and _types(fast) == _types(expected), text
 
 
 # --- hostile input ----------------------------------------------------------------------------
@@ -499,3 +512,58 @@ def test_a_kubectl_style_fetch_cert_does_not_import_yaml(tmp_path: Path) -> None
         )
         assert proc.stdout.strip() == imported, proc.stderr
         assert "connection refused" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a: y\nb: N\nc: yes\nd: 'y'\n", {"a": True, "b": False, "c": True, "d": "y"}),
+        ("stringData:\n  on: x\n", Unsupported),  # a bool key
+        ("stringData:\n  y: x\n", Unsupported),
+        ("stringData:\n  port: 5432\n", Unsupported),  # go-yaml v2 ints: PyYAML's job
+    ],
+)
+def test_go_yaml_v2_mode_reads_y_and_n_as_booleans(text: str, expected: Any) -> None:
+    if expected is Unsupported:
+        with pytest.raises(Unsupported):
+            load(text.encode(), go_yaml_v2=True)
+    else:
+        assert load(text.encode(), go_yaml_v2=True) == expected
+        assert yaml.load(text, Loader=_input._loader()) == expected  # noqa: S506
+
+
+def test_an_ordinary_secret_is_sealed_without_pyyaml(tmp_path: Path) -> None:
+    """Sealing reads a plain Secret file with the fast reader (kubeseal's rendering of its
+    scalars still applies), and a Secret with a block scalar through PyYAML."""
+    from cryptography.hazmat.primitives import serialization
+
+    from sealkit.keys import generate_key_and_cert
+
+    _, cert = generate_key_and_cert(2048)
+    pem = tmp_path / "cert.pem"
+    pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    code = (
+        "import sys\nfrom sealkit.cli import main\n"
+        "try:\n    main(['--cert', sys.argv[1], '-f', sys.argv[2]])\n"
+        "except SystemExit as exc:\n    assert not exc.code, exc.code\n"
+        "print('yaml' in sys.modules, file=sys.stderr)\n"
+    )
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: prod\n"
+        "stringData:\n  password: s3cret\n  enabled: yes\n"
+    )
+    block = tmp_path / "block.yaml"
+    block.write_text(plain.read_text() + "  motd: |\n    hello\n")
+    for path, imported in ((plain, "False"), (block, "True")):
+        proc = subprocess.run(
+            [sys.executable, "-c", code, str(pem), str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == 0 and proc.stderr.strip() == imported, proc.stderr
+        sealed = json.loads(proc.stdout)
+        assert set(sealed["spec"]["encryptedData"]) == (
+            {"password", "enabled"} if path == plain else {"password", "enabled", "motd"}
+        )
