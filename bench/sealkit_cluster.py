@@ -166,7 +166,9 @@ def main() -> int:
 
     # A wheel install byte-compiles; the warm-up would not when PYTHONDONTWRITEBYTECODE is set
     # (lost in a merge once: every sealkit start then compiled its modules from source).
-    compileall.compile_dir(str(ROOT / "sealkit"), quiet=1)
+    # force: compileall trusts a .pyc whose recorded mtime matches, but the import system also
+    # checks the size, so a source rewritten within the same second was compiled at every run.
+    compileall.compile_dir(str(ROOT / "sealkit"), quiet=1, force=True)
     entry = "import sys; from sealkit.cli import main; sys.exit(main())"
     namespace = f"bench-cluster-{secrets.token_hex(3)}"
     results: dict[str, dict[str, list[float]]] = {}
