@@ -22,6 +22,7 @@ from sealkit.cli import _input
 from sealkit.kubeconfig_fast import MAX_BYTES, Unsupported, load
 
 C_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_MAIN = "import sys; from sealkit.cli import main; sys.exit(main())"
 
 KIND = """\
 apiVersion: v1
@@ -567,3 +568,25 @@ def test_an_ordinary_secret_is_sealed_without_pyyaml(tmp_path: Path) -> None:
         assert set(sealed["spec"]["encryptedData"]) == (
             {"password", "enabled"} if path == plain else {"password", "enabled", "motd"}
         )
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        "".join(" " * i + "a:\n" for i in range(3000)).encode(),  # past the fast reader's depth
+        b"a: " + b"[" * 100000 + b"]" * 100000 + b"\n",  # PyYAML's recursion
+        bytes(range(256)) * 10,
+    ],
+    ids=["deep-block", "deep-flow", "binary"],
+)
+def test_a_hostile_kubeconfig_is_one_error_line(tmp_path: Path, data: bytes) -> None:
+    path = tmp_path / "kc"
+    path.write_bytes(data)
+    proc = subprocess.run(
+        [sys.executable, "-c", _MAIN, "--fetch-cert", "--kubeconfig", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr == f'error: error loading config file "{path}": malformed YAML\n'
