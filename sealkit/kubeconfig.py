@@ -92,10 +92,10 @@ def _absolute(entry: dict[str, Any], keys: tuple[str, ...], base: str) -> dict[s
 
 
 def _parse(data: bytes, path: str) -> Any:
-    """The document in a kubeconfig file. `sealkit.kubeconfig_fast` reads what kubectl and
+    """The document in a kubeconfig file. `sealkit.fastyaml` reads what kubectl and
     the cloud CLIs write without importing PyYAML (a third of kubeseal's whole run); PyYAML's
     C loader reads everything else, and is the authority on what YAML means."""
-    from sealkit.kubeconfig_fast import Unsupported, load
+    from sealkit.fastyaml import Unsupported, load
 
     try:
         return load(data)

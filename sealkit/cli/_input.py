@@ -52,9 +52,9 @@ def load_input(data: bytes, *, source: str = "input") -> list[Any]:
 
 def _load_fast(data: bytes) -> list[Any] | None:
     """The one document of an ordinary Secret file, read without importing PyYAML (about as
-    costly as the seal itself); None when `sealkit.kubeconfig_fast` cannot judge it alone
+    costly as the seal itself); None when `sealkit.fastyaml` cannot judge it alone
     (several documents, block scalars, numbers, ...), and PyYAML must."""
-    from sealkit.kubeconfig_fast import Unsupported, load
+    from sealkit.fastyaml import Unsupported, load
 
     try:
         doc = load(data, go_yaml_v2=True)

@@ -193,7 +193,7 @@ def test_fast_cluster_calls_import_neither_typing_nor_click(tmp_path: Path) -> N
     """``--fetch-cert`` with the fast path's flags: the records are `sealkit._record.Record`
     (no ``typing`` import, no per-field ``compile()``), and click is never loaded; nor is
     PyYAML for a kubeconfig as kubectl (here: yaml.safe_dump) writes it
-    (`sealkit.kubeconfig_fast`; test_kubeconfig_fast.py checks the fallback)."""
+    (`sealkit.fastyaml`; test_fastyaml.py checks the fallback)."""
     import subprocess
     import sys
 

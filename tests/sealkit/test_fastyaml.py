@@ -1,4 +1,4 @@
-"""`sealkit.kubeconfig_fast` against PyYAML, the authority: every document the fast reader
+"""`sealkit.fastyaml` against PyYAML, the authority: every document the fast reader
 accepts must load to exactly what ``yaml.safe_load`` (and the C loader the fallback uses)
 returns; real kubeconfigs must take the fast path; hostile input ends quickly in a value or
 `Unsupported`, never in another exception."""
@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from sealkit.cli import _input
-from sealkit.kubeconfig_fast import MAX_BYTES, Unsupported, load
+from sealkit.fastyaml import MAX_BYTES, Unsupported, load
 
 C_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _MAIN = "import sys; from sealkit.cli import main; sys.exit(main())"

@@ -1,10 +1,13 @@
-"""A strict reader for the YAML that kubectl, kind, k3s and cloud CLIs write into kubeconfigs.
+"""A strict reader for the plain YAML that kubectl, kind, k3s and cloud CLIs write into
+kubeconfigs, and that people write for a Secret.
 
 Why: importing PyYAML costs about 15 ms, a third of kubeseal's whole ``--fetch-cert``, and a
-cluster call reads nothing else in YAML. This reader accepts a small subset and gives up
-(`Unsupported`) on anything outside it; the caller then parses with PyYAML, which stays the
-authority. For every document it accepts, the result equals ``yaml.safe_load``'s (the
-differential tests in ``tests/sealkit/test_kubeconfig_fast.py`` check this).
+cluster call or a seal reads one small file in YAML. This reader accepts a small subset and
+gives up (`Unsupported`) on anything outside it; the caller then parses with PyYAML, which
+stays the authority. For every document it accepts, the result equals ``yaml.safe_load``'s,
+or with ``go_yaml_v2`` that of `sealkit.cli._input`'s go-yaml v2 loader (the differential
+tests in ``tests/sealkit/test_fastyaml.py`` check both). Users: `sealkit.kubeconfig` and
+`sealkit.cli._input`.
 
 The subset:
 
