@@ -73,3 +73,34 @@ def test_idna_free_only_where_the_codec_is_the_identity(host: str) -> None:
         assert host.encode("idna") == out
     else:
         assert out == host
+
+
+def _regex_duration(text: str) -> float | None | str:
+    """`parse_duration` as it was: every unit form through the regex."""
+    import re
+
+    text = (text or "0").strip()
+    if text.replace(".", "", 1).isdigit():
+        return float(text) or None
+    if re.fullmatch(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h))+", text):
+        units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+        found = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", text)
+        return sum(float(n) * units[u] for n, u in found) or None
+    return "UsageError"
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("0123456789.smh ٣")), max_size=8))
+@example("30s")
+@example("")
+@example(" ")
+@example("s")
+def test_parse_duration_without_regex_for_seconds(text: str) -> None:
+    from sealkit._exceptions import UsageError
+    from sealkit.cli._common import parse_duration
+
+    try:
+        got: float | None | str = parse_duration(text)
+    except UsageError:
+        got = "UsageError"
+    assert got == _regex_duration(text)
