@@ -72,20 +72,25 @@ def load(data: bytes, *, go_yaml_v2: bool = False) -> Any:
     if stripped.startswith("{"):
         return _json(stripped)
     lines: list[tuple[int, str]] = []
+    started = False
     for line in text.split("\n"):
         content = line.strip(" ")
         if not content or content.startswith("#"):
             continue
         indent = len(line) - len(line.lstrip(" "))
         if indent == 0 and content.startswith(("---", "...", "%")):
-            if content == "---" and not lines:
-                continue  # the optional document start
+            if content == "---" and not lines and not started:
+                started = True  # the optional document start (once: "---\n---" is two)
+                continue
             raise Unsupported
         lines.append((indent, content))
     if not lines:
         return None
     parser = _Parser(lines, _GO_BOOL_FORMS if go_yaml_v2 else _BOOL_FORMS)
-    doc = parser.block(lines[0][0], 0)
+    try:
+        doc = parser.block(lines[0][0], 0)
+    except RecursionError:  # not reached (MAX_DEPTH); PyYAML then reports it
+        raise Unsupported from None
     if parser.i != len(lines):
         raise Unsupported
     return doc
@@ -104,13 +109,13 @@ class _Parser:
         self.i = 0
 
     def block(self, indent: int, depth: int) -> Any:
-        if depth > MAX_DEPTH:
-            raise Unsupported
         if _is_item(self.lines[self.i][1]):
             return self.sequence(indent, depth)
         return self.mapping(indent, depth)
 
     def mapping(self, indent: int, depth: int) -> dict[str, Any]:
+        if depth > MAX_DEPTH:  # checked by both node kinds: each can nest the other directly
+            raise Unsupported
         out: dict[str, Any] = {}
         lines = self.lines
         while self.i < len(lines):
@@ -142,6 +147,8 @@ class _Parser:
         return None
 
     def sequence(self, indent: int, depth: int) -> list[Any]:
+        if depth > MAX_DEPTH:
+            raise Unsupported
         out: list[Any] = []
         lines = self.lines
         while self.i < len(lines):

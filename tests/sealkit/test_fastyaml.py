@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from sealkit.cli import _input
-from sealkit.fastyaml import MAX_BYTES, Unsupported, load
+from sealkit.fastyaml import MAX_BYTES, MAX_DEPTH, Unsupported, load
 
 C_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _MAIN = "import sys; from sealkit.cli import main; sys.exit(main())"
@@ -451,6 +451,7 @@ _TOKENS = st.sampled_from(
 @settings(max_examples=2000, deadline=None)
 @given(st.lists(_TOKENS, max_size=40))
 @example(["a", ": ", "'", "b", "'", "#", "c"])
+@example(["---", "\n", "---"])  # two empty documents: found by this test once
 @example(["- ", "a", ": ", "b", "\n  ", "c", ": ", "d"])
 def test_random_yamlish_text_matches_pyyaml_or_is_refused(tokens: list[str]) -> None:
     text = "".join(tokens)
@@ -469,6 +470,8 @@ def test_random_yamlish_text_matches_pyyaml_or_is_refused(tokens: list[str]) -> 
     "data",
     [
         b"a:\n" + b"".join(b" " * i + b"a:\n" for i in range(1, 5000)),
+        "".join(" " * (2 * i) + "- k:\n" for i in range(900)).encode(),  # seq/map, no block()
+        "".join(" " * (2 * i) + "k:\n" + " " * (2 * i) + "- " for i in range(600)).encode(),
         b"- " * 100000,
         b"-\n" * 100000,
         b"a: b\n" * 100000,
@@ -484,11 +487,25 @@ def test_random_yamlish_text_matches_pyyaml_or_is_refused(tokens: list[str]) -> 
 )
 def test_hostile_input_ends_quickly(data: bytes) -> None:
     start = time.monotonic()
-    try:
-        load(data)
-    except Unsupported:
-        pass
-    assert time.monotonic() - start < 2.0
+    for go_yaml_v2 in (False, True):
+        try:
+            load(data, go_yaml_v2=go_yaml_v2)
+        except Unsupported:
+            pass
+    assert time.monotonic() - start < 4.0
+
+
+@pytest.mark.parametrize(
+    ("line", "nodes_per_line"),
+    [("k:", 1), ("- k:", 2), ("- - k", 1)],  # nested maps; a map in each item; "- -" refused
+)
+def test_nesting_past_max_depth_is_unsupported(line: str, nodes_per_line: int) -> None:
+    """Every way to nest (a mapping in a mapping, a sequence level with its key, a mapping in
+    an item) counts towards MAX_DEPTH."""
+    for lines in range(1, 60):
+        doc = "".join(" " * (2 * i) + line + "\n" for i in range(lines))
+        accepted = _agree(doc)
+        assert accepted == (line != "- - k" and lines * nodes_per_line - 1 <= MAX_DEPTH), lines
 
 
 def test_a_kubectl_style_fetch_cert_does_not_import_yaml(tmp_path: Path) -> None:
