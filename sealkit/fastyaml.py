@@ -49,7 +49,8 @@ _GO_BOOL_FORMS = {**_BOOL_FORMS, "y": True, "Y": True, "n": False, "N": False}
 _NULL_FORMS = {"~", "null", "Null", "NULL"}
 # A plain scalar starting with one of these is an indicator, a number, a timestamp, a merge
 # key, ``=`` or ``.inf``/``.nan``: not a string, or not plain.
-_BAD_START = frozenset("0123456789+.~=<!&*|>'\"%@`#,[]{}?:")
+_BAD_START = frozenset("0123456789+~=<!&*|>'\"%@`#,[]{}?:")
+_DOT_FLOATS = {".inf", ".Inf", ".INF", ".nan", ".NaN", ".NAN"}
 
 
 class Unsupported(Exception):  # noqa: N818 - a signal, not an error: "use PyYAML"
@@ -242,6 +243,8 @@ def _plain(text: str, bools: dict[str, bool]) -> Any:
     if first in _BAD_START:
         raise Unsupported
     if first == "-" and (len(text) == 1 or text[1] in " 0123456789."):
+        raise Unsupported
+    if first == "." and (text[1:2].isdigit() or text in _DOT_FLOATS):  # .5, .inf (".key": text)
         raise Unsupported
     return text
 
