@@ -6,12 +6,14 @@ expired (kubeseal #791). The clock is injectable (``now=``) so tests need no tim
 
 from __future__ import annotations
 
-import datetime as _dt
-from typing import TYPE_CHECKING
+import time
 
 from sealkit._exceptions import CertError
+from sealkit._record import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import datetime as _dt
+
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
     from cryptography.x509 import Certificate
 
@@ -63,7 +65,8 @@ def load_certificate(pem: bytes, now: _dt.datetime | None = None) -> Certificate
     if not isinstance(public_key, rsa.RSAPublicKey):
         kind = type(public_key).__name__.removesuffix("PublicKey") or "unknown"
         raise CertError(f"expected RSA public key but found {kind} key")
-    _check_not_expired(cert.not_valid_after_utc, now)
+    end = cert.not_valid_after_utc
+    _check_not_expired((end.year, end.month, end.day, end.hour, end.minute, end.second), now)
     return cert
 
 
@@ -87,15 +90,44 @@ def load_public_key(pem: bytes, now: _dt.datetime | None = None) -> RSAPublicKey
     return full  # type: ignore[return-value]  # load_certificate checked it is RSA
 
 
-def _check_not_expired(not_after: _dt.datetime, now: _dt.datetime | None) -> None:
-    now = now or _dt.datetime.now(_dt.UTC)
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=_dt.UTC)
-    if now > not_after:
+_Time = tuple[int, int, int, int, int, int]  # UTC year, month, day, hour, minute, second
+
+
+def _check_not_expired(not_after: _Time, now: _dt.datetime | None) -> None:
+    """Without ``now``, against the clock in epoch seconds: the seal path then needs no
+    ``datetime`` import (2 ms, more than the seal)."""
+    if now is None:
+        expired = time.time() > _epoch(not_after)
+    else:
+        import datetime as _dt
+
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=_dt.UTC)
+        expired = now > _dt.datetime(*not_after, tzinfo=_dt.UTC)
+    if expired:
+        year, month, day = not_after[:3]
         raise CertError(
-            "failed to encrypt using an expired certificate on "
-            f"{_MONTHS[not_after.month - 1]} {not_after.day}, {not_after.year}"
+            f"failed to encrypt using an expired certificate on {_MONTHS[month - 1]} {day}, {year}"
         )
+
+
+def _epoch(t: _Time) -> int:
+    """Seconds since 1970 of a valid UTC time (the proleptic Gregorian day count of
+    ``datetime.toordinal``; 719163 is 1970-01-01's)."""
+    year, month, day, hour, minute, second = t
+    y = year - 1
+    days = y * 365 + y // 4 - y // 100 + y // 400 + _DAYS_BEFORE[month - 1] + day
+    if month > 2 and _leap(year):
+        days += 1
+    return (days - 719163) * 86400 + hour * 3600 + minute * 60 + second
+
+
+_DAYS_BEFORE = (0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334)
+_DAYS_IN = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _leap(year: int) -> bool:
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
 
 
 def _tlv(der: bytes, pos: int) -> tuple[int, int, int]:
@@ -115,7 +147,7 @@ def _tlv(der: bytes, pos: int) -> tuple[int, int, int]:
     return tag, pos, end
 
 
-def _tbs_fields(pem_block: bytes) -> tuple[_dt.datetime, bytes] | None:
+def _tbs_fields(pem_block: bytes) -> tuple[_Time, bytes] | None:
     """(notAfter, SubjectPublicKeyInfo DER) of one PEM certificate, or None if unsure."""
     import base64
     import binascii
@@ -196,7 +228,7 @@ def _rsa_from_spki(spki: bytes) -> RSAPublicKey | None:
         return None
 
 
-def _asn1_time(tag: int, raw: bytes) -> _dt.datetime:
+def _asn1_time(tag: int, raw: bytes) -> _Time:
     text = raw.decode("ascii")
     if tag == 0x17 and len(text) == 13 and text.endswith("Z"):  # UTCTime YYMMDDHHMMSSZ
         year = int(text[:2])
@@ -207,4 +239,15 @@ def _asn1_time(tag: int, raw: bytes) -> _dt.datetime:
         raise ValueError("bad ASN.1 time")
     fields = (text[0:4], text[4:6], text[6:8], text[8:10], text[10:12], text[12:14])
     year, month, day, hour, minute, second = (int(f) for f in fields)
-    return _dt.datetime(year, month, day, hour, minute, second, tzinfo=_dt.UTC)
+    # datetime's own range checks: anything else is left to the full X.509 parser
+    leap_day = month == 2 and _leap(year)
+    if not (
+        1 <= year <= 9999
+        and 1 <= month <= 12
+        and 1 <= day <= _DAYS_IN[month - 1] + leap_day
+        and hour < 24
+        and minute < 60
+        and second < 60
+    ):
+        raise ValueError("bad ASN.1 time")
+    return year, month, day, hour, minute, second

@@ -17,7 +17,6 @@ namespace kubectl would use.
 from __future__ import annotations
 
 import json
-import urllib.parse
 from collections.abc import Mapping
 
 from sealkit._exceptions import ClusterError, InputError, UnsealError
@@ -57,6 +56,7 @@ class ControllerGateway(Protocol):
 def fetch_url(url: str, timeout: float = 30.0) -> bytes:
     """GET ``url`` (``http(s)://``, honouring proxy env vars, or ``file://``)."""
     import urllib.error
+    import urllib.parse
     import urllib.request
 
     if url.startswith("file://"):
@@ -218,7 +218,16 @@ class ProxyGateway:
         return _rotated(200, body)
 
 
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~:")
+
+
 def _q(part: str) -> str:
+    """``urllib.parse.quote(part, safe=":")``; names and namespaces need no quoting, and
+    then urllib.parse (and ipaddress) need not be imported."""
+    if _UNRESERVED.issuperset(part):
+        return part
+    import urllib.parse
+
     return urllib.parse.quote(part, safe=":")
 
 

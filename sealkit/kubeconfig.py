@@ -91,25 +91,40 @@ def _absolute(entry: dict[str, Any], keys: tuple[str, ...], base: str) -> dict[s
     return out
 
 
-def load_raw(opts: ClusterOptions) -> _Raw:
-    """The merged kubeconfig(s), with file paths made absolute."""
+def _parse(data: bytes, path: str) -> Any:
+    """The document in a kubeconfig file. `sealkit.fastyaml` reads what kubectl and
+    the cloud CLIs write without importing PyYAML (a third of kubeseal's whole run); PyYAML's
+    C loader reads everything else, and is the authority on what YAML means."""
+    from sealkit.fastyaml import Unsupported, load
+
+    try:
+        return load(data)
+    except Unsupported:
+        pass
     import yaml
 
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        return yaml.load(data, Loader=loader)  # noqa: S506 - a safe loader
+    except (yaml.YAMLError, RecursionError):
+        raise ClusterError(f'error loading config file "{path}": malformed YAML') from None
+
+
+def load_raw(opts: ClusterOptions) -> _Raw:
+    """The merged kubeconfig(s), with file paths made absolute."""
     raw = _Raw()
     paths, explicit = _paths(opts)
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     for path in paths:
         try:
             with open(path, "rb") as handle:
-                doc = yaml.load(handle, Loader=loader)  # noqa: S506 - a safe loader
+                data = handle.read()
         except FileNotFoundError:
             if explicit:
                 raise ClusterError(f"stat {path}: no such file or directory") from None
             continue
         except OSError as exc:
             raise ClusterError(f"cannot read kubeconfig {path}: {exc.strerror}") from None
-        except yaml.YAMLError:
-            raise ClusterError(f'error loading config file "{path}": malformed YAML') from None
+        doc = _parse(data, path)
         if doc is None:
             continue
         if not isinstance(doc, dict):

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sealkit._exceptions import InputError, UnsealError
+from sealkit._record import TYPE_CHECKING, Record
 from sealkit.scopes import Scope, label_for, scope_of, with_scope_annotations
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
 __all__ = [
@@ -241,9 +243,10 @@ def secret_values(secret: Mapping[str, Any]) -> dict[str, bytes]:
     return values
 
 
-class Unsealed(NamedTuple):
+class Unsealed(Record):
     """What `unseal` produced: the Secret, and the key that opened it (None: nothing to open).
-    (NamedTuple and a plain class below: no dataclasses import on the CLI's seal path.)"""
+    (A `Record` and a plain class below: no dataclasses import, and no per-field compile()
+    of typing.NamedTuple, on the CLI's seal path.)"""
 
     secret: dict[str, Any]
     opened_by: RSAPrivateKey | None

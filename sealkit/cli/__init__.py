@@ -18,7 +18,6 @@ one ``error: <message>`` line to stderr and exits with the error's ``exit_code``
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import os
 import sys
@@ -140,9 +139,11 @@ def _handle(exc: BaseException, debug: bool) -> int:
         _error(exc.format_message())
         return exc.exit_code
     if isinstance(exc, BrokenPipeError):  # e.g. `sealkit ... | head -1`: quiet, like Go
-        with contextlib.suppress(OSError, ValueError):
+        try:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
         return 1
     if isinstance(exc, OSError) and exc.strerror:
         where = f"{exc.filename}: " if exc.filename else ""

@@ -143,6 +143,8 @@ def parse_duration(text: str) -> float | None:
     text = (text or "0").strip()
     if text.replace(".", "", 1).isdigit():
         seconds = float(text)
+    elif text.endswith("s") and text[:-1].isascii() and text[:-1].isdigit():
+        seconds = float(text[:-1])  # "30s", the default: no regex to compile on a cluster call
     elif re.fullmatch(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h))+", text):
         units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
         seconds = sum(

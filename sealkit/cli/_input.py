@@ -25,8 +25,6 @@ from sealkit._exceptions import InputError
 
 __all__ = ["as_go_secret", "go_string", "load_input"]
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
 
 def load_input(data: bytes, *, source: str = "input") -> list[Any]:
     """All non-empty documents: concatenated JSON objects, or YAML ``---`` documents."""
@@ -47,15 +45,28 @@ def load_input(data: bytes, *, source: str = "input") -> list[Any]:
                 if "\\u" in stripped or "\\U" in stripped:
                     docs = [_no_surrogates(d) for d in docs]
                 return docs
-        return _load_yaml(text, source)
+        return _load_fast(data) or _load_yaml(text, source)
     except RecursionError:
         raise InputError(f"{source} nests too deeply") from None
+
+
+def _load_fast(data: bytes) -> list[Any] | None:
+    """The one document of an ordinary Secret file, read without importing PyYAML (about as
+    costly as the seal itself); None when `sealkit.fastyaml` cannot judge it alone
+    (several documents, block scalars, numbers, ...), and PyYAML must."""
+    from sealkit.fastyaml import Unsupported, load
+
+    try:
+        doc = load(data, go_yaml_v2=True)
+    except Unsupported:
+        return None
+    return [] if doc is None else [doc]
 
 
 def _no_surrogates(value: Any) -> Any:
     """Go's JSON decoder turns a lone surrogate escape into U+FFFD; so do we."""
     if isinstance(value, str):
-        return _SURROGATE.sub("\ufffd", value)
+        return re.sub("[\ud800-\udfff]", "\ufffd", value)
     if isinstance(value, list):
         return [_no_surrogates(v) for v in value]
     if isinstance(value, dict):

@@ -13,6 +13,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sealkit import CertError, InputError
 from sealkit.certs import load_certificate, load_public_key
@@ -213,12 +215,43 @@ def test_fast_der_path_agrees_with_full_parser(private_key, other_private_key) -
         pem = _cert(private_key, not_after)
         fields = _tbs_fields(pem)
         assert fields is not None
-        assert fields[0] == not_after == load_certificate(pem).not_valid_after_utc
+        assert dt.datetime(*fields[0], tzinfo=UTC) == not_after
+        assert not_after == load_certificate(pem).not_valid_after_utc
         assert load_public_key(pem).public_numbers() == private_key.public_key().public_numbers()
     for path in ("test-cert.pem",):
         pem = (VECTORS / path).read_bytes()
         cert = x509.load_pem_x509_certificate(pem)
-        assert _tbs_fields(pem)[0] == cert.not_valid_after_utc
+        assert dt.datetime(*_tbs_fields(pem)[0], tzinfo=UTC) == cert.not_valid_after_utc
+
+
+@given(st.datetimes(min_value=dt.datetime(1, 1, 1), max_value=dt.datetime(9999, 12, 31)))
+def test_epoch_seconds_are_datetimes(when: dt.datetime) -> None:
+    """The expiry check without ``datetime`` counts seconds as datetime does."""
+    from sealkit.certs import _asn1_time, _epoch
+
+    when = when.replace(microsecond=0, tzinfo=UTC)
+    fields = (when.year, when.month, when.day, when.hour, when.minute, when.second)
+    assert _epoch(fields) == int(when.timestamp())
+    text = when.strftime("%Y%m%d%H%M%S").rjust(14, "0") + "Z"
+    assert _asn1_time(0x18, text.encode()) == fields
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "20230230000000Z",
+        "20231301000000Z",
+        "20230101240000Z",
+        "00000101000000Z",
+        "20230101006000Z",
+        "20230101000060Z",
+    ],
+)
+def test_impossible_times_are_left_to_the_full_parser(text: str) -> None:
+    from sealkit.certs import _asn1_time
+
+    with pytest.raises(ValueError):
+        _asn1_time(0x18, text.encode())
 
 
 def test_fast_path_refuses_what_the_full_parser_refuses(private_key) -> None:

@@ -191,7 +191,9 @@ def test_cluster_calls_never_import_the_kubernetes_client(tmp_path: Path) -> Non
 
 def test_fast_cluster_calls_import_neither_typing_nor_click(tmp_path: Path) -> None:
     """``--fetch-cert`` with the fast path's flags: the records are `sealkit._record.Record`
-    (no ``typing`` import, no per-field ``compile()``), and click is never loaded."""
+    (no ``typing`` import, no per-field ``compile()``), and click is never loaded; nor is
+    PyYAML for a kubeconfig as kubectl (here: yaml.safe_dump) writes it
+    (`sealkit.fastyaml`; test_fastyaml.py checks the fallback)."""
     import subprocess
     import sys
 
@@ -199,7 +201,7 @@ def test_fast_cluster_calls_import_neither_typing_nor_click(tmp_path: Path) -> N
         "import sys\nfrom sealkit.cli import main\n"
         "try:\n    main(['--fetch-cert', '--kubeconfig', sys.argv[1]])\n"
         "except SystemExit:\n    pass\n"
-        "loaded = [m for m in ('typing', 'dataclasses', 'click', 'kubernetes') "
+        "loaded = [m for m in ('typing', 'dataclasses', 'click', 'kubernetes', 'yaml') "
         "if m in sys.modules]\nassert not loaded, loaded\n"
     )
     config = _write(
