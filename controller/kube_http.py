@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime
-from typing import Any, NamedTuple
+from typing import Any
 from urllib.parse import urlencode
 
 import urllib3
@@ -40,30 +40,6 @@ class HttpError(Exception):
         self.status = status
         self.reason = reason
         self.body = body
-
-
-class _Options(NamedTuple):
-    """What `sealkit.kubeconfig.rest_config` reads: kubectl's override flags, all unset but
-    the two the controller has (``--kubeconfig``, ``--context``)."""
-
-    kubeconfig: str = ""
-    context: str = ""
-    cluster: str = ""
-    user: str = ""
-    namespace: str = ""
-    server: str = ""
-    tls_server_name: str = ""
-    insecure_skip_tls_verify: bool = False
-    certificate_authority: str = ""
-    client_certificate: str = ""
-    client_key: str = ""
-    token: str = ""
-    as_user: str = ""
-    as_uid: str = ""
-    as_group: tuple[str, ...] = ()
-    username: str = ""
-    password: str = ""
-    proxy_url: str = ""
 
 
 def _json_default(value: Any) -> Any:
@@ -114,10 +90,10 @@ class KubeHttp:
     @classmethod
     def from_kubeconfig(cls, kubeconfig: str, context: str = "", **kw: Any) -> KubeHttp:
         """``--kubeconfig``/``--context`` (kubectl's loading rules, ``$KUBECONFIG`` too)."""
+        from sealkit.cluster_options import ClusterOptions
         from sealkit.kubeconfig import rest_config
 
-        opts = _Options(kubeconfig=kubeconfig, context=context)
-        return cls(rest_config(opts), **kw)  # type: ignore[arg-type]  # the fields it reads
+        return cls(rest_config(ClusterOptions(kubeconfig=kubeconfig, context=context)), **kw)
 
     @classmethod
     def in_cluster(cls, **kw: Any) -> KubeHttp:

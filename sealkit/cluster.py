@@ -25,7 +25,7 @@ from sealkit._record import TYPE_CHECKING
 if TYPE_CHECKING:
     from typing import Any, Protocol
 
-    from sealkit.cli._options import ClusterOptions
+    from sealkit.cluster_options import ClusterOptions
     from sealkit.kubehttp import Session
 
 else:

@@ -29,7 +29,7 @@ from sealkit._record import TYPE_CHECKING, Record
 if TYPE_CHECKING:
     from typing import Any
 
-    from sealkit.cli._options import ClusterOptions
+    from sealkit.cluster_options import ClusterOptions
 
 __all__ = ["RestConfig", "load_raw", "namespace_of", "rest_config"]
 

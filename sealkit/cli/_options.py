@@ -4,17 +4,19 @@ click (`sealkit.cli._kubeseal`) and the click-free fast path (`sealkit.cli._fast
 a plain mapping of flag values; `Options.from_mapping` turns either into the same frozen
 object, so the modes (`sealkit.cli._modes`) never see a mutable dict and both parsers are
 compared by equality in tests. Flag names map to fields by click's rule (``--re-encrypt`` ->
-``re_encrypt``); the kubectl connection overrides live in `ClusterOptions`, which the
-subcommands that need a certificate (seal-tree, set) use as well. Both are NamedTuples
-(`sealkit._record.Record`), not dataclasses: immutable all the same, and they cost no
-``dataclasses``/``inspect``/``typing`` import on the cold start (benchmarked against kubeseal).
+``re_encrypt``); the kubectl connection overrides live in `ClusterOptions`
+(`sealkit.cluster_options`, re-exported here), which the subcommands that need a certificate
+(seal-tree, set) use as well. Both are NamedTuples (`sealkit._record.Record`), not
+dataclasses: immutable all the same, and they cost no ``dataclasses``/``inspect``/``typing``
+import on the cold start (benchmarked against kubeseal).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 from sealkit._record import TYPE_CHECKING, Record
+from sealkit.cluster_options import ClusterOptions, strings
 
 if TYPE_CHECKING:
     from typing import Any
@@ -22,55 +24,6 @@ if TYPE_CHECKING:
     from sealkit.scopes import Scope
 
 __all__ = ["ClusterOptions", "Options"]
-
-
-def _strings(value: Any) -> tuple[str, ...]:
-    if value is None or value == "":
-        return ()
-    if isinstance(value, str):
-        return (value,)
-    if isinstance(value, Iterable):
-        return tuple(str(v) for v in value)
-    return (str(value),)
-
-
-class ClusterOptions(Record):
-    """How to reach the apiserver and the controller: kubectl's override flags plus ours."""
-
-    kubeconfig: str = ""
-    context: str = ""
-    cluster: str = ""
-    user: str = ""
-    namespace: str = ""
-    server: str = ""
-    tls_server_name: str = ""
-    insecure_skip_tls_verify: bool = False
-    certificate_authority: str = ""
-    client_certificate: str = ""
-    client_key: str = ""
-    token: str = ""
-    as_user: str = ""  # --as
-    as_uid: str = ""
-    as_group: tuple[str, ...] = ()
-    username: str = ""
-    password: str = ""
-    proxy_url: str = ""
-    disable_compression: bool = False
-    request_timeout: str = "30s"
-    controller_name: str = "sealed-secrets-controller"
-    controller_namespace: str = "kube-system"
-    controller_url: str = ""
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> ClusterOptions:
-        """The cluster fields of ``values``; other keys are ignored, None means default."""
-        kwargs: dict[str, Any] = {}
-        for name in cls._fields:
-            value = values.get(name)
-            if value is None:
-                continue
-            kwargs[name] = _strings(value) if name == "as_group" else value
-        return cls(**kwargs)
 
 
 class Options(Record):
@@ -114,7 +67,7 @@ class Options(Record):
             if value is None:
                 continue
             if name in ("from_file", "recovery_private_key"):
-                value = _strings(value)
+                value = strings(value)
             elif name == "verbosity":
                 value = int(value or 0)
             kwargs[name] = value
