@@ -20,23 +20,37 @@ import pytest
 import yaml
 
 from tests.sealkit.conftest import run_sealkit
-from tests.sealkit.test_cluster import proxied_controller  # noqa: F401 - a fixture
+from tests.sealkit.test_cluster import (  # noqa: F401 - fixtures
+    controller_pod,
+    proxied_controller,
+)
 
 pytestmark = pytest.mark.stack
 
 
 @pytest.fixture
+def namespace(proxied_controller: dict[str, Any]) -> str:  # noqa: F811
+    """The namespace of the module's controller pod (test_cluster's `controller_pod`): the
+    Service, its proxy and the ServiceAccount below all live there."""
+    return str(proxied_controller["namespace"])
+
+
+@pytest.fixture
 def sa_token(kube_api: Any, namespace: str) -> str:
-    """A ServiceAccount that may only GET the Service and use its proxy (kubeseal's needs)."""
+    """A ServiceAccount that may only GET the Service and use its proxy (kubeseal's needs).
+    Its name is new per test: the controller's namespace lives for the whole module."""
+    import secrets
+
     from kubernetes import client
 
     core = client.CoreV1Api(kube_api)
     rbac = client.RbacAuthorizationV1Api(kube_api)
-    core.create_namespaced_service_account(namespace, {"metadata": {"name": "sealer"}})
+    name = f"sealer-{secrets.token_hex(3)}"
+    core.create_namespaced_service_account(namespace, {"metadata": {"name": name}})
     rbac.create_namespaced_role(
         namespace,
         {
-            "metadata": {"name": "sealer"},
+            "metadata": {"name": name},
             "rules": [
                 {"apiGroups": [""], "resources": ["services"], "verbs": ["get"]},
                 {"apiGroups": [""], "resources": ["services/proxy"], "verbs": ["get", "create"]},
@@ -46,13 +60,13 @@ def sa_token(kube_api: Any, namespace: str) -> str:
     rbac.create_namespaced_role_binding(
         namespace,
         {
-            "metadata": {"name": "sealer"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "sealer"},
-            "subjects": [{"kind": "ServiceAccount", "name": "sealer", "namespace": namespace}],
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
         },
     )
     resp = core.create_namespaced_service_account_token(
-        "sealer", namespace, {"spec": {"expirationSeconds": 3600}}
+        name, namespace, {"spec": {"expirationSeconds": 3600}}
     )
     return str(resp.status.token)
 
