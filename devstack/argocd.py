@@ -228,6 +228,9 @@ class _ArgoComponent(Component):
             # Upstream's image has hack/git-verify-wrapper.sh on PATH; the repo server needs it.
             "PATH": f"{self.argo.dir / 'hack'}:{os.environ.get('PATH', '/usr/bin:/bin')}",
             "TMPDIR": str(tmp),
+            # The repo server's askpass socket defaults to /tmp/reposerver-ask-pass.sock,
+            # outside the stack: it outlived `make stack-down` there.
+            "ARGOCD_ASK_PASS_SOCK": str(tmp / "reposerver-ask-pass.sock"),
             "HOME": str(data / "home"),
             # Git and kubectl inside Argo CD must never pick up the user's config.
             "GIT_CONFIG_NOSYSTEM": "1",

@@ -74,7 +74,12 @@ def run_suite(
     ]
     if focus:
         argv.append(f"-ginkgo.focus={focus}")
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=1500, cwd=report.parent)
+    # TMPDIR: the suite writes the controller's key Secrets to temp files (and kubeseal its
+    # glog files) and leaves them; in the report's directory pytest removes them.
+    env = {**os.environ, "TMPDIR": str(report.parent)}
+    proc = subprocess.run(
+        argv, capture_output=True, text=True, timeout=1500, cwd=report.parent, env=env
+    )
     if not report.exists():
         raise AssertionError(
             f"suite wrote no report (exit {proc.returncode}): "
