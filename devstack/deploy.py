@@ -66,26 +66,24 @@ def deploy_controller(
     t0 = time.monotonic()
     fresh = ensure_images(stack, [images.sealkit_image()])
     kubectl(stack, "apply", "--server-side", "--field-manager=devstack-demo", "-k", str(overlay))
-    if fresh:
-        kubectl(
-            stack,
-            "-n",
-            CONTROLLER_NAMESPACE,
-            "rollout",
-            "restart",
-            f"deployment/{CONTROLLER_DEPLOYMENT}",
-        )
+    _roll_out(stack, CONTROLLER_NAMESPACE, restart=fresh, timeout=timeout)
+    return time.monotonic() - t0
+
+
+def _roll_out(stack: Stack, namespace: str, *, restart: bool, timeout: float) -> None:
+    """Wait for the controller Deployment's rollout; ``restart`` first when a new image was
+    imported under the same tag (the pod template did not change, so nothing would roll)."""
+    target = ("-n", namespace, "rollout")
+    if restart:
+        kubectl(stack, *target, "restart", f"deployment/{CONTROLLER_DEPLOYMENT}")
     kubectl(
         stack,
-        "-n",
-        CONTROLLER_NAMESPACE,
-        "rollout",
+        *target,
         "status",
         f"deployment/{CONTROLLER_DEPLOYMENT}",
         f"--timeout={int(timeout)}s",
         timeout=timeout + 15,
     )
-    return time.monotonic() - t0
 
 
 @dataclass(frozen=True)
@@ -214,18 +212,7 @@ def deploy_variant(
             "-k",
             tmp,
         )
-    ns = ("-n", variant.namespace)
-    if fresh:
-        kubectl(stack, *ns, "rollout", "restart", f"deployment/{CONTROLLER_DEPLOYMENT}")
-    kubectl(
-        stack,
-        *ns,
-        "rollout",
-        "status",
-        f"deployment/{CONTROLLER_DEPLOYMENT}",
-        f"--timeout={int(timeout)}s",
-        timeout=timeout + 15,
-    )
+    _roll_out(stack, variant.namespace, restart=fresh, timeout=timeout)
     return time.monotonic() - t0
 
 

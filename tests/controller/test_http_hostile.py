@@ -52,21 +52,26 @@ def sealed(ring: KeyRing, values: int = 2, name: str = "db") -> dict[str, Any]:
     return seal_secret(secret, latest.public_key)
 
 
-@pytest.fixture
-def server(ring: KeyRing) -> Iterator[Any]:
-    handle = serve_api(
+def _serve(ring: KeyRing, *, header_timeout: float, read_timeout: float) -> Any:
+    """The API with small connection caps (8 per client, 64 in all) and no rate limit."""
+    return serve_api(
         "127.0.0.1:0",
         keys=ring,
         metrics=Metrics(),
         options=ApiOptions(
             rate_limit=1000,
             rate_limit_burst=1000,
-            header_timeout=1.0,
-            read_timeout=5.0,
+            header_timeout=header_timeout,
+            read_timeout=read_timeout,
             max_connections_per_client=8,
             max_connections=64,
         ),
     )
+
+
+@pytest.fixture
+def server(ring: KeyRing) -> Iterator[Any]:
+    handle = _serve(ring, header_timeout=1.0, read_timeout=5.0)
     try:
         yield handle
     finally:
@@ -256,19 +261,7 @@ def _refused(sockets: list[socket.socket], expected: int, within: float = 10.0) 
 def test_slowloris_from_one_client_leaves_probes_and_others_alone(ring: KeyRing) -> None:
     # The header deadline outlasts the test: the 8 held slots cannot free up while the 140
     # connections are still being made (a loaded machine takes a while), so exactly 132 refusals.
-    handle = serve_api(
-        "127.0.0.1:0",
-        keys=ring,
-        metrics=Metrics(),
-        options=ApiOptions(
-            rate_limit=1000,
-            rate_limit_burst=1000,
-            header_timeout=60.0,
-            read_timeout=60.0,
-            max_connections_per_client=8,
-            max_connections=64,
-        ),
-    )
+    handle = _serve(ring, header_timeout=60.0, read_timeout=60.0)
     held = _hold(handle.port, 140, "127.0.0.2")
     try:
         assert _refused(held, 140 - 8) == 140 - 8  # the per-client cap

@@ -26,19 +26,18 @@ AS_USER = {"Impersonate-User": "mallory@example.com", "Impersonate-Group": "syst
 BOMB = b"a: [" + b"1," * 499_000 + b"1]\n"
 
 
-def _memory_cgroup(proxied: Proxied) -> Path:
-    """The pod's memory cgroup (v1) on the host; the kubelet names it after the pod's UID."""
+def _pod_field(proxied: Proxied, jsonpath: str) -> str:
+    """One field of the controller pod, read with ``kubectl get -o jsonpath``."""
     got = proxied.kubectl(
-        "-n",
-        proxied.namespace,
-        "get",
-        "pod",
-        proxied.pod()["name"],
-        "-o",
-        "jsonpath={.metadata.uid}",
+        "-n", proxied.namespace, "get", "pod", proxied.pod()["name"], "-o", f"jsonpath={jsonpath}"
     )
     assert got.returncode == 0, got.stderr
-    uid = got.stdout.strip()
+    return str(got.stdout)
+
+
+def _memory_cgroup(proxied: Proxied) -> Path:
+    """The pod's memory cgroup (v1) on the host; the kubelet names it after the pod's UID."""
+    uid = _pod_field(proxied, "{.metadata.uid}").strip()
     found = [
         p
         for p in Path("/sys/fs/cgroup/memory").glob("**/pod*")
@@ -49,17 +48,7 @@ def _memory_cgroup(proxied: Proxied) -> Path:
 
 
 def _restarts(proxied: Proxied) -> str:
-    got = proxied.kubectl(
-        "-n",
-        proxied.namespace,
-        "get",
-        "pod",
-        proxied.pod()["name"],
-        "-o",
-        "jsonpath={.status.containerStatuses[0].restartCount}",
-    )
-    assert got.returncode == 0, got.stderr
-    return got.stdout
+    return _pod_field(proxied, "{.status.containerStatuses[0].restartCount}")
 
 
 def _established_to_api(proxied: Proxied) -> int:
