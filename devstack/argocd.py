@@ -20,9 +20,11 @@ The API server runs with `--disable-auth --insecure` on loopback, so the
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -195,6 +197,41 @@ def write_argocd_kubeconfig(admin: Path, dest: Path) -> Path:
     return dest
 
 
+# A Unix socket path must fit sun_path (108 bytes with its NUL); Go refuses a
+# longer one with "bind: invalid argument".
+_SUN_PATH_MAX = 107
+_ASKPASS = "reposerver-ask-pass.sock"
+
+
+def _short_socket_dir(workdir: Path) -> Path:
+    digest = hashlib.sha256(str(workdir.resolve()).encode()).hexdigest()[:16]
+    return Path("/tmp") / f"sealkit-argocd-{digest}"
+
+
+def askpass_socket(workdir: Path) -> Path:
+    """The repo server's askpass socket: in the stack, or in a short private dir.
+
+    Stacks made by pytest or in a deep checkout have paths too long for a socket;
+    those get `/tmp/sealkit-argocd-<hash of the stack dir>/`, which `down`
+    removes (`remove_socket_dir`), so nothing outlives the stack either way.
+    """
+    inside = workdir / "argocd-data" / "tmp" / _ASKPASS
+    if len(os.fsencode(inside)) <= _SUN_PATH_MAX:
+        return inside
+    short = _short_socket_dir(workdir)
+    short.mkdir(mode=0o700, exist_ok=True)
+    if short.is_symlink() or short.stat().st_uid != os.getuid():
+        raise MissingComponent("argocd", f"{short} is not ours; remove it")
+    return short / _ASKPASS
+
+
+def remove_socket_dir(workdir: Path) -> None:
+    """Remove the short socket dir `askpass_socket` may have made for this stack."""
+    short = _short_socket_dir(workdir)
+    if short.is_dir() and not short.is_symlink():
+        shutil.rmtree(short, ignore_errors=True)
+
+
 class _ArgoComponent(Component):
     """Common environment of Argo CD's processes (as in Argo CD's Procfile)."""
 
@@ -230,7 +267,7 @@ class _ArgoComponent(Component):
             "TMPDIR": str(tmp),
             # The repo server's askpass socket defaults to /tmp/reposerver-ask-pass.sock,
             # outside the stack: it outlived `make stack-down` there.
-            "ARGOCD_ASK_PASS_SOCK": str(tmp / "reposerver-ask-pass.sock"),
+            "ARGOCD_ASK_PASS_SOCK": str(askpass_socket(self.workdir)),
             "HOME": str(data / "home"),
             # Git and kubectl inside Argo CD must never pick up the user's config.
             "GIT_CONFIG_NOSYSTEM": "1",

@@ -238,6 +238,7 @@ class Stack:
             processes.stop(self.processes[name])
         for tmp in self.tempdirs:
             shutil.rmtree(tmp, ignore_errors=True)
+        argocd.remove_socket_dir(Path(self.dir))
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -571,6 +572,7 @@ def down(directory: str | Path | None = None, *, quiet: bool = False) -> bool:
         stack = load(d)
         if stack is not None:
             stack.stop()
+    argocd.remove_socket_dir(d)  # also when no stack was recorded
     shutil.rmtree(d, ignore_errors=True)
     _say(f"stack in {d} stopped" if stack else f"removed {d} (no recorded stack)", quiet)
     return stack is not None

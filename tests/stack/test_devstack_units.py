@@ -103,3 +103,30 @@ def test_pid_alive_treats_an_unreaped_child_as_gone() -> None:
         time.sleep(0.05)
     child.wait()
     assert not pid_alive(child.pid) and not pid_alive(0)
+
+
+def test_askpass_socket_stays_in_a_short_stack_and_moves_out_of_a_long_one(
+    tmp_path: Path,
+) -> None:
+    import socket
+
+    from devstack.argocd import askpass_socket, remove_socket_dir
+
+    short = tmp_path / "s"
+    assert askpass_socket(short) == short / "argocd-data" / "tmp" / "reposerver-ask-pass.sock"
+
+    deep = tmp_path / ("d" * 90) / "stack"
+    path = askpass_socket(deep)
+    assert not path.is_relative_to(deep) and len(str(path)) <= 107
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+    assert askpass_socket(deep) == path  # the same stack always gets the same dir
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(path))  # the kernel takes it (the in-stack path it replaces would not)
+    with socket.socket(socket.AF_UNIX) as sock:
+        try:
+            sock.bind(str(deep / "argocd-data" / "tmp" / "reposerver-ask-pass.sock"))
+            raise AssertionError("a too-long socket path was accepted")
+        except OSError:
+            pass
+    remove_socket_dir(deep)
+    assert not path.parent.exists()
