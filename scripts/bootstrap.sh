@@ -53,6 +53,9 @@ node_pkgs=()
 command -v buildah >/dev/null 2>&1 || node_pkgs+=(buildah)
 command -v debootstrap >/dev/null 2>&1 || node_pkgs+=(debootstrap)
 command -v gcc >/dev/null 2>&1 || node_pkgs+=(gcc libc6-dev)
+# Argo CD's cache (devstack/argocd.py) and its Git server's `git http-backend`.
+command -v redis-server >/dev/null 2>&1 || [[ -x /usr/bin/redis-server ]] || node_pkgs+=(redis-server)
+command -v git >/dev/null 2>&1 || node_pkgs+=(git)
 if ((${#node_pkgs[@]})); then apt_install "${node_pkgs[@]}"; fi
 
 PYTHON="${PYTHON:-python3}"
