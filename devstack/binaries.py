@@ -135,7 +135,7 @@ def vault() -> str:
         raise MissingComponent(
             "hashicorp-vault",
             f"{path} not found; build it with `devstack/build-binaries.sh vault` "
-            "(see docs/devstack.md: the v1.21.4 build is blocked on its sdk version)",
+            "(make bootstrap does)",
         )
     return str(path)
 

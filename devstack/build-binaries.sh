@@ -16,9 +16,13 @@ KUBECONFORM_VERSION="${KUBECONFORM_VERSION:-v0.8.0}"
 PROMETHEUS_OPERATOR_VERSION="${PROMETHEUS_OPERATOR_VERSION:-v0.85.0}"
 VAULT_VERSION="${VAULT_VERSION:-v1.21.4}"
 # HashiCorp Vault's module zip lacks its nested sdk/ module, and at v1.21.4 (a release-branch tag)
-# the in-tree sdk matches no published sdk version. The build needs the pseudo-version of the
-# tag's commit here; until it is known this stays empty and `vault` reports itself blocked.
-VAULT_SDK_VERSION="${VAULT_SDK_VERSION:-}"
+# the in-tree sdk matches no published sdk version, and the proxy serves no pseudo-version of the
+# tag's commit (docs/devstack.md). The build takes the sdk Vault's go.mod requires (v0.21.0) and
+# adapts Vault's three call sites whose signatures differ (VAULT_PATCH, applied with
+# `go build -overlay`; it touches identity deduplication's activation flag and a transit
+# observation, nothing sealkit uses). The binary reports itself as 1.21.4+sealkit.sdk.patch.
+VAULT_SDK_VERSION="${VAULT_SDK_VERSION:-v0.21.0}"
+VAULT_PATCH="${VAULT_PATCH-$(cd "$(dirname "$0")" && pwd)/go/vault-$VAULT_VERSION-sdk-$VAULT_SDK_VERSION.patch}"
 ARGOCD_VERSION="${ARGOCD_VERSION:-v3.6.1}"
 # Argo CD v3.6 declares `go 1.27.0`; the go command fetches this toolchain from
 # the module proxy. Scoped to the argocd build only (everything else: local go).
@@ -213,24 +217,33 @@ for r in mod.get("Replace") or []:
 build_vault() {
   local d="$CACHE/vault-$VAULT_VERSION"
   [[ -x "$d/vault" ]] && return
-  if [[ -z "$VAULT_SDK_VERSION" ]]; then
-    log "vault $VAULT_VERSION: BLOCKED: its in-tree sdk matches no published sdk version, and the"
-    log "  module proxy serves no pseudo-version of the tag's commit here (docs/devstack.md)."
-    log "  Set VAULT_SDK_VERSION=<that pseudo-version> to build it."
-    return 3
-  fi
   if [[ "${REGEN:-0}" == 1 || ! -f "$HERE/go/vault/go.sum" ]] \
      || ! grep -q "vault/sdk => github.com/hashicorp/vault/sdk $VAULT_SDK_VERSION\$" "$HERE/go/vault/go.mod"; then
     regen_vault
   fi
   log "building vault $VAULT_VERSION (cold: ~16 min on 2 quiet cores, 4.5 GB peak RSS)"
-  mkdir -p "$d.tmp"
+  rm -rf "$d.tmp"; mkdir -p "$d.tmp"
+  local wrap="$HERE/go/vault" meta=""
+  if [[ -n "$VAULT_PATCH" ]]; then
+    # `go build -overlay` may not replace files in the module cache, so the build uses a
+    # patched copy of Vault's module beside it (the cache stays as downloaded) and a copy
+    # of the wrapper module that points there.
+    local src
+    src="$(cd "$wrap" && go mod download -json github.com/hashicorp/vault \
+      | python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')"
+    cp -r "$src" "$d.tmp/src" && chmod -R u+w "$d.tmp/src"
+    patch --quiet -d "$d.tmp/src" -p1 < "$VAULT_PATCH"
+    mkdir "$d.tmp/wrap" && cp "$wrap/go.mod" "$wrap/go.sum" "$d.tmp/wrap/"
+    (cd "$d.tmp/wrap" && go mod edit -replace="github.com/hashicorp/vault=$d.tmp/src")
+    wrap="$d.tmp/wrap"
+    meta=" -X github.com/hashicorp/vault/version.VersionMetadata=sealkit.sdk.patch"
+  fi
   # `vault` is upstream's default build tag (`minimal` drops kubernetes auth and the database
   # engine). The version comes from the module's embedded version/VERSION file.
-  (cd "$HERE/go/vault" && nice -n 15 go build -trimpath -tags vault \
-     -ldflags "-s -w -X github.com/hashicorp/vault/version.GitCommit=$VAULT_VERSION" \
+  (cd "$wrap" && nice -n 15 go build -trimpath -tags vault \
+     -ldflags "-s -w -X github.com/hashicorp/vault/version.GitCommit=$VAULT_VERSION$meta" \
      -o "$d.tmp/vault" github.com/hashicorp/vault)
-  rm -rf "$d"; mv "$d.tmp" "$d"
+  rm -rf "$d.tmp/src" "$d.tmp/wrap" "$d"; mv "$d.tmp" "$d"
 }
 
 # Argo CD: one multi-call binary (cmd/) plus symlinks named after each
@@ -303,6 +316,6 @@ case "${1:-all}" in
   kubeconform) build_kubeconform ;;
   argocd) build_argocd ;;
   vault) build_vault ;;
-  all) build_etcd; build_kubeseal; build_kube; build_containerd; build_coredns; build_helm; build_kubeconform; build_sealed_secrets_it; build_argocd ;;
+  all) build_etcd; build_kubeseal; build_kube; build_containerd; build_coredns; build_helm; build_kubeconform; build_sealed_secrets_it; build_argocd; build_vault ;;
   *) log "usage: $0 [all|etcd|kube|kubeseal|containerd|coredns|helm|kubeconform|sealed-secrets-it|argocd|vault]"; exit 2 ;;
 esac
