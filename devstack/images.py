@@ -321,11 +321,30 @@ DEMO_IMAGES = {
 }
 
 
-def demo_images() -> list[Archive]:
+# HashiCorp Vault in the demo (`SEALKIT_VAULT=vault`): the example's OpenBao Deployment is
+# switched to this image name (scripts/walkthrough.py), which the overlay swaps like the rest.
+VAULT_IMAGE = "hashicorp/vault"
+VAULT_TAG = binaries._pinned("VAULT_VERSION").removeprefix("v")
+VAULT_DEMO_IMAGE = f"localhost/sealkit/vault:{VAULT_TAG}"
+
+
+def vault_image() -> Archive:
+    """The stack's own Vault binary (`build-binaries.sh vault`) on the Debian base."""
+    path = Path(binaries.vault())  # MissingComponent when it was not built
+    dockerfile = IMAGES_DIR / "vault" / "Dockerfile"
+    parts = tree_digest(path.parent, ["vault"]) + tree_digest(dockerfile.parent, ["Dockerfile"])
+    key = hashlib.sha256(parts.encode()).hexdigest()[:16]
+    return build_dockerfile(VAULT_DEMO_IMAGE, path.parent, dockerfile, key)
+
+
+def demo_images(flavor: str = "openbao") -> list[Archive]:
+    """The demo's images; with `flavor` "vault", HashiCorp Vault's too."""
     out = []
     for name, sub in DEMO_IMAGES.values():
         ctx = IMAGES_DIR / sub
         out.append(build_dockerfile(name, ctx, ctx / "Dockerfile", tree_digest(ctx, ["."])))
+    if flavor == "vault":
+        out.append(vault_image())
     return out
 
 

@@ -77,9 +77,21 @@ class Reporter:
         print(f"      ok ({took:.1f}s)", flush=True)
 
 
+def vault_flavor() -> str:
+    """The demo's Vault: OpenBao, or HashiCorp Vault under `SEALKIT_VAULT=vault`."""
+    from devstack import vault_server
+
+    try:
+        return vault_server.selection()[0]
+    except ValueError as err:
+        raise wt.StepFailed(str(err)) from None
+
+
 def run_steps(rep: Reporter, log: wt.Log) -> None:
+    flavor = vault_flavor()
+    server = "HashiCorp Vault" if flavor == "vault" else "OpenBao"
     with rep.step(
-        "stack", "local stack: control plane, node, OpenBao, PostgreSQL, Argo CD, Git server"
+        "stack", f"local stack: control plane, node, {server}, PostgreSQL, Argo CD, Git server"
     ) as d:
         log.run(
             [
@@ -114,18 +126,23 @@ def run_steps(rep: Reporter, log: wt.Log) -> None:
         "cluster", "sealkit-controller as pods (deploy/), the demo's images, PostgreSQL's volume"
     ) as d:
         wt.install_crd(walk.kubectl, walk.kubeconfig, log)
-        d.extend(walk.prepare_cluster(STACK_DIR))
+        d.extend(walk.prepare_cluster(STACK_DIR, flavor))
 
     with rep.step(
         "seal",
         "fetch the certificate through the apiserver; seal the example's secrets with sealkit",
     ) as d:
-        names = walk.seal_working_copy(wt.stack_images())
+        from devstack import images
+
+        vault_image = f"{images.VAULT_IMAGE}:{images.VAULT_TAG}" if flavor == "vault" else None
+        names = walk.seal_working_copy(wt.stack_images(), vault_image)
         d.append(
             f"sealed {', '.join(names)} into {show(walk.gitops)}/ "
             "(values piped from memory, never written in clear)"
         )
         d.append(f"images for this stack: {len(walk.swapped)} swapped (no registry here)")
+        if vault_image:
+            d.append(f"Vault: {vault_image} (OpenBao's Deployment switched to HashiCorp Vault)")
 
     with rep.step("commit", "commit the working copy to the stack's Git repository") as d:
         head = walk.commit("demo: welcome-message-gitops, sealed for this stack's controller")

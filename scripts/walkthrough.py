@@ -568,7 +568,26 @@ def stack_images() -> dict[str, str]:
 
     swap = {name: new for name, (new, _) in images.DEMO_IMAGES.items()}
     swap["ghcr.io/sealkit/sealkit"] = images.SEALKIT_IMAGE
+    swap[images.VAULT_IMAGE] = images.VAULT_DEMO_IMAGE
     return swap
+
+
+def use_hashicorp_vault(dest: Path, image: str) -> None:
+    """Switch the working copy's OpenBao Deployment to HashiCorp Vault, as a Vault user writes
+    it: Vault's image and its name for the dev root token variable. Port, arguments (`server
+    -dev -dev-listen-address=...`), probe and API are the same on both servers."""
+    path = dest / "cluster" / "vault-deployment.yaml"
+    text = path.read_text()
+    docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    for doc in docs:
+        if doc.get("kind") != "Deployment":
+            continue
+        for container in doc["spec"]["template"]["spec"]["containers"]:
+            container["image"] = image
+            for var in container.get("env") or []:
+                if var.get("name") == "BAO_DEV_ROOT_TOKEN_ID":
+                    var["name"] = "VAULT_DEV_ROOT_TOKEN_ID"
+    path.write_text(header_comment(text) + yaml.safe_dump_all(docs, sort_keys=False))
 
 
 def local_volume(
@@ -778,9 +797,15 @@ class Walkthrough:
             "git-auth": {"username": "ci-bot", "password": kept("git-auth", "password", "git-")},
         }
 
-    def seal_working_copy(self, images: Mapping[str, str] | None = None) -> list[str]:
-        """Copy the example, re-seal it for the cluster's controller, swap in local images."""
+    def seal_working_copy(
+        self, images: Mapping[str, str] | None = None, vault_image: str | None = None
+    ) -> list[str]:
+        """Copy the example, re-seal it for the cluster's controller, swap in local images.
+
+        `vault_image` (HashiCorp Vault's, e.g. `hashicorp/vault:1.21.4`) replaces OpenBao."""
         make_working_copy(self.gitops, self.namespace)
+        if vault_image:
+            use_hashicorp_vault(self.gitops, vault_image)
         source = self.controller.url if self.controller is not None else self.kubeconfig
         fetch_cert(self.sealkit, source, self.cert, self.log)
         self.inputs = self.demo_inputs()
@@ -854,7 +879,7 @@ class Walkthrough:
             )
         return done
 
-    def prepare_cluster(self, stack_dir: Path) -> list[str]:
+    def prepare_cluster(self, stack_dir: Path, flavor: str = "openbao") -> list[str]:
         """The controller as pods (deploy/), the demo's images on the node, and a volume for
         PostgreSQL's claim. Returns what was done, one line each."""
         import devstack
@@ -865,8 +890,8 @@ class Walkthrough:
             raise StepFailed("the stack has no node (see `python -m devstack status`)")
         try:
             took = deploy.deploy_controller(stack)
-            fresh = deploy.ensure_images(stack, images.demo_images())
-        except (RuntimeError, OSError) as err:
+            fresh = deploy.ensure_images(stack, images.demo_images(flavor))
+        except (RuntimeError, OSError, devstack.MissingComponent) as err:
             raise StepFailed(str(err).splitlines()[0]) from None
         pv = local_volume(
             f"sealkit-demo-postgresql-{self.namespace}",

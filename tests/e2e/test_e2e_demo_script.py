@@ -6,6 +6,7 @@ of its own (with its own node, Argo CD and Git server), so the shared stack is n
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,13 +18,17 @@ pytestmark = [pytest.mark.stack, pytest.mark.timeout(1200)]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _demo(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def _demo(
+    *args: str, flavor: str = "openbao", timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """`make demo` as run with `SEALKIT_VAULT=<flavor>`."""
     return subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "demo.py"), *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
+        env={**os.environ, "SEALKIT_VAULT": flavor},
     )
 
 
@@ -57,14 +62,29 @@ def _tests_after_the_demo(kubectl: str, kubeconfig: str) -> None:
     assert "Job" in dry_run_examples(kubectl, kubeconfig, "t-after-demo")
 
 
-def test_make_demo_runs_twice_with_argocd_then_demo_down_stops_it(stack, tmp_path, kubectl_path):
-    from devstack.stack import parse_env
-    from devstack.testing import require
+def _vault_pod_image(kubectl: str, kubeconfig: str) -> str:
+    return subprocess.run(
+        [kubectl, "--kubeconfig", kubeconfig, "get", "pods", "-l", "app.kubernetes.io/name=vault",
+         "-o", "jsonpath={.items[*].spec.containers[0].image}"],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
 
+
+@pytest.mark.parametrize("flavor", ["openbao", "vault"])
+def test_make_demo_runs_twice_with_argocd_then_demo_down_stops_it(
+    stack, tmp_path, kubectl_path, flavor
+):
+    """`make demo` and `make demo SEALKIT_VAULT=vault`: the same flow on OpenBao and on
+    HashiCorp Vault (the example's Vault Deployment switched to Vault's image)."""
+    from devstack import images
+    from devstack.stack import parse_env
+    from devstack.testing import require, require_flavor
+
+    require_flavor(flavor)
     require(stack, "kube", "kubectl")
     stack_dir = tmp_path / "stack"
     try:
-        first = _demo("up", "--stack-dir", str(stack_dir))
+        first = _demo("up", "--stack-dir", str(stack_dir), flavor=flavor)
         out = first.stdout
         assert first.returncode == 0, out + first.stderr
         assert "summary: all 7 steps passed" in out
@@ -76,11 +96,15 @@ def test_make_demo_runs_twice_with_argocd_then_demo_down_stops_it(stack, tmp_pat
         assert "SealedSecret" in out and "vault-bootstrap" in out
         assert "Apply complete:" in out and "connected to PostgreSQL as a dynamic user" in out
 
-        second = _demo("up", "--stack-dir", str(stack_dir))
+        second = _demo("up", "--stack-dir", str(stack_dir), flavor=flavor)
         assert second.returncode == 0, second.stdout + second.stderr
         assert "Apply complete: 0 writes." in second.stdout  # the hook is idempotent
 
         env = parse_env((stack_dir / "env").read_text())
+        served = _vault_pod_image(kubectl_path, env["KUBECONFIG"])
+        want = images.VAULT_DEMO_IMAGE if flavor == "vault" else "localhost/sealkit/openbao:"
+        assert served.startswith(want), served
+        assert env["SEALKIT_VAULT_DEFAULT"] == flavor
         texts = [
             first.stdout,
             first.stderr,
@@ -90,9 +114,10 @@ def test_make_demo_runs_twice_with_argocd_then_demo_down_stops_it(stack, tmp_pat
         ]
         for secret in (env["VAULT_TOKEN"], env["PGPASSWORD"]):
             assert not any(secret in t for t in texts), "a stack secret was printed or logged"
-        _tests_after_the_demo(kubectl_path, env["KUBECONFIG"])
+        if flavor == "openbao":  # the README's order once; the flavour changes nothing there
+            _tests_after_the_demo(kubectl_path, env["KUBECONFIG"])
     finally:
-        down = _demo("down", "--stack-dir", str(stack_dir), timeout=180)
+        down = _demo("down", "--stack-dir", str(stack_dir), flavor=flavor, timeout=180)
     assert down.returncode == 0, down.stdout + down.stderr
     assert _stack_processes(stack_dir) == [], "a demo process survived make demo-down"
     assert not (stack_dir / "state.json").exists()
