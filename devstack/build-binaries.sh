@@ -18,9 +18,9 @@ VAULT_VERSION="${VAULT_VERSION:-v1.21.4}"
 # HashiCorp Vault's module zip lacks its nested sdk/ module, and at v1.21.4 (a release-branch tag)
 # the in-tree sdk matches no published sdk version, and the proxy serves no pseudo-version of the
 # tag's commit (docs/devstack.md). The build takes the sdk Vault's go.mod requires (v0.21.0) and
-# adapts Vault's three call sites whose signatures differ (VAULT_PATCH, applied with
-# `go build -overlay`; it touches identity deduplication's activation flag and a transit
-# observation, nothing sealkit uses). The binary reports itself as 1.21.4+sealkit.sdk.patch.
+# adapts Vault's three call sites whose signatures differ (VAULT_PATCH, applied to a copy of
+# the module; it touches identity deduplication's activation flag and a transit observation,
+# nothing sealkit uses). The binary reports itself as 1.21.4+sealkit.sdk.patch.
 VAULT_SDK_VERSION="${VAULT_SDK_VERSION:-v0.21.0}"
 VAULT_PATCH="${VAULT_PATCH-$(cd "$(dirname "$0")" && pwd)/go/vault-$VAULT_VERSION-sdk-$VAULT_SDK_VERSION.patch}"
 ARGOCD_VERSION="${ARGOCD_VERSION:-v3.6.1}"
