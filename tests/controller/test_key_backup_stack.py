@@ -151,8 +151,8 @@ def test_vault_target_and_vault_down(
     kube: Kube, stack: Any, keys_ns: str, vault_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = f"sealkit-test/{keys_ns}"
-    monkeypatch.setenv("VAULT_ADDR", stack.vault_addr)
-    monkeypatch.setenv("VAULT_TOKEN", stack.vault_token)
+    monkeypatch.setenv("VAULT_ADDR", vault_client.url)
+    monkeypatch.setenv("VAULT_TOKEN", vault_client.token)
     with running_controller(
         stack.kubeconfig, keys_ns, [keys_ns], "--key-backup", f"vault:secret/{path}"
     ) as app:

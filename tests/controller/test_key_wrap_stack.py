@@ -67,8 +67,8 @@ def test_wrapped_keys_restart_vault_down_and_unwrap(
     mount = f"transit-{keys}"
     vault_client.sys.enable_secrets_engine("transit", path=mount)
     vault_client.secrets.transit.create_key(name="sealkit", mount_point=mount)
-    monkeypatch.setenv("VAULT_ADDR", stack.vault_addr)
-    monkeypatch.setenv("VAULT_TOKEN", stack.vault_token)
+    monkeypatch.setenv("VAULT_ADDR", vault_client.url)
+    monkeypatch.setenv("VAULT_TOKEN", vault_client.token)
     wrap = ["--key-wrap", f"transit:{mount}/sealkit", "--key-renew-period", "0"]
     try:
         with running_controller(stack.kubeconfig, keys, [ns], *wrap) as app:
@@ -108,7 +108,7 @@ def test_wrapped_keys_restart_vault_down_and_unwrap(
         texts = "\n".join(r.getMessage() for r in caplog.records)
         assert "cannot unwrap key Secret" in texts and VALUE not in texts
         # roll back: unwrap with the CLI; a controller without --key-wrap loads the key
-        monkeypatch.setenv("VAULT_ADDR", stack.vault_addr)
+        monkeypatch.setenv("VAULT_ADDR", vault_client.url)
         proc = subprocess.run(
             [
                 SEALKIT,
