@@ -330,6 +330,9 @@ def test_every_flag_and_error_path_like_kubeseal(
         env = {k: v for k, v in os.environ.items() if not k.startswith("SEALED_SECRETS_")}
         env.update(env_extra.get(row, {}))
         env["KUBECONFIG"] = str(tmp_path / "no-kubeconfig")
+        # `--logtostderr=false` (row klog-flags) makes kubeseal's klog write its log files to
+        # $TMPDIR: they go to this test's directory, not /tmp.
+        env["TMPDIR"] = str(tmp_path)
         go = subprocess.run(
             [kubeseal_path, *args], input=stdin.encode(), capture_output=True, timeout=60, env=env
         )
