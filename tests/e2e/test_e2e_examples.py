@@ -547,6 +547,30 @@ def test_working_copy_moves_the_example_to_another_namespace(demo, tmp_path):
     assert (copy / "cluster" / "vault-bootstrap-job.yaml").read_text().startswith("# The Vault")
 
 
+def test_the_working_copy_switches_to_hashicorp_vault_and_the_overlay_swaps_it(demo, tmp_path):
+    """`make demo SEALKIT_VAULT=vault`: only the Vault Deployment's image and its dev root token
+    variable change (Vault reads VAULT_DEV_ROOT_TOKEN_ID, OpenBao BAO_DEV_ROOT_TOKEN_ID); then
+    the image swap points it at the stack's own Vault image."""
+    from devstack import images
+
+    copy = demo.make_working_copy(tmp_path / "gitops")
+    before = {p.name: p.read_text() for p in (copy / "cluster").glob("*.yaml")}
+    demo.use_hashicorp_vault(copy, f"{images.VAULT_IMAGE}:{images.VAULT_TAG}")
+    after = {p.name: p.read_text() for p in (copy / "cluster").glob("*.yaml")}
+    assert [n for n in before if before[n] != after[n]] == ["vault-deployment.yaml"]
+    deployment = next(
+        d
+        for d in demo.load_manifests(copy / "cluster")
+        if d["metadata"]["name"] == "vault" and d["kind"] == "Deployment"
+    )
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == f"hashicorp/vault:{images.VAULT_TAG}"
+    assert [e["name"] for e in container["env"]] == ["VAULT_DEV_ROOT_TOKEN_ID"]
+    assert container["args"] == ["server", "-dev", "-dev-listen-address=0.0.0.0:8200"]
+    swapped = demo.swap_images(copy, demo.stack_images())
+    assert f"hashicorp/vault -> {images.VAULT_DEMO_IMAGE}" in swapped
+
+
 def test_secret_for_rebuilds_the_plaintext_secret_from_the_template(demo):
     sealed = next(d for d in k8s_docs(GITOPS / "cluster" / "git-auth.sealedsecret.yaml"))
     secret = demo.secret_for(sealed, {"username": "u", "password": "p"})
