@@ -309,22 +309,25 @@ build_argocd() {
 # downloads and single-threaded links leave a core idle much of the time (measured on a cold
 # machine: everything built in about 25 min with Vault beside the rest, docs/devstack.md).
 # If a build in the foreground fails, the background one is stopped with it.
+VAULT_BG_PID=""  # global: the EXIT trap runs after build_all has returned
+stop_vault_bg() { if [[ -n "$VAULT_BG_PID" ]]; then kill -- "-$VAULT_BG_PID" 2>/dev/null || true; fi; }
 build_all() {
-  local vlog="$CACHE/vault-build.log" vpid=""
+  local vlog="$CACHE/vault-build.log"
   mkdir -p "$CACHE"
   if [[ ! -x "$CACHE/vault-$VAULT_VERSION/vault" ]]; then
     log "building vault $VAULT_VERSION in the background (log: $vlog)"
     setsid bash "$0" vault >"$vlog" 2>&1 &
-    vpid=$!
-    trap '[[ -n "$vpid" ]] && kill -- "-$vpid" 2>/dev/null' EXIT
+    VAULT_BG_PID=$!
+    trap stop_vault_bg EXIT
   fi
   build_etcd; build_kubeseal; build_kube; build_containerd; build_coredns; build_helm
   build_kubeconform; build_sealed_secrets_it; build_argocd
-  if [[ -n "$vpid" ]]; then
+  if [[ -n "$VAULT_BG_PID" ]]; then
     log "waiting for the vault build (log: $vlog)"
     local rc=0
-    wait "$vpid" || rc=$?
-    vpid=""
+    wait "$VAULT_BG_PID" || rc=$?
+    VAULT_BG_PID=""
+    trap - EXIT
     if ((rc != 0)); then
       tail -n 30 "$vlog" >&2; log "vault build failed (exit $rc; log: $vlog)"; return "$rc"
     fi
