@@ -42,6 +42,7 @@ fi
 kube_dir="$CACHE/k8s-$KUBE_VERSION"
 etcd_dir="$CACHE/etcd-$ETCD_VERSION"
 kubeseal_dir="$CACHE/kubeseal-$KUBESEAL_VERSION"
+vault_dir="$CACHE/vault-$VAULT_VERSION"
 
 regen_kube() {
   local sv="v0${KUBE_VERSION#v1}"
@@ -215,7 +216,7 @@ for r in mod.get("Replace") or []:
 }
 
 build_vault() {
-  local d="$CACHE/vault-$VAULT_VERSION"
+  local d="$vault_dir"
   [[ -x "$d/vault" ]] && return
   if [[ "${REGEN:-0}" == 1 || ! -f "$HERE/go/vault/go.sum" ]] \
      || ! grep -q "vault/sdk => github.com/hashicorp/vault/sdk $VAULT_SDK_VERSION\$" "$HERE/go/vault/go.mod"; then
@@ -230,7 +231,7 @@ build_vault() {
     # of the wrapper module that points there.
     local src
     src="$(cd "$wrap" && go mod download -json github.com/hashicorp/vault \
-      | python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')"
+      | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
     cp -r "$src" "$d.tmp/src" && chmod -R u+w "$d.tmp/src"
     patch --quiet -d "$d.tmp/src" -p1 < "$VAULT_PATCH"
     mkdir "$d.tmp/wrap" && cp "$wrap/go.mod" "$wrap/go.sum" "$d.tmp/wrap/"
@@ -314,7 +315,7 @@ stop_vault_bg() { if [[ -n "$VAULT_BG_PID" ]]; then kill -- "-$VAULT_BG_PID" 2>/
 build_all() {
   local vlog="$CACHE/vault-build.log"
   mkdir -p "$CACHE"
-  if [[ ! -x "$CACHE/vault-$VAULT_VERSION/vault" ]]; then
+  if [[ ! -x "$vault_dir/vault" ]]; then
     log "building vault $VAULT_VERSION in the background (log: $vlog)"
     setsid bash "$0" vault >"$vlog" 2>&1 &
     VAULT_BG_PID=$!

@@ -571,8 +571,9 @@ def down(directory: str | Path | None = None, *, quiet: bool = False) -> bool:
     with _locked(d):
         stack = load(d)
         if stack is not None:
-            stack.stop()
-    argocd.remove_socket_dir(d)  # also when no stack was recorded
+            stack.stop()  # removes the askpass socket dir too
+        else:
+            argocd.remove_socket_dir(d)
     shutil.rmtree(d, ignore_errors=True)
     _say(f"stack in {d} stopped" if stack else f"removed {d} (no recorded stack)", quiet)
     return stack is not None

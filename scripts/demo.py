@@ -134,7 +134,7 @@ def run_steps(rep: Reporter, log: wt.Log) -> None:
     ) as d:
         from devstack import images
 
-        vault_image = f"{images.VAULT_IMAGE}:{images.VAULT_TAG}" if flavor == "vault" else None
+        vault_image = images.VAULT_USER_IMAGE if flavor == "vault" else None
         names = walk.seal_working_copy(wt.stack_images(), vault_image)
         d.append(
             f"sealed {', '.join(names)} into {show(walk.gitops)}/ "

@@ -500,26 +500,39 @@ def seal_with_cli(sealkit: str, cert: Path, log: Log) -> Callable[[dict[str, Any
     return seal
 
 
+Docs = list[dict[str, Any]]
+
+
+def rewrite_manifest(path: Path, edit: Callable[[Docs], Docs | None]) -> None:
+    """Apply `edit` to the documents of a manifest file and write them back under the file's
+    header comment; `edit` returns None when it changed nothing (the file is left as it is)."""
+    text = path.read_text()
+    out = edit([d for d in yaml.safe_load_all(text) if d is not None])
+    if out is not None:
+        path.write_text(header_comment(text) + yaml.safe_dump_all(out, sort_keys=False))
+
+
 def reseal_file(
     path: Path,
     values: Mapping[str, Mapping[str, str]],
     seal: Callable[[dict[str, Any]], dict[str, Any]],
 ) -> list[str]:
     """Re-seal every SealedSecret in `path` with new values; return the names re-sealed."""
-    text = path.read_text()
-    docs = [d for d in yaml.safe_load_all(text) if d is not None]
     names: list[str] = []
-    out = []
-    for doc in docs:
-        if doc.get("kind") == "SealedSecret":
-            name = doc["metadata"]["name"]
-            if name not in values:
-                raise StepFailed(f"no demo input for SealedSecret {name} in {path.name}")
-            doc = keep_outer_metadata(doc, seal(secret_for(doc, values[name])))
-            names.append(name)
-        out.append(doc)
-    if names:
-        path.write_text(header_comment(text) + yaml.safe_dump_all(out, sort_keys=False))
+
+    def reseal(docs: Docs) -> Docs | None:
+        out = []
+        for doc in docs:
+            if doc.get("kind") == "SealedSecret":
+                name = doc["metadata"]["name"]
+                if name not in values:
+                    raise StepFailed(f"no demo input for SealedSecret {name} in {path.name}")
+                doc = keep_outer_metadata(doc, seal(secret_for(doc, values[name])))
+                names.append(name)
+            out.append(doc)
+        return out if names else None
+
+    rewrite_manifest(path, reseal)
     return names
 
 
@@ -531,10 +544,7 @@ def make_working_copy(dest: Path, namespace: str | None = None) -> Path:
     if namespace and namespace != "default":
         for folder in ("apps", "cluster"):
             for path in sorted((dest / folder).glob("*.yaml")):
-                text = path.read_text()
-                docs = [d for d in yaml.safe_load_all(text) if d is not None]
-                moved = retarget_namespace(docs, "default", namespace)
-                path.write_text(header_comment(text) + yaml.safe_dump_all(moved, sort_keys=False))
+                rewrite_manifest(path, lambda docs: retarget_namespace(docs, "default", namespace))
     return dest
 
 
@@ -543,22 +553,22 @@ def swap_images(dest: Path, images: Mapping[str, str]) -> list[str]:
     reachable here): `images` maps an image name without tag to the local `name:tag`.
     Returns the images swapped; an image the map lacks is left as it is."""
     swapped: list[str] = []
+
+    def swap(docs: Docs) -> Docs | None:
+        before = len(swapped)
+        for doc in docs:
+            pod = ((doc.get("spec") or {}).get("template") or {}).get("spec") or {}
+            for container in (pod.get("containers") or []) + (pod.get("initContainers") or []):
+                name = container.get("image", "").rsplit(":", 1)[0]
+                if name in images:
+                    container["image"] = images[name]
+                    container["imagePullPolicy"] = "Never"
+                    swapped.append(f"{name} -> {images[name]}")
+        return docs if len(swapped) > before else None
+
     for folder in ("apps", "cluster"):
         for path in sorted((dest / folder).glob("*.yaml")):
-            text = path.read_text()
-            docs = [d for d in yaml.safe_load_all(text) if d is not None]
-            changed = False
-            for doc in docs:
-                pod = ((doc.get("spec") or {}).get("template") or {}).get("spec") or {}
-                for container in (pod.get("containers") or []) + (pod.get("initContainers") or []):
-                    name = container.get("image", "").rsplit(":", 1)[0]
-                    if name in images:
-                        container["image"] = images[name]
-                        container["imagePullPolicy"] = "Never"
-                        swapped.append(f"{name} -> {images[name]}")
-                        changed = True
-            if changed:
-                path.write_text(header_comment(text) + yaml.safe_dump_all(docs, sort_keys=False))
+            rewrite_manifest(path, swap)
     return swapped
 
 
@@ -576,18 +586,19 @@ def use_hashicorp_vault(dest: Path, image: str) -> None:
     """Switch the working copy's OpenBao Deployment to HashiCorp Vault, as a Vault user writes
     it: Vault's image and its name for the dev root token variable. Port, arguments (`server
     -dev -dev-listen-address=...`), probe and API are the same on both servers."""
-    path = dest / "cluster" / "vault-deployment.yaml"
-    text = path.read_text()
-    docs = [d for d in yaml.safe_load_all(text) if d is not None]
-    for doc in docs:
-        if doc.get("kind") != "Deployment":
-            continue
-        for container in doc["spec"]["template"]["spec"]["containers"]:
-            container["image"] = image
-            for var in container.get("env") or []:
-                if var.get("name") == "BAO_DEV_ROOT_TOKEN_ID":
-                    var["name"] = "VAULT_DEV_ROOT_TOKEN_ID"
-    path.write_text(header_comment(text) + yaml.safe_dump_all(docs, sort_keys=False))
+
+    def switch(docs: Docs) -> Docs:
+        for doc in docs:
+            if doc.get("kind") != "Deployment":
+                continue
+            for container in doc["spec"]["template"]["spec"]["containers"]:
+                container["image"] = image
+                for var in container.get("env") or []:
+                    if var.get("name") == "BAO_DEV_ROOT_TOKEN_ID":
+                        var["name"] = "VAULT_DEV_ROOT_TOKEN_ID"
+        return docs
+
+    rewrite_manifest(dest / "cluster" / "vault-deployment.yaml", switch)
 
 
 def local_volume(

@@ -102,8 +102,8 @@ def test_make_demo_runs_twice_with_argocd_then_demo_down_stops_it(
 
         env = parse_env((stack_dir / "env").read_text())
         served = _vault_pod_image(kubectl_path, env["KUBECONFIG"])
-        want = images.VAULT_DEMO_IMAGE if flavor == "vault" else "localhost/sealkit/openbao:"
-        assert served.startswith(want), served
+        openbao = images.DEMO_IMAGES["quay.io/openbao/openbao"][0]
+        assert served.startswith(images.VAULT_DEMO_IMAGE if flavor == "vault" else openbao), served
         assert env["SEALKIT_VAULT_DEFAULT"] == flavor
         texts = [
             first.stdout,

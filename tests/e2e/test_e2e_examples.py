@@ -555,7 +555,7 @@ def test_the_working_copy_switches_to_hashicorp_vault_and_the_overlay_swaps_it(d
 
     copy = demo.make_working_copy(tmp_path / "gitops")
     before = {p.name: p.read_text() for p in (copy / "cluster").glob("*.yaml")}
-    demo.use_hashicorp_vault(copy, f"{images.VAULT_IMAGE}:{images.VAULT_TAG}")
+    demo.use_hashicorp_vault(copy, images.VAULT_USER_IMAGE)
     after = {p.name: p.read_text() for p in (copy / "cluster").glob("*.yaml")}
     assert [n for n in before if before[n] != after[n]] == ["vault-deployment.yaml"]
     deployment = next(
